@@ -1,0 +1,230 @@
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static void vmessage(const sf_cli *cli, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "%s: ", cli->prog);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void sf_cli_error(const sf_cli *cli, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage(cli, fmt, ap);
+    va_end(ap);
+}
+
+void sf_cli_warn(const sf_cli *cli, const char *fmt, ...)
+{
+    va_list ap;
+    if (cli->verbosity < 1)
+        return;
+    va_start(ap, fmt);
+    vmessage(cli, fmt, ap);
+    va_end(ap);
+}
+
+void sf_cli_info(const sf_cli *cli, const char *fmt, ...)
+{
+    va_list ap;
+    if (cli->verbosity < 2)
+        return;
+    va_start(ap, fmt);
+    vmessage(cli, fmt, ap);
+    va_end(ap);
+}
+
+void sf_cli_usage_error(const sf_cli *cli, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage(cli, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "Try '%s --help'.\n", cli->prog);
+    exit(SF_EXIT_USAGE);
+}
+
+static void load_config(sf_cli *cli, const char *path)
+{
+    sf_error err;
+    if (sf_config_load_file(&cli->config, path, &err) != SF_OK) {
+        sf_cli_error(cli, "%s", err.message);
+        exit(SF_EXIT_USAGE);
+    }
+}
+
+void sf_cli_init(sf_cli *cli, const char *prog, int argc, char **argv)
+{
+    cli->prog = prog;
+    cli->verbosity = 1;
+    sf_config_init(&cli->config);
+    /* Presets first, whatever their position, so that flags override them. */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0)
+            break;
+        if (strncmp(a, "--config=", 9) == 0)
+            load_config(cli, a + 9);
+        else if ((strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) && i + 1 < argc)
+            load_config(cli, argv[++i]);
+        else if (strncmp(a, "-c", 2) == 0 && a[2] != '\0' && a[1] != '-')
+            load_config(cli, a + 2);
+    }
+}
+
+static void print_help(const sf_cli *cli)
+{
+    printf("Usage: %s %s\n%s\n\n", cli->prog, cli->synopsis, cli->summary);
+    if (cli->options_help && *cli->options_help)
+        printf("%s", cli->options_help);
+    printf("  -c, --config FILE    read settings from a YAML preset (flags override it)\n"
+           "      --set KEY=VALUE  override one setting (see sf(7) for the keys)\n"
+           "  -q, --quiet          print errors only\n"
+           "  -v, --verbose        print progress details\n"
+           "  -h, --help           show this help and exit\n"
+           "  -V, --version        show the version and exit\n"
+           "\nExit status: 0 success, 1 some inputs failed, 2 usage error, 3 fatal error.\n"
+           "Full documentation: man %s\n", cli->prog);
+}
+
+static const struct option common_longopts[] = {
+    { "config", required_argument, NULL, 'c' },
+    { "set", required_argument, NULL, SF_OPT_SET },
+    { "quiet", no_argument, NULL, 'q' },
+    { "verbose", no_argument, NULL, 'v' },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+};
+#define N_COMMON (sizeof common_longopts / sizeof common_longopts[0])
+
+int sf_cli_getopt(sf_cli *cli, int argc, char **argv, const char *shortopts,
+                  const struct option *longopts)
+{
+    /* Built once per process: the program's options followed by the common ones. */
+    static struct option merged[64];
+    static char shorts[128];
+    if (merged[0].name == NULL) {
+        size_t n = 0;
+        for (const struct option *o = longopts; o && o->name; o++)
+            if (n < 64 - N_COMMON - 1)
+                merged[n++] = *o;
+        for (size_t i = 0; i < N_COMMON; i++)
+            merged[n++] = common_longopts[i];
+        snprintf(shorts, sizeof shorts, "+%sc:qvhV", shortopts ? shortopts : "");
+        opterr = 0;
+    }
+    for (;;) {
+        int c = getopt_long(argc, argv, shorts, merged, NULL);
+        switch (c) {
+        case 'c':
+            break; /* already loaded by sf_cli_init */
+        case SF_OPT_SET: {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg)
+                sf_cli_usage_error(cli, "--set expects KEY=VALUE, got '%s'", optarg);
+            *eq = '\0';
+            sf_cli_set(cli, optarg, eq + 1);
+            *eq = '=';
+            break;
+        }
+        case 'q':
+            cli->verbosity = 0;
+            break;
+        case 'v':
+            cli->verbosity = 2;
+            break;
+        case 'h':
+            print_help(cli);
+            exit(fflush(stdout) == 0 ? SF_EXIT_OK : SF_EXIT_FATAL);
+        case 'V':
+            printf("%s (sf) %s\n", cli->prog, sf_version());
+            exit(fflush(stdout) == 0 ? SF_EXIT_OK : SF_EXIT_FATAL);
+        case '?':
+            if (optopt && optopt < 0x100 && optopt != '?')
+                sf_cli_usage_error(cli, "invalid option or missing argument: -%c", optopt);
+            sf_cli_usage_error(cli, "invalid option or missing argument: %s", argv[optind - 1]);
+        case ':':
+            sf_cli_usage_error(cli, "option needs an argument: %s", argv[optind - 1]);
+        default:
+            return c;
+        }
+    }
+}
+
+void sf_cli_set(sf_cli *cli, const char *key, const char *value)
+{
+    sf_error err;
+    if (sf_config_set(&cli->config, key, value, &err) != SF_OK)
+        sf_cli_usage_error(cli, "%s", err.message);
+}
+
+long long sf_cli_parse_int(const sf_cli *cli, const char *option, const char *text,
+                           long long min, long long max)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end != '\0' || v < min || v > max)
+        sf_cli_usage_error(cli, "%s: expected a whole number from %lld to %lld, got '%s'",
+                           option, min, max, text);
+    return v;
+}
+
+void sf_cli_refuse_terminal_output(const sf_cli *cli, FILE *fp)
+{
+    if (isatty(fileno(fp))) {
+        sf_cli_error(cli, "refusing to write a binary feature stream to a terminal; "
+                          "redirect it to a file (> out.sfs) or pipe it (| sf-cat --text)");
+        exit(SF_EXIT_USAGE);
+    }
+}
+
+/* The reader went away: end as SIGPIPE would have ended us (git does the
+ * same), so pipelines like `sf-decode ... | head -c 100` stay quiet. */
+static _Noreturn void die_of_broken_pipe(void)
+{
+    signal(SIGPIPE, SIG_DFL);
+    raise(SIGPIPE);
+    _exit(128 + SIGPIPE);
+}
+
+void sf_cli_write_record(const sf_cli *cli, const sf_record *rec)
+{
+    sf_error err;
+    sf_status st = sf_stream_write_record(stdout, rec, &err);
+    if (st == SF_ERR_BROKEN_PIPE)
+        die_of_broken_pipe();
+    if (st != SF_OK) {
+        sf_cli_error(cli, "<stdout>: %s", err.message);
+        exit(SF_EXIT_FATAL);
+    }
+}
+
+int sf_cli_finish(const sf_cli *cli, int status)
+{
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        if (errno == EPIPE)
+            die_of_broken_pipe();
+        sf_cli_error(cli, "<stdout>: write failed: %s", strerror(errno ? errno : EIO));
+        return SF_EXIT_FATAL;
+    }
+    if (fclose(stdout) != 0 && errno != EBADF) {
+        if (errno == EPIPE)
+            die_of_broken_pipe();
+        sf_cli_error(cli, "<stdout>: close failed: %s", strerror(errno));
+        return SF_EXIT_FATAL;
+    }
+    return status;
+}

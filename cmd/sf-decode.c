@@ -1,0 +1,251 @@
+/* sf-decode: image files in, feature stream out (normalised pyramid). */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+enum {
+    OPT_SCALES = SF_OPT_FIRST_PROGRAM,
+    OPT_CROP,
+    OPT_AUTOROTATE,
+    OPT_NO_AUTOROTATE,
+    OPT_MAX_PIXELS,
+    OPT_PIXELS,
+};
+
+static const struct option longopts[] = {
+    { "size", required_argument, NULL, 's' },
+    { "scales", required_argument, NULL, OPT_SCALES },
+    { "crop", required_argument, NULL, OPT_CROP },
+    { "autorotate", no_argument, NULL, OPT_AUTOROTATE },
+    { "no-autorotate", no_argument, NULL, OPT_NO_AUTOROTATE },
+    { "max-pixels", required_argument, NULL, OPT_MAX_PIXELS },
+    { "pixels", no_argument, NULL, OPT_PIXELS },
+    { "null", no_argument, NULL, '0' },
+    { NULL, 0, NULL, 0 },
+};
+
+static const char options_help[] =
+    "  -s, --size N         shrink the long side to at most N pixels (default 1024)\n"
+    "      --scales LIST    pyramid scales, comma-separated (default 2,1.414,1,0.707,0.5,0.353,0.25)\n"
+    "      --crop X1,Y1,X2,Y2  crop every image to this query box first\n"
+    "      --no-autorotate  ignore EXIF orientation, as the reference does\n"
+    "      --autorotate     turn photos upright from EXIF orientation (default)\n"
+    "      --max-pixels N   refuse images with more than N pixels (0: no limit)\n"
+    "      --pixels         also write the resized 8-bit RGB image\n"
+    "  -0, --null           file names on stdin are NUL-separated (find -print0)\n";
+
+typedef struct decoder {
+    sf_cli *cli;
+    sf_decode_options options;
+    int write_pixels;
+    float *base;      /* normalised image at scale 1, reused between images */
+    size_t base_cap;
+    float *level;     /* one pyramid level, reused */
+    size_t level_cap;
+} decoder;
+
+static int grow(float **buf, size_t *cap, size_t count)
+{
+    if (count <= *cap)
+        return 0;
+    float *p = realloc(*buf, count * sizeof(float));
+    if (!p)
+        return -1;
+    *buf = p;
+    *cap = count;
+    return 0;
+}
+
+static void emit(decoder *d, const char *key, uint16_t kind, uint8_t dtype, unsigned ndim,
+                 const uint64_t *shape, const void *data, uint32_t index, double scale, int last)
+{
+    sf_record rec;
+    memset(&rec, 0, sizeof rec);
+    rec.kind = kind;
+    rec.flags = last ? SF_RECORD_LAST : 0;
+    rec.dtype = dtype;
+    rec.ndim = (uint8_t)ndim;
+    memcpy(rec.shape, shape, ndim * sizeof shape[0]);
+    rec.index = index;
+    rec.scale = scale;
+    rec.key = key;
+    rec.key_len = strlen(key);
+    rec.data = data;
+    rec.data_size = sf_shape_count(shape, ndim) * sf_dtype_size(dtype);
+    sf_cli_write_record(d->cli, &rec);
+}
+
+/* Decode one file and write its records; returns 0 or 1 (this file failed). */
+static int decode_one(decoder *d, const char *path)
+{
+    const sf_config *cfg = &d->cli->config;
+    sf_error err;
+    sf_rgb_image img;
+    int64_t dummy[2] = { 0, 0 };
+    sf_record probe = { .kind = SF_KIND_SOURCE, .dtype = SF_DTYPE_I64, .ndim = 1,
+                        .shape = { 2 }, .key = path, .key_len = strlen(path),
+                        .data = dummy, .data_size = sizeof dummy };
+    /* A key the stream cannot carry is this file's failure, not a crash later. */
+    if (sf_record_validate(&probe, &err) != SF_OK) {
+        sf_cli_error(d->cli, "%s: cannot be used as a key (%s)", path, err.message);
+        return 1;
+    }
+    if (sf_image_load_file(path, &d->options, &img, &err) != SF_OK) {
+        sf_cli_error(d->cli, "%s", err.message);
+        return 1;
+    }
+    int h = img.height, w = img.width;
+    size_t plane = (size_t)h * (size_t)w;
+    if (grow(&d->base, &d->base_cap, 3 * plane)) {
+        sf_cli_error(d->cli, "%s: out of memory", path);
+        sf_rgb_image_release(&img);
+        return 1;
+    }
+    sf_image_normalize(img.pixels, w, h, cfg->mean, cfg->std, d->base);
+
+    /* Check every level first so that a failing image writes no records. */
+    for (int i = 0; i < cfg->n_scales; i++) {
+        int lh, lw;
+        sf_pyramid_level_size(h, w, cfg->scales[i], &lh, &lw);
+        if (lh < 1 || lw < 1) {
+            sf_cli_error(d->cli, "%s: too small (%dx%d) for scale %g", path, w, h, cfg->scales[i]);
+            sf_rgb_image_release(&img);
+            return 1;
+        }
+    }
+    int64_t source[2] = { img.source_width, img.source_height };
+    uint64_t shape[3] = { 2 };
+    emit(d, path, SF_KIND_SOURCE, SF_DTYPE_I64, 1, shape, source, 0, 1.0, 0);
+    if (d->write_pixels) {
+        uint64_t pshape[3] = { (uint64_t)h, (uint64_t)w, 3 };
+        emit(d, path, SF_KIND_PIXELS, SF_DTYPE_U8, 3, pshape, img.pixels, 0, 1.0, 0);
+    }
+    sf_rgb_image_release(&img);
+    for (int i = 0; i < cfg->n_scales; i++) {
+        double s = cfg->scales[i];
+        int lh, lw;
+        const float *level = d->base;
+        sf_pyramid_level_size(h, w, s, &lh, &lw);
+        if (s != 1.0) {
+            if (grow(&d->level, &d->level_cap, 3 * (size_t)lh * (size_t)lw) ||
+                sf_pyramid_resize(d->base, 3, h, w, s, d->level, &err) != SF_OK) {
+                /* Records of this image are already out: the stream cannot be
+                 * left with an open image, so this is fatal. */
+                sf_cli_error(d->cli, "%s: scale %g: %s", path, s,
+                             d->level ? err.message : "out of memory");
+                exit(SF_EXIT_FATAL);
+            }
+            level = d->level;
+        } else {
+            lh = h;
+            lw = w;
+        }
+        uint64_t ishape[3] = { 3, (uint64_t)lh, (uint64_t)lw };
+        emit(d, path, SF_KIND_IMAGE, SF_DTYPE_F32, 3, ishape, level, (uint32_t)i, s,
+             i == cfg->n_scales - 1);
+    }
+    sf_cli_info(d->cli, "%s: %dx%d, %d scales", path, w, h, cfg->n_scales);
+    return 0;
+}
+
+/* Read the next name from a list on stdin, newline- or NUL-separated. */
+static char *next_name(FILE *fp, int delim, char **buf, size_t *cap)
+{
+    for (;;) {
+        ssize_t n = getdelim(buf, cap, delim, fp);
+        if (n < 0)
+            return NULL;
+        if (n > 0 && (*buf)[n - 1] == delim)
+            (*buf)[--n] = '\0';
+        if (delim == '\n' && n > 0 && (*buf)[n - 1] == '\r')
+            (*buf)[--n] = '\0';
+        if (n > 0)
+            return *buf;
+    }
+}
+
+static int parse_crop(const char *text, double box[4])
+{
+    char *end;
+    const char *p = text;
+    for (int i = 0; i < 4; i++) {
+        errno = 0;
+        box[i] = strtod(p, &end);
+        if (errno || end == p)
+            return -1;
+        p = end;
+        if (i < 3) {
+            if (*p != ',')
+                return -1;
+            p++;
+        }
+    }
+    return *p == '\0' ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+    sf_cli cli;
+    decoder d;
+    int nul = 0, c;
+    sf_cli_init(&cli, "sf-decode", argc, argv);
+    cli.synopsis = "[OPTION]... [FILE]...";
+    cli.summary = "Decode images into a normalised multi-scale feature stream on stdout.\n"
+                  "With no FILE, read file names from stdin, one per line.";
+    cli.options_help = options_help;
+    memset(&d, 0, sizeof d);
+    d.cli = &cli;
+    while ((c = sf_cli_getopt(&cli, argc, argv, "s:0", longopts)) != -1) {
+        switch (c) {
+        case 's': sf_cli_set(&cli, "image.size", optarg); break;
+        case OPT_SCALES: sf_cli_set(&cli, "image.scales", optarg); break;
+        case OPT_CROP:
+            if (parse_crop(optarg, d.options.crop))
+                sf_cli_usage_error(&cli, "--crop expects X1,Y1,X2,Y2, got '%s'", optarg);
+            d.options.has_crop = 1;
+            break;
+        case OPT_AUTOROTATE: sf_cli_set(&cli, "image.autorotate", "true"); break;
+        case OPT_NO_AUTOROTATE: sf_cli_set(&cli, "image.autorotate", "false"); break;
+        case OPT_MAX_PIXELS: sf_cli_set(&cli, "image.max_pixels", optarg); break;
+        case OPT_PIXELS: d.write_pixels = 1; break;
+        case '0': nul = 1; break;
+        default: sf_cli_usage_error(&cli, "unexpected option");
+        }
+    }
+    d.options.size = cli.config.image_size;
+    d.options.autorotate = cli.config.autorotate;
+    d.options.max_pixels = cli.config.max_pixels;
+    if (optind == argc && isatty(STDIN_FILENO))
+        sf_cli_usage_error(&cli, "no input files (name them, or list them on stdin)");
+    sf_cli_refuse_terminal_output(&cli, stdout);
+    sf_error err;
+    if (sf_image_library_init(&err) != SF_OK) {
+        sf_cli_error(&cli, "%s", err.message);
+        return SF_EXIT_FATAL;
+    }
+
+    int failed = 0;
+    if (optind < argc) {
+        for (int i = optind; i < argc; i++)
+            failed |= decode_one(&d, argv[i]);
+    } else {
+        char *buf = NULL;
+        size_t cap = 0;
+        const char *name;
+        while ((name = next_name(stdin, nul ? '\0' : '\n', &buf, &cap)) != NULL)
+            failed |= decode_one(&d, name);
+        if (ferror(stdin)) {
+            sf_cli_error(&cli, "<stdin>: read failed: %s", strerror(errno));
+            failed = 1;
+        }
+        free(buf);
+    }
+    free(d.base);
+    free(d.level);
+    return sf_cli_finish(&cli, failed ? SF_EXIT_FAILURE : SF_EXIT_OK);
+}

@@ -1,0 +1,20 @@
+/* sf: FIRe super-feature image retrieval.  The one header users include. */
+#ifndef SF_H
+#define SF_H
+
+#include "sf_status.h"
+#include "sf_stream.h"
+#include "sf_config.h"
+#include "sf_image.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Version of the library actually loaded, e.g. "0.1.0". */
+const char *sf_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

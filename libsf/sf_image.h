@@ -1,0 +1,76 @@
+/* Decoding image files into the tensors the FIRe network sees (spec
+ * sections 1 and 2): sRGB RGB, Pillow-sized thumbnail, optional query crop,
+ * ImageNet normalisation, and the bilinear multi-scale pyramid. */
+#ifndef SF_IMAGE_H
+#define SF_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sf_status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sf_decode_options {
+    int size;            /* long side limit; never enlarges */
+    int autorotate;      /* apply EXIF orientation (the reference does not) */
+    uint64_t max_pixels; /* refuse images with more pixels (from the header); 0 = no limit */
+    int has_crop;        /* crop[] holds a query box x1, y1, x2, y2 in file pixels */
+    double crop[4];
+} sf_decode_options;
+
+/* An 8-bit RGB image, rows top to bottom, H x W x 3. */
+typedef struct sf_rgb_image {
+    int width, height;
+    uint8_t *pixels;     /* owned; release with sf_rgb_image_release */
+    int source_width;    /* size of the decoded file (after autorotation) */
+    int source_height;
+} sf_rgb_image;
+
+/* Start libvips once per process (thread-safe; later calls are no-ops). */
+sf_status sf_image_library_init(sf_error *err);
+
+/* Decode an image file, convert it to 8-bit sRGB RGB, crop and shrink it as
+ * options say.  Errors name the file: missing, unreadable, not an image,
+ * truncated, too large. */
+sf_status sf_image_load_file(const char *path, const sf_decode_options *options,
+                             sf_rgb_image *out, sf_error *err);
+/* The same from memory; name is used in messages. */
+sf_status sf_image_load_buffer(const void *data, size_t size, const char *name,
+                               const sf_decode_options *options, sf_rgb_image *out,
+                               sf_error *err);
+void sf_rgb_image_release(sf_rgb_image *img);
+
+/* Output size of Pillow's Image.thumbnail((max_side, max_side)) for a
+ * width x height image: max_side is floored first, the aspect ratio is kept
+ * with Pillow's rounding, nothing is enlarged.  Returns 1 when the image
+ * is resized, 0 when it is kept as is. */
+int sf_thumbnail_size(int width, int height, double max_side, int *out_width,
+                      int *out_height);
+
+/* Long side a query crop is shrunk to: size * max(crop) / max(full). */
+double sf_crop_target_side(int size, double crop_w, double crop_h, int full_w,
+                           int full_h);
+
+/* (p/255 - mean[c]) / std[c] in float32, as torchvision computes it;
+ * rgb is H x W x 3, out is 3 x H x W. */
+void sf_image_normalize(const uint8_t *rgb, int width, int height,
+                        const float mean[3], const float std[3], float *out);
+
+/* Size of the pyramid level at scale s: floor(H*s), floor(W*s) in double. */
+void sf_pyramid_level_size(int height, int width, double scale, int *out_height,
+                           int *out_width);
+
+/* Bilinear resampling of a C x H x W tensor by scale, as PyTorch's
+ * interpolate(scale_factor=s, mode='bilinear', align_corners=False) does it
+ * without recomputing the scale factor.  out must hold C x H' x W' floats
+ * (sf_pyramid_level_size).  Fails when a side would be 0. */
+sf_status sf_pyramid_resize(const float *in, int channels, int height, int width,
+                            double scale, float *out, sf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,111 @@
+/* Decoding the golden photo: sizes equal Pillow's, pixels differ only by
+ * resampling (libvips' Lanczos vs Pillow's), crop case included. */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sf.h"
+#include "testutil.h"
+
+static void compare(const char *dir, const char *jpg, const sf_decode_options *opt,
+                    const char *thumb, const char *input, int h, int w)
+{
+    sf_rgb_image img;
+    sf_error err;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, jpg);
+    sf_status st = sf_image_load_file(path, opt, &img, &err);
+    CHECK(st == SF_OK, "%s", err.message);
+    if (st != SF_OK)
+        return;
+    CHECK(img.width == w && img.height == h, "%s: %dx%d, Pillow gives %dx%d", thumb, img.width,
+          img.height, w, h);
+    CHECK(img.source_width == 640 && img.source_height == 400, "source %dx%d",
+          img.source_width, img.source_height);
+    if (img.width == w && img.height == h) {
+        size_t nu, nf, n = (size_t)w * h * 3;
+        unsigned char *want_u8 = tu_read_file(dir, thumb, &nu);
+        float *want = tu_read_file(dir, input, &nf);
+        double sum_u8 = 0;
+        int max_u8 = 0;
+        for (size_t i = 0; i < n && nu == n; i++) {
+            int d = abs((int)img.pixels[i] - (int)want_u8[i]);
+            sum_u8 += d;
+            if (d > max_u8)
+                max_u8 = d;
+        }
+        sf_config cfg;
+        sf_config_init(&cfg);
+        float *got = malloc(n * sizeof(float));
+        sf_image_normalize(img.pixels, w, h, cfg.mean, cfg.std, got);
+        double sum = 0;
+        for (size_t i = 0; i < n; i++)
+            sum += fabs((double)got[i] - want[i]);
+        double maxd = tu_max_abs_diff(got, want, n);
+        printf("%s vs Pillow: pixels max %d mean %.3f levels; tensor max %.4f mean %.5f\n",
+               thumb, max_u8, sum_u8 / n, maxd, sum / n);
+        /* Two Lanczos-3 implementations on the same photo: a few levels at
+         * edges, well under one level on average.  A wrong channel order,
+         * offset or filter shows as tens of levels. */
+        CHECK(sum_u8 / n < 0.5, "%s: mean difference %.3f levels", thumb, sum_u8 / n);
+        CHECK(max_u8 <= 16, "%s: max difference %d levels", thumb, max_u8);
+        free(got);
+        free(want);
+        free(want_u8);
+    }
+    sf_rgb_image_release(&img);
+}
+
+int main(void)
+{
+    const char *golden = tu_golden_dir();
+    char dir[2048];
+    snprintf(dir, sizeof dir, "%s/r18-small", golden);
+    sf_decode_options opt = { .size = 256, .autorotate = 1 };
+    /* Shapes from r18-small/manifest.yaml. */
+    compare(dir, "input.jpg", &opt, "thumb.u8", "input.f32", 160, 256);
+    opt.has_crop = 1;
+    opt.crop[0] = 101; opt.crop[1] = 47; opt.crop[2] = 434; opt.crop[3] = 311;
+    compare(dir, "input.jpg", &opt, "crop_thumb.u8", "crop_input.f32", 105, 133);
+
+    /* Size 1024 does not enlarge the 640x400 photo. */
+    sf_decode_options big = { .size = 1024, .autorotate = 1 };
+    sf_rgb_image img;
+    sf_error err;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/input.jpg", dir);
+    CHECK(sf_image_load_file(path, &big, &img, &err) == SF_OK, "%s", err.message);
+    CHECK(img.width == 640 && img.height == 400, "size 1024: %dx%d", img.width, img.height);
+    sf_rgb_image_release(&img);
+    /* Decoded at full size it is the file's own pixels: compare with Pillow's decode. */
+    size_t nd;
+    unsigned char *decoded = tu_read_file(dir, "decoded.u8", &nd);
+    CHECK(sf_image_load_file(path, &big, &img, &err) == SF_OK, "%s", err.message);
+    if (img.pixels && nd == (size_t)640 * 400 * 3) {
+        double sum = 0;
+        for (size_t i = 0; i < nd; i++)
+            sum += abs((int)img.pixels[i] - (int)decoded[i]);
+        printf("decoded.u8 vs libvips decode: mean %.4f levels\n", sum / nd);
+        CHECK(sum / nd < 0.5, "JPEG decode differs from libjpeg's by %.3f levels on average", sum / nd);
+    }
+    sf_rgb_image_release(&img);
+    free(decoded);
+
+    /* The size limit is checked from the header. */
+    sf_decode_options small = { .size = 256, .max_pixels = 1000 };
+    CHECK(sf_image_load_file(path, &small, &img, &err) == SF_ERR_TOO_LARGE, "max_pixels ignored");
+    CHECK(strstr(err.message, "too large") != NULL, "message: %s", err.message);
+    /* A box outside the image is refused. */
+    sf_decode_options outside = { .size = 256, .has_crop = 1, .crop = { 0, 0, 641, 10 } };
+    CHECK(sf_image_load_file(path, &outside, &img, &err) == SF_ERR_INVALID_ARGUMENT, "box outside accepted");
+    /* Not images. */
+    CHECK(sf_image_load_file("/nonexistent/x.jpg", &opt, &img, &err) == SF_ERR_NOT_FOUND, "missing file");
+    CHECK(strstr(err.message, "No such file") != NULL, "message: %s", err.message);
+    snprintf(path, sizeof path, "%s/manifest.yaml", dir);
+    CHECK(sf_image_load_file(path, &opt, &img, &err) == SF_ERR_NOT_IMAGE, "yaml accepted as image");
+    CHECK(strstr(err.message, "not an image") != NULL, "message: %s", err.message);
+    return tu_finish("test_decode");
+}

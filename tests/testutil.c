@@ -1,0 +1,117 @@
+#include "config.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "testutil.h"
+
+int tu_failures;
+int tu_checks;
+
+void tu_check(int ok, const char *file, int line, const char *expr, const char *fmt, ...)
+{
+    tu_checks++;
+    if (ok)
+        return;
+    tu_failures++;
+    va_list ap;
+    fprintf(stderr, "FAIL %s:%d: %s: ", file, line, expr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+void tu_skip(const char *fmt, ...)
+{
+    va_list ap;
+    const char *ci = getenv("CI");
+    int in_ci = ci && strcmp(ci, "true") == 0;
+    fprintf(stderr, in_ci ? "FAIL (CI=true, data required): " : "SKIP: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(in_ci ? 1 : 77);
+}
+
+static const char *data_dir(const char *var, const char *probe)
+{
+    const char *dir = getenv(var);
+    char path[4096];
+    struct stat st;
+    if (!dir || !*dir)
+        tu_skip("%s is not set", var);
+    snprintf(path, sizeof path, "%s/%s", dir, probe);
+    if (stat(path, &st) != 0)
+        tu_skip("%s: %s not found (set %s)", dir, probe, var);
+    return dir;
+}
+
+const char *tu_golden_dir(void)
+{
+    return data_dir("SF_GOLDEN_DIR", "r18-small/manifest.yaml");
+}
+
+const char *tu_photos_dir(void)
+{
+    return data_dir("SF_PHOTOS_DIR", "multiview/groups.tsv");
+}
+
+void *tu_read_file(const char *dir, const char *name, size_t *size)
+{
+    char path[4096];
+    if (dir)
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+    else
+        snprintf(path, sizeof path, "%s", name);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        perror(path);
+        exit(99);
+    }
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    void *buf = malloc(n > 0 ? (size_t)n : 1);
+    if (!buf || (n > 0 && fread(buf, 1, (size_t)n, fp) != (size_t)n)) {
+        fprintf(stderr, "%s: read failed\n", path);
+        exit(99);
+    }
+    fclose(fp);
+    *size = (size_t)n;
+    return buf;
+}
+
+double tu_max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > m || isnan(d))
+            m = isnan(d) ? INFINITY : d;
+    }
+    return m;
+}
+
+double tu_rel_error(const float *a, const float *b, size_t n)
+{
+    double mb = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(b[i]) > mb)
+            mb = fabs(b[i]);
+    double d = tu_max_abs_diff(a, b, n);
+    if (mb == 0)
+        return d == 0 ? 0 : INFINITY;
+    return d / mb;
+}
+
+int tu_finish(const char *name)
+{
+    printf("%s: %d checks, %d failed\n", name, tu_checks, tu_failures);
+    return tu_failures ? 1 : 0;
+}

@@ -1,0 +1,35 @@
+/* Small helpers for the C tests: checks that count, fixtures, exit codes.
+ * Exit status follows automake: 0 pass, 1 fail, 77 skip, 99 hard error. */
+#ifndef SF_TESTUTIL_H
+#define SF_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+extern int tu_failures;
+extern int tu_checks;
+
+#define CHECK(cond, ...) tu_check((cond) != 0, __FILE__, __LINE__, #cond, __VA_ARGS__)
+void tu_check(int ok, const char *file, int line, const char *expr, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Directory of the golden fixtures (SF_GOLDEN_DIR).  When it is missing the
+ * test skips (exit 77), except under CI=true, where it fails. */
+const char *tu_golden_dir(void);
+/* Same for the photos of shared/datasets/fetch_photos.sh (SF_PHOTOS_DIR). */
+const char *tu_photos_dir(void);
+/* Skip, or fail under CI=true, with a reason. */
+_Noreturn void tu_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Read dir/name (or name alone when dir is NULL); exits 99 if it cannot.
+ * *size gets the byte count. */
+void *tu_read_file(const char *dir, const char *name, size_t *size);
+
+/* max|a-b| / max|b| (0/0 counts as 0). */
+double tu_rel_error(const float *a, const float *b, size_t n);
+double tu_max_abs_diff(const float *a, const float *b, size_t n);
+
+/* Print the summary line and return the exit status. */
+int tu_finish(const char *name);
+
+#endif
