@@ -228,3 +228,251 @@ int sf_cli_finish(const sf_cli *cli, int status)
     }
     return status;
 }
+
+/* ---- programs that run the network ---- */
+
+void sf_cli_prefer_passive_threads(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT"))
+        return;
+    if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0)
+        return;
+    execv("/proc/self/exe", argv);
+    /* No /proc: go on with spinning threads, slower only under contention. */
+}
+
+int sf_cli_network_option(sf_cli *cli, sf_cli_network *nw, int opt, const char *arg)
+{
+    switch (opt) {
+    case 'm':
+        sf_cli_set(cli, "compute.model", arg);
+        return 1;
+    case SF_OPT_BACKEND:
+        nw->backend_name = arg;
+        return 1;
+    case SF_OPT_BACKEND_PATH:
+        nw->backend_path = arg;
+        return 1;
+    case SF_OPT_THREADS:
+        sf_cli_set(cli, "compute.threads", arg);
+        return 1;
+    case SF_OPT_PRECISION:
+        if (strcmp(arg, "f32") == 0)
+            nw->precision = SF_PRECISION_F32;
+        else if (strcmp(arg, "bf16") == 0)
+            nw->precision = SF_PRECISION_BF16;
+        else
+            sf_cli_usage_error(cli, "--precision: expected f32 or bf16, got '%s'", arg);
+        return 1;
+    }
+    return 0;
+}
+
+static void list_backends(const sf_cli *cli, const sf_cli_network *nw)
+{
+    sf_backend_info infos[32];
+    size_t n = 0;
+    sf_error err;
+    if (sf_backend_list(nw->backend_path, infos, 32, &n, &err) != SF_OK) {
+        sf_cli_error(cli, "%s", err.message);
+        exit(SF_EXIT_FATAL);
+    }
+    for (size_t i = 0; i < n && i < 32; i++)
+        printf("%s\t%s\t%s\t%s\n", infos[i].name,
+               infos[i].score > 0 ? "usable" : "unusable",
+               infos[i].score > 0 ? infos[i].description : infos[i].problem, infos[i].path);
+    if (n == 0)
+        sf_cli_error(cli, "no backend installed (searched --backend-path, $SF_BACKEND_PATH, "
+                          "and %s)", SF_PKGLIBDIR);
+    exit(sf_cli_finish(cli, n ? SF_EXIT_OK : SF_EXIT_FAILURE));
+}
+
+void sf_cli_network_open(sf_cli *cli, sf_cli_network *nw)
+{
+    sf_error err;
+    const char *name = nw->backend_name;
+    if (!name)
+        name = getenv("SF_BACKEND");
+    if (!name || !*name)
+        name = cli->config.backend;
+    if (strcmp(name, "list") == 0)
+        list_backends(cli, nw);
+    if (!cli->config.model[0])
+        sf_cli_usage_error(cli, "no model: give -m FILE (fire.pth, or sf-model random -o FILE)");
+    if (sf_model_load(&nw->model, cli->config.model, &err) != SF_OK) {
+        sf_cli_error(cli, "%s", err.message);
+        exit(SF_EXIT_FATAL);
+    }
+    if (sf_backend_open(&nw->backend, name, nw->backend_path, &err) != SF_OK) {
+        sf_cli_error(cli, "%s", err.message);
+        exit(SF_EXIT_FATAL);
+    }
+    sf_network_options opt = { .threads = cli->config.threads, .precision = nw->precision };
+    if (sf_network_create(&nw->net, nw->backend, nw->model, &opt, &err) != SF_OK) {
+        sf_cli_error(cli, "%s: %s", sf_backend_name(nw->backend), err.message);
+        exit(SF_EXIT_FATAL);
+    }
+    sf_cli_info(cli, "model %s, backend %s (%s)", cli->config.model, sf_backend_name(nw->backend),
+                sf_backend_path(nw->backend));
+}
+
+void sf_cli_network_close(sf_cli_network *nw)
+{
+    sf_network_free(nw->net);
+    sf_backend_close(nw->backend);
+    sf_model_free(nw->model);
+    nw->net = NULL;
+    nw->backend = NULL;
+    nw->model = NULL;
+}
+
+/* ---- holding back one image's records ---- */
+
+static void batch_push(const sf_cli *cli, sf_cli_batch *b, const sf_record *rec, void *data)
+{
+    if (b->count == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 16;
+        sf_record *r = realloc(b->recs, cap * sizeof *r);
+        if (!r) {
+            sf_cli_error(cli, "out of memory");
+            exit(SF_EXIT_FATAL);
+        }
+        b->recs = r;
+        b->cap = cap;
+    }
+    sf_record *dst = &b->recs[b->count++];
+    *dst = *rec;
+    dst->key = strdup(rec->key);
+    dst->data = data;
+    if (!dst->key) {
+        sf_cli_error(cli, "out of memory");
+        exit(SF_EXIT_FATAL);
+    }
+}
+
+void sf_cli_batch_add(const sf_cli *cli, sf_cli_batch *b, const sf_record *rec)
+{
+    void *copy = malloc(rec->data_size ? rec->data_size : 1);
+    if (!copy) {
+        sf_cli_error(cli, "%s: out of memory", rec->key);
+        exit(SF_EXIT_FATAL);
+    }
+    memcpy(copy, rec->data, rec->data_size);
+    batch_push(cli, b, rec, copy);
+}
+
+void sf_cli_batch_add_owned(const sf_cli *cli, sf_cli_batch *b, const sf_record *rec, void *data)
+{
+    batch_push(cli, b, rec, data);
+}
+
+void sf_cli_batch_flush(const sf_cli *cli, sf_cli_batch *b)
+{
+    for (size_t i = 0; i < b->count; i++) {
+        sf_record r = b->recs[i];
+        r.flags = (uint16_t)((r.flags & ~SF_RECORD_LAST) | (i + 1 == b->count ? SF_RECORD_LAST : 0));
+        sf_cli_write_record(cli, &r);
+    }
+    sf_cli_batch_clear(b);
+}
+
+void sf_cli_batch_clear(sf_cli_batch *b)
+{
+    for (size_t i = 0; i < b->count; i++) {
+        free((void *)b->recs[i].key);
+        free((void *)b->recs[i].data);
+    }
+    b->count = 0;
+}
+
+void sf_cli_batch_free(sf_cli_batch *b)
+{
+    sf_cli_batch_clear(b);
+    free(b->recs);
+    b->recs = NULL;
+    b->cap = 0;
+}
+
+FILE *sf_cli_open_input(const sf_cli *cli, const char *path, const char **name)
+{
+    if (strcmp(path, "-") == 0) {
+        *name = "<stdin>";
+        return stdin;
+    }
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        sf_cli_error(cli, "%s: %s", path, strerror(errno));
+    *name = path;
+    return fp;
+}
+
+void sf_cli_close_input(FILE *fp)
+{
+    if (fp && fp != stdin)
+        fclose(fp);
+}
+
+/* One input stream through the filter; returns the worst exit status. */
+static int filter_stream(sf_cli *cli, FILE *fp, const char *name, const sf_cli_filter *f,
+                         void *ctx, sf_cli_batch *out)
+{
+    sf_stream_reader *reader;
+    sf_error err;
+    const sf_record *rec;
+    int status = SF_EXIT_OK, failed = 0;
+    if (sf_stream_reader_create(&reader, fp, name, &err) != SF_OK) {
+        sf_cli_error(cli, "%s", err.message);
+        return SF_EXIT_FATAL;
+    }
+    for (;;) {
+        if (sf_stream_read_record(reader, &rec, &err) != SF_OK) {
+            sf_cli_error(cli, "%s", err.message);
+            status = SF_EXIT_FATAL;
+            break;
+        }
+        if (!rec)
+            break;
+        if (!failed)
+            failed = f->record(ctx, rec, out);
+        if (rec->flags & SF_RECORD_LAST) {
+            if (!failed)
+                failed = f->image_end(ctx, rec->key, out);
+            if (!failed)
+                sf_cli_batch_flush(cli, out);
+            else
+                status = SF_EXIT_FAILURE;
+            sf_cli_batch_clear(out);
+            if (f->image_reset)
+                f->image_reset(ctx);
+            failed = 0;
+        }
+    }
+    /* A corrupt stream may stop inside an image: drop what it had. */
+    sf_cli_batch_clear(out);
+    if (f->image_reset)
+        f->image_reset(ctx);
+    sf_stream_reader_free(reader);
+    return status;
+}
+
+int sf_cli_run_filter(sf_cli *cli, int argc, char **argv, int first,
+                      const sf_cli_filter *filter, void *ctx)
+{
+    sf_cli_batch out = { 0 };
+    int status = SF_EXIT_OK;
+    if (first >= argc) {
+        if (isatty(STDIN_FILENO))
+            sf_cli_usage_error(cli, "no input: name stream files or pipe a stream in");
+        status = filter_stream(cli, stdin, "<stdin>", filter, ctx, &out);
+    }
+    for (int i = first; i < argc; i++) {
+        const char *name;
+        FILE *fp = sf_cli_open_input(cli, argv[i], &name);
+        int st = fp ? filter_stream(cli, fp, name, filter, ctx, &out) : SF_EXIT_FAILURE;
+        sf_cli_close_input(fp);
+        if (st > status)
+            status = st;
+    }
+    sf_cli_batch_free(&out);
+    return status;
+}

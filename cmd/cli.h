@@ -20,7 +20,11 @@ enum {
 enum {
     SF_OPT_CONFIG = 0x1000,
     SF_OPT_SET,
-    SF_OPT_FIRST_PROGRAM /* programs number their own long-only options from here */
+    SF_OPT_BACKEND,
+    SF_OPT_BACKEND_PATH,
+    SF_OPT_THREADS,
+    SF_OPT_PRECISION,
+    SF_OPT_FIRST_PROGRAM = 0x1100 /* programs number their own long-only options from here */
 };
 
 typedef struct sf_cli {
@@ -69,5 +73,91 @@ void sf_cli_write_record(const sf_cli *cli, const sf_record *rec);
 /* Flush and close stdout; on failure report it and return SF_EXIT_FATAL,
  * else return status unchanged.  Call as the last thing in main. */
 int sf_cli_finish(const sf_cli *cli, int status);
+
+/* ---- programs that run the network (sf-extract, sf-lit) ---- */
+
+#include "sf_model.h"
+#include "sf_network.h"
+
+/* Their common options, to put in a program's option table. */
+#define SF_CLI_NETWORK_LONGOPTS                                              \
+    { "model", required_argument, NULL, 'm' },                             \
+    { "backend", required_argument, NULL, SF_OPT_BACKEND },                \
+    { "backend-path", required_argument, NULL, SF_OPT_BACKEND_PATH },      \
+    { "threads", required_argument, NULL, SF_OPT_THREADS },                \
+    { "precision", required_argument, NULL, SF_OPT_PRECISION }
+#define SF_CLI_NETWORK_SHORTOPTS "m:"
+#define SF_CLI_NETWORK_HELP                                                  \
+    "  -m, --model FILE     FIRe checkpoint: fire.pth or sf-model's native format\n" \
+    "      --backend NAME   compute backend (default: $SF_BACKEND, else the best);\n" \
+    "                       'list' shows the installed ones\n"                  \
+    "      --backend-path DIRS  look for backends here first (colon-separated)\n" \
+    "      --threads N      compute threads (default: all cores)\n"             \
+    "      --precision P    f32 (default) or bf16 where the backend has it\n"
+
+typedef struct sf_cli_network {
+    const char *backend_name;  /* NULL: $SF_BACKEND, then compute.backend */
+    const char *backend_path;
+    int precision;
+    sf_model *model;
+    sf_backend *backend;
+    sf_network *net;
+} sf_cli_network;
+
+/* oneDNN's OpenMP threads spin while they wait; two sf programs sharing the
+ * cores of a pipeline (sf-extract | sf-lit) then slow each other down many
+ * times over.  Unless the user chose a policy, restart the program once with
+ * OMP_WAIT_POLICY=PASSIVE: libgomp reads it when it is loaded, before main.
+ * Call first thing in main. */
+void sf_cli_prefer_passive_threads(char **argv);
+
+/* Handle one of the network options; returns 1 if opt was one of them. */
+int sf_cli_network_option(sf_cli *cli, sf_cli_network *nw, int opt, const char *arg);
+/* Load the model and the backend and bind them; exits with a message on
+ * failure.  `--backend list` prints the installed backends and exits 0. */
+void sf_cli_network_open(sf_cli *cli, sf_cli_network *nw);
+void sf_cli_network_close(sf_cli_network *nw);
+
+/* ---- holding back one image's records ---- */
+
+/* Records of the image being processed, owned copies, written out only
+ * once the whole image succeeded so that a failure leaves no half image in
+ * the output. */
+typedef struct sf_cli_batch {
+    sf_record *recs;
+    size_t count, cap;
+} sf_cli_batch;
+
+/* Copy rec (key and payload) into the batch; exits on out of memory. */
+void sf_cli_batch_add(const sf_cli *cli, sf_cli_batch *b, const sf_record *rec);
+/* Add a record whose payload the batch takes over (malloc'd). */
+void sf_cli_batch_add_owned(const sf_cli *cli, sf_cli_batch *b, const sf_record *rec, void *data);
+/* Write every record, the last one flagged as the image's last; then clear. */
+void sf_cli_batch_flush(const sf_cli *cli, sf_cli_batch *b);
+void sf_cli_batch_clear(sf_cli_batch *b);
+void sf_cli_batch_free(sf_cli_batch *b);
+
+/* Open one input of a stream filter ("-" is stdin); on failure report it
+ * ("prog: FILE: reason") and return NULL.  *name is what messages call it. */
+FILE *sf_cli_open_input(const sf_cli *cli, const char *path, const char **name);
+void sf_cli_close_input(FILE *fp);
+
+/* ---- the loop of a stream filter ---- */
+
+/* A filter turns the records of each image into output records.  record()
+ * sees every record; image_end() runs after the image's last record.  Both
+ * add what they produce to out and return 0, or report the problem and
+ * return 1: that image then produces nothing, the others go on. */
+typedef struct sf_cli_filter {
+    int (*record)(void *ctx, const sf_record *rec, sf_cli_batch *out);
+    int (*image_end)(void *ctx, const char *key, sf_cli_batch *out);
+    void (*image_reset)(void *ctx);  /* optional: forget the image */
+} sf_cli_filter;
+
+/* Run the filter over the operands argv[first..argc) or stdin, writing to
+ * stdout.  Returns the exit status: 0, 1 (some images or files failed) or
+ * 3 (a corrupt stream). */
+int sf_cli_run_filter(sf_cli *cli, int argc, char **argv, int first,
+                      const sf_cli_filter *filter, void *ctx);
 
 #endif

@@ -80,6 +80,61 @@ static void emit(decoder *d, const char *key, uint16_t kind, uint8_t dtype, unsi
     sf_cli_write_record(d->cli, &rec);
 }
 
+/* A .npy file is taken as an image already decoded: a normalised
+ * 3 x H x W float32 tensor as it is, or H x W x 3 uint8 pixels to
+ * normalise, both without resizing.  This is how the reference's own
+ * tensors are fed through the pipeline. */
+static int load_npy(decoder *d, const char *path, sf_rgb_image *img, int *h, int *w)
+{
+    const sf_config *cfg = &d->cli->config;
+    sf_npy_array a;
+    sf_error err;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        sf_cli_error(d->cli, "%s: %s", path, strerror(errno));
+        return 1;
+    }
+    sf_status st = sf_npy_read(fp, path, (uint64_t)1 << 32, &a, &err);
+    fclose(fp);
+    if (st != SF_OK) {
+        sf_cli_error(d->cli, "%s", err.message);
+        return 1;
+    }
+    int ok_f32 = a.dtype == SF_DTYPE_F32 && a.ndim == 3 && a.shape[0] == 3;
+    int ok_u8 = a.dtype == SF_DTYPE_U8 && a.ndim == 3 && a.shape[2] == 3;
+    uint64_t ah = ok_f32 ? a.shape[1] : a.shape[0], aw = ok_f32 ? a.shape[2] : a.shape[1];
+    if (!(ok_f32 || ok_u8) || ah < 1 || aw < 1 || ah > 1 << 16 || aw > 1 << 16) {
+        sf_cli_error(d->cli, "%s: expected a 3 x H x W float32 tensor or H x W x 3 uint8 pixels", path);
+        free(a.data);
+        return 1;
+    }
+    *h = (int)ah;
+    *w = (int)aw;
+    size_t plane = (size_t)ah * (size_t)aw;
+    if (grow(&d->base, &d->base_cap, 3 * plane)) {
+        sf_cli_error(d->cli, "%s: out of memory", path);
+        free(a.data);
+        return 1;
+    }
+    memset(img, 0, sizeof *img);
+    img->width = img->source_width = *w;
+    img->height = img->source_height = *h;
+    if (ok_f32) {
+        memcpy(d->base, a.data, 3 * plane * sizeof(float));
+        free(a.data);
+    } else {
+        sf_image_normalize(a.data, *w, *h, cfg->mean, cfg->std, d->base);
+        img->pixels = a.data;
+    }
+    return 0;
+}
+
+static int has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
 /* Decode one file and write its records; returns 0 or 1 (this file failed). */
 static int decode_one(decoder *d, const char *path)
 {
@@ -95,18 +150,25 @@ static int decode_one(decoder *d, const char *path)
         sf_cli_error(d->cli, "%s: cannot be used as a key (%s)", path, err.message);
         return 1;
     }
-    if (sf_image_load_file(path, &d->options, &img, &err) != SF_OK) {
-        sf_cli_error(d->cli, "%s", err.message);
-        return 1;
+    int h, w;
+    if (has_suffix(path, ".npy")) {
+        if (load_npy(d, path, &img, &h, &w))
+            return 1;
+    } else {
+        if (sf_image_load_file(path, &d->options, &img, &err) != SF_OK) {
+            sf_cli_error(d->cli, "%s", err.message);
+            return 1;
+        }
+        h = img.height;
+        w = img.width;
+        size_t plane = (size_t)h * (size_t)w;
+        if (grow(&d->base, &d->base_cap, 3 * plane)) {
+            sf_cli_error(d->cli, "%s: out of memory", path);
+            sf_rgb_image_release(&img);
+            return 1;
+        }
+        sf_image_normalize(img.pixels, w, h, cfg->mean, cfg->std, d->base);
     }
-    int h = img.height, w = img.width;
-    size_t plane = (size_t)h * (size_t)w;
-    if (grow(&d->base, &d->base_cap, 3 * plane)) {
-        sf_cli_error(d->cli, "%s: out of memory", path);
-        sf_rgb_image_release(&img);
-        return 1;
-    }
-    sf_image_normalize(img.pixels, w, h, cfg->mean, cfg->std, d->base);
 
     /* Check every level first so that a failing image writes no records. */
     for (int i = 0; i < cfg->n_scales; i++) {
@@ -121,7 +183,7 @@ static int decode_one(decoder *d, const char *path)
     int64_t source[2] = { img.source_width, img.source_height };
     uint64_t shape[3] = { 2 };
     emit(d, path, SF_KIND_SOURCE, SF_DTYPE_I64, 1, shape, source, 0, 1.0, 0);
-    if (d->write_pixels) {
+    if (d->write_pixels && img.pixels) {
         uint64_t pshape[3] = { (uint64_t)h, (uint64_t)w, 3 };
         emit(d, path, SF_KIND_PIXELS, SF_DTYPE_U8, 3, pshape, img.pixels, 0, 1.0, 0);
     }
@@ -132,12 +194,14 @@ static int decode_one(decoder *d, const char *path)
         const float *level = d->base;
         sf_pyramid_level_size(h, w, s, &lh, &lw);
         if (s != 1.0) {
-            if (grow(&d->level, &d->level_cap, 3 * (size_t)lh * (size_t)lw) ||
-                sf_pyramid_resize(d->base, 3, h, w, s, d->level, &err) != SF_OK) {
-                /* Records of this image are already out: the stream cannot be
-                 * left with an open image, so this is fatal. */
-                sf_cli_error(d->cli, "%s: scale %g: %s", path, s,
-                             d->level ? err.message : "out of memory");
+            /* Records of this image are already out: the stream cannot be
+             * left with an open image, so a failure here is fatal. */
+            if (grow(&d->level, &d->level_cap, 3 * (size_t)lh * (size_t)lw)) {
+                sf_cli_error(d->cli, "%s: scale %g: out of memory", path, s);
+                exit(SF_EXIT_FATAL);
+            }
+            if (sf_pyramid_resize(d->base, 3, h, w, s, d->level, &err) != SF_OK) {
+                sf_cli_error(d->cli, "%s: scale %g: %s", path, s, err.message);
                 exit(SF_EXIT_FATAL);
             }
             level = d->level;

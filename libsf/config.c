@@ -78,8 +78,8 @@ static const struct key keys[] = {
          "apply the EXIF orientation before resizing (the reference does not)"),
     U64("image.max_pixels", max_pixels,
         "refuse images with more pixels than this; 0 = no limit"),
-    INT("features.keep", features_num, 1, 1000000,
-        "super-features kept per image, strongest over all scales"),
+    INT("features.keep", features_num, 0, 1000000,
+        "super-features kept per image, strongest over all scales; 0 = the model's own"),
     BOOL("features.global", global,
          "also compute the global descriptor"),
     STRING("compute.backend", backend,
@@ -124,7 +124,7 @@ void sf_config_init(sf_config *cfg)
     memcpy(cfg->scales, scales, sizeof scales);
     cfg->autorotate = 1;
     cfg->max_pixels = 178956970; /* Pillow's decompression-bomb limit */
-    cfg->features_num = 1000;
+    cfg->features_num = 0; /* the checkpoint's runtime.features_num */
     cfg->global = 0;
     cfg->threads = 0;
     cfg->codebook_size = 65536;

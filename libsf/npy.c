@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "sf_internal.h"
 
@@ -63,6 +65,101 @@ sf_status sf_npy_write(FILE *fp, const sf_record *rec, sf_error *err)
         int e = errno ? errno : EIO;
         return sf_error_set(err, e == EPIPE ? SF_ERR_BROKEN_PIPE : SF_ERR_IO,
                             "writing .npy failed: %s", strerror(e));
+    }
+    return SF_OK;
+}
+
+static int npy_dtype(const char *descr)
+{
+    for (int d = 1; d <= SF_DTYPE_COUNT; d++)
+        if (strcmp(descr, npy_descr(d)) == 0)
+            return d;
+    if (strcmp(descr, "<u1") == 0)
+        return SF_DTYPE_U8;
+    return 0;
+}
+
+/* Value of 'key': in the header dict, as the text after it. */
+static const char *npy_field(const char *dict, const char *key)
+{
+    const char *p = strstr(dict, key);
+    if (!p)
+        return NULL;
+    p += strlen(key);
+    while (*p == ' ')
+        p++;
+    return p;
+}
+
+sf_status sf_npy_read(FILE *fp, const char *name, uint64_t max_bytes, sf_npy_array *out,
+                      sf_error *err)
+{
+    unsigned char pre[12];
+    memset(out, 0, sizeof *out);
+    if (fread(pre, 1, 10, fp) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0)
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: not a .npy file", name);
+    size_t hlen;
+    if (pre[6] == 1) {
+        hlen = sf_get_u16(pre + 8);
+    } else if (pre[6] == 2 || pre[6] == 3) {
+        if (fread(pre + 10, 1, 2, fp) != 2)
+            return sf_error_set(err, SF_ERR_TRUNCATED, "%s: truncated .npy header", name);
+        hlen = sf_get_u32(pre + 8);
+    } else {
+        return sf_error_set(err, SF_ERR_VERSION, "%s: .npy format version %d", name, pre[6]);
+    }
+    char dict[4096];
+    if (hlen >= sizeof dict)
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: .npy header of %zu bytes", name, hlen);
+    if (fread(dict, 1, hlen, fp) != hlen)
+        return sf_error_set(err, SF_ERR_TRUNCATED, "%s: truncated .npy header", name);
+    dict[hlen] = '\0';
+
+    char descr[8] = "";
+    const char *v = npy_field(dict, "'descr':");
+    if (!v || sscanf(v, "'%7[^']'", descr) != 1 || !(out->dtype = (uint8_t)npy_dtype(descr)))
+        return sf_error_set(err, SF_ERR_UNSUPPORTED, "%s: unsupported .npy element type '%s'",
+                            name, descr);
+    v = npy_field(dict, "'fortran_order':");
+    if (!v || strncmp(v, "False", 5) != 0)
+        return sf_error_set(err, SF_ERR_UNSUPPORTED, "%s: Fortran-order arrays are not supported", name);
+    v = npy_field(dict, "'shape':");
+    if (!v || *v != '(')
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: .npy header has no shape", name);
+    v++;
+    for (;;) {
+        while (*v == ' ' || *v == ',')
+            v++;
+        if (*v == ')')
+            break;
+        char *end;
+        unsigned long long dim = strtoull(v, &end, 10);
+        if (end == v || out->ndim == SF_STREAM_MAX_DIMS)
+            return sf_error_set(err, SF_ERR_FORMAT, "%s: bad .npy shape", name);
+        out->shape[out->ndim++] = dim;
+        v = end;
+    }
+    uint64_t count = sf_shape_count(out->shape, out->ndim);
+    size_t elem = sf_dtype_size(out->dtype);
+    if (count == UINT64_MAX || count > max_bytes / elem)
+        return sf_error_set(err, SF_ERR_TOO_LARGE, "%s: array larger than %llu bytes", name,
+                            (unsigned long long)max_bytes);
+    out->data_size = count * elem;
+    /* A regular file must hold the data the header promises. */
+    struct stat st;
+    long here = ftell(fp);
+    if (fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode) && here >= 0 &&
+        (uint64_t)(st.st_size - here) < out->data_size)
+        return sf_error_set(err, SF_ERR_TRUNCATED, "%s: .npy data ends early (%llu of %llu bytes)",
+                            name, (unsigned long long)(st.st_size - here),
+                            (unsigned long long)out->data_size);
+    out->data = malloc(out->data_size ? (size_t)out->data_size : 1);
+    if (!out->data)
+        return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory", name);
+    if (fread(out->data, 1, (size_t)out->data_size, fp) != out->data_size) {
+        free(out->data);
+        out->data = NULL;
+        return sf_error_set(err, SF_ERR_TRUNCATED, "%s: .npy data ends early", name);
     }
     return SF_OK;
 }

@@ -6,6 +6,13 @@
 #include "sf_stream.h"
 #include "sf_config.h"
 #include "sf_image.h"
+#include "sf_model.h"
+#include "sf_network.h"
+#include "sf_asmk.h"
+#include "sf_kmeans.h"
+#include "sf_codebook.h"
+#include "sf_eval.h"
+#include "sf_match.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -27,7 +27,7 @@ typedef struct sf_config {
     uint64_t max_pixels;                   /* image.max_pixels: refuse larger files */
 
     /* features: selection of local super-features (spec section 5) */
-    int features_num;                      /* features.keep: 1000 */
+    int features_num;                      /* features.keep: 0 = the model's runtime.features_num */
     int global;                            /* features.global: also emit the global descriptor */
 
     /* compute */

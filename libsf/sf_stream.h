@@ -53,7 +53,8 @@ typedef enum sf_kind {
     SF_KIND_LOCAL_INDEX = 9,    /* i32 K template (super-feature) index */
     SF_KIND_GLOBAL = 10,        /* f32 d global descriptor */
     SF_KIND_PIXELS = 11,        /* u8 H x W x 3 resized sRGB image */
-    SF_KIND_SOURCE = 12         /* i64 [width, height] of the decoded file */
+    SF_KIND_SOURCE = 12,        /* i64 [width, height] of the decoded file */
+    SF_KIND_REDUCED = 13        /* f32 N x d reduced super-features, per scale */
 } sf_kind;
 #define SF_KIND_OPTIONAL 0x8000u
 
@@ -137,6 +138,21 @@ uint64_t sf_stream_reader_images(const sf_stream_reader *reader);
 /* Write the payload of rec as a NumPy .npy file (format 1.0, little-endian,
  * C order), so that any outside tool can read what sf produced. */
 sf_status sf_npy_write(FILE *fp, const sf_record *rec, sf_error *err);
+
+/* An array read from a .npy file. */
+typedef struct sf_npy_array {
+    uint8_t dtype;      /* sf_dtype */
+    uint8_t ndim;
+    uint64_t shape[SF_STREAM_MAX_DIMS];
+    void *data;         /* malloc'd; free() it */
+    uint64_t data_size;
+} sf_npy_array;
+
+/* Read a .npy file (format 1.0-3.0, little-endian, C order, one of the
+ * stream's element types).  The header is checked against the file size
+ * before anything is allocated; at most max_bytes of data are accepted. */
+sf_status sf_npy_read(FILE *fp, const char *name, uint64_t max_bytes, sf_npy_array *out,
+                      sf_error *err);
 
 #ifdef __cplusplus
 }

@@ -55,6 +55,7 @@ static const char *const kinds[] = {
     [SF_KIND_GLOBAL] = "global",
     [SF_KIND_PIXELS] = "pixels",
     [SF_KIND_SOURCE] = "source",
+    [SF_KIND_REDUCED] = "reduced",
 };
 #define N_KINDS (int)(sizeof kinds / sizeof kinds[0])
 

@@ -99,7 +99,7 @@ static void test_defaults(void)
         CHECK(c.scales[i] == scales[i], "scale %d: %g", i, c.scales[i]);
     CHECK(c.autorotate == 1, "image.autorotate");
     CHECK(c.max_pixels == 178956970u, "image.max_pixels");
-    CHECK(c.features_num == 1000, "features.keep");
+    CHECK(c.features_num == 0, "features.keep (0: the model's own)");
     CHECK(c.global == 0, "features.global");
     CHECK(c.backend[0] == '\0' && c.model[0] == '\0', "compute strings");
     CHECK(c.threads == 0, "compute.threads");
@@ -157,6 +157,9 @@ static void test_example_and_docs(void)
     sf_config_init(&c);
     c.image_size = 7; /* the file must set it back */
     CHECK(sf_config_load_file(&c, path, &err) == SF_OK, "%s", err.message);
+    /* The preset spells out the official fire.pth's own feature count. */
+    CHECK(c.features_num == 1000, "examples/fire.yaml: features.keep %d", c.features_num);
+    def.features_num = 1000;
     CHECK(cfg_equal(&c, &def), "examples/fire.yaml differs from the defaults");
 
     /* Every key is spelled out in the example and documented in the man page. */
@@ -284,7 +287,7 @@ static void test_load_errors(void)
     LOAD_FAILS("asmk:\n  alpha: 0\n", SF_ERR_CONFIG, "t.yaml:2: asmk.alpha: 0 is out of range (> 0)", NULL);
     LOAD_FAILS("asmk:\n  threshold: 1.5\n", SF_ERR_CONFIG,
                "t.yaml:2: asmk.threshold: 1.5 is out of range (-1..1)", NULL);
-    LOAD_FAILS("features:\n  keep: 1000001\n", SF_ERR_CONFIG, "features.keep: 1000001 is out of range (1..1000000)", NULL);
+    LOAD_FAILS("features:\n  keep: 1000001\n", SF_ERR_CONFIG, "features.keep: 1000001 is out of range (0..1000000)", NULL);
     LOAD_FAILS("asmk:\n  codebook_size: 16777217\n", SF_ERR_CONFIG, "(1..16777216)", NULL);
     LOAD_FAILS("asmk:\n  multiple_assignment_query: 65\n", SF_ERR_CONFIG,
                "asmk.multiple_assignment_query: 65 is out of range (1..64)", NULL);

@@ -205,15 +205,15 @@ static void test_names(void)
 
     static const char *const knames[] = { NULL, "image", "feature_map", "superfeatures",
         "attention", "strength", "local_desc", "local_strength", "local_scale",
-        "local_index", "global", "pixels", "source" };
-    for (int k = 1; k <= 12; k++) {
+        "local_index", "global", "pixels", "source", "reduced" };
+    for (int k = 1; k <= 13; k++) {
         CHECK(sf_kind_name(k) && strcmp(sf_kind_name(k), knames[k]) == 0, "kind %d", k);
         CHECK(sf_kind_from_name(knames[k]) == k, "kind name %s", knames[k]);
     }
     CHECK(sf_kind_name(SF_KIND_GLOBAL | SF_KIND_OPTIONAL)
           && strcmp(sf_kind_name(SF_KIND_GLOBAL | SF_KIND_OPTIONAL), "global") == 0,
           "optional bit ignored by sf_kind_name");
-    CHECK(sf_kind_name(0) == NULL && sf_kind_name(13) == NULL && sf_kind_name(0x8123) == NULL,
+    CHECK(sf_kind_name(0) == NULL && sf_kind_name(14) == NULL && sf_kind_name(0x8123) == NULL,
           "unknown kinds");
     CHECK(sf_kind_from_name("Image") == 0 && sf_kind_from_name("") == 0, "bad kind names");
 
@@ -230,7 +230,7 @@ static void test_names(void)
 
 static void test_round_trip(void)
 {
-    static const unsigned kinds[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x8123,
+    static const unsigned kinds[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 0x8123,
                                       SF_KIND_GLOBAL | SF_KIND_OPTIONAL };
     enum { N_KINDS = sizeof kinds / sizeof kinds[0] };
     enum { MAX_RECS = N_KINDS * SF_DTYPE_COUNT * (SF_STREAM_MAX_DIMS + 1) };
@@ -367,7 +367,7 @@ static void test_writer_rejects(void)
     BAD("data_size too small", data_size, 31);
     BAD("data_size too large", data_size, 33);
     BAD("unknown flag", flags, 0x0002);
-    BAD("unknown kind", kind, 13);
+    BAD("unknown kind", kind, 0x7fff);
     BAD("kind 0", kind, 0);
     BAD("no data", data, NULL);
     BAD("overflowing shape", shape[0], UINT64_C(1) << 62);
@@ -551,7 +551,7 @@ static void test_resealed(void)
     } edits[] = {
         { "version 2", 8, 2, 2, SF_ERR_VERSION },
         { "version 0", 8, 2, 0, SF_ERR_VERSION },
-        { "unknown kind", 10, 2, 13, SF_ERR_UNSUPPORTED },
+        { "unknown kind", 10, 2, 0x7fff, SF_ERR_UNSUPPORTED },
         { "kind 0", 10, 2, 0, SF_ERR_UNSUPPORTED },
         { "unknown flag", 12, 2, 3, SF_ERR_UNSUPPORTED },
         { "dtype 0", 14, 1, 0, SF_ERR_FORMAT },

@@ -1,0 +1,419 @@
+/* sf-codebook: train the visual codebook of ASMK with k-means on a sample
+ * of the local descriptors of feature streams, or describe a codebook
+ * file.  Sampling, k-means and the file are libsf's; this file reads the
+ * streams, chooses descriptors and reports. */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define DEFAULT_MAX_SAMPLES 10000000LL
+/* --scale S keeps the descriptors whose scale is within this fraction of S:
+ * scales are stored as float32 and typed with a few digits. */
+#define SCALE_TOLERANCE 1e-3
+
+enum {
+    OPT_ITERATIONS = SF_OPT_FIRST_PROGRAM,
+    OPT_SEED,
+    OPT_MAX_SAMPLES,
+    OPT_SCALE,
+    OPT_INFO,
+};
+
+static const struct option longopts[] = {
+    { "output", required_argument, NULL, 'o' },
+    { "codebook-size", required_argument, NULL, 'k' },
+    { "iterations", required_argument, NULL, OPT_ITERATIONS },
+    { "seed", required_argument, NULL, OPT_SEED },
+    { "threads", required_argument, NULL, SF_OPT_THREADS },
+    { "max-samples", required_argument, NULL, OPT_MAX_SAMPLES },
+    { "scale", required_argument, NULL, OPT_SCALE },
+    { "info", no_argument, NULL, OPT_INFO },
+    { NULL, 0, NULL, 0 },
+};
+
+static const char options_help[] =
+    "  -o, --output FILE    write the codebook here (required unless --info)\n"
+    "  -k, --codebook-size N  visual words (default 65536)\n"
+    "      --iterations N   k-means iterations (default 10)\n"
+    "      --seed N         seed of the sampling and of the k-means initialisation\n"
+    "                       (default 0)\n"
+    "      --threads N      compute threads (default: all cores)\n"
+    "      --max-samples N  train on at most N descriptors, a uniform random sample\n"
+    "                       of all of them (default 10000000)\n"
+    "      --scale S        use only the descriptors extracted at scale S, as the\n"
+    "                       official recipe does with 1 (default: all scales)\n"
+    "      --info           describe the CODEBOOK files given as operands\n";
+
+typedef struct trainer {
+    sf_cli *cli;
+    long long max_samples;
+    int use_scale;
+    double scale;
+    int progress;
+    sf_kmeans_sampler *sampler;
+    size_t d;
+    uint64_t images; /* read without a problem */
+    /* The image being read, with --scale: its descriptors wait for their
+     * scales, which sf-lit writes after them. */
+    float *desc;
+    size_t desc_rows, desc_cap;
+    float *scales;
+    size_t n_scales, scales_cap;
+    int has_scales, bad;
+    float *kept; /* rows that pass the filter */
+    size_t kept_cap;
+    struct timespec t0;
+} trainer;
+
+static _Noreturn void out_of_memory(const sf_cli *cli)
+{
+    sf_cli_error(cli, "out of memory");
+    exit(SF_EXIT_FATAL);
+}
+
+static double elapsed(const trainer *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t->t0.tv_sec) + 1e-9 * (double)(now.tv_nsec - t->t0.tv_nsec);
+}
+
+/* Grow *buf to hold want floats. */
+static void reserve(const sf_cli *cli, float **buf, size_t *cap, size_t want)
+{
+    if (want <= *cap)
+        return;
+    size_t c = *cap ? *cap : 4096;
+    while (c < want)
+        c *= 2;
+    float *p = realloc(*buf, c * sizeof *p);
+    if (!p)
+        out_of_memory(cli);
+    *buf = p;
+    *cap = c;
+}
+
+static void offer(trainer *t, const float *rows, size_t n)
+{
+    sf_error err;
+    if (n == 0)
+        return;
+    if (sf_kmeans_sampler_add(t->sampler, rows, n, &err) != SF_OK) {
+        sf_cli_error(t->cli, "%s", err.message);
+        exit(SF_EXIT_FATAL);
+    }
+}
+
+static void reset_image(trainer *t)
+{
+    t->desc_rows = 0;
+    t->n_scales = 0;
+    t->has_scales = 0;
+    t->bad = 0;
+}
+
+/* The image's records are all read; returns 1 if it failed. */
+static int end_image(trainer *t, const char *name, const char *key)
+{
+    int failed = t->bad;
+    if (!failed && t->use_scale && t->desc_rows) {
+        if (!t->has_scales) {
+            sf_cli_error(t->cli, "%s: %s: no local_scale record to filter the descriptors by "
+                                 "--scale", name, key);
+            failed = 1;
+        } else if (t->n_scales != t->desc_rows) {
+            sf_cli_error(t->cli, "%s: %s: %zu local_scale values for %zu local_desc rows", name,
+                         key, t->n_scales, t->desc_rows);
+            failed = 1;
+        } else {
+            size_t n = 0;
+            reserve(t->cli, &t->kept, &t->kept_cap, t->desc_rows * t->d);
+            for (size_t i = 0; i < t->desc_rows; i++)
+                if (fabs(t->scales[i] - t->scale) <= SCALE_TOLERANCE * t->scale)
+                    memcpy(t->kept + n++ * t->d, t->desc + i * t->d, t->d * sizeof(float));
+            offer(t, t->kept, n);
+        }
+    }
+    if (!failed)
+        t->images++;
+    reset_image(t);
+    return failed;
+}
+
+/* One record; returns 1 if its image failed because of it. */
+static int on_record(trainer *t, const char *name, const sf_record *rec)
+{
+    sf_error err;
+    if (t->bad)
+        return 1; /* the image is lost already */
+    if (rec->kind == SF_KIND_LOCAL_DESC) {
+        if (rec->dtype != SF_DTYPE_F32 || rec->ndim != 2 || rec->shape[1] == 0) {
+            sf_cli_error(t->cli, "%s: %s: local_desc is not a float32 K x d array", name,
+                         rec->key);
+            return 1;
+        }
+        if (!t->sampler) {
+            if (rec->shape[1] > 1 << 20) {
+                sf_cli_error(t->cli, "%s: %s: descriptors of dimension %llu", name, rec->key,
+                             (unsigned long long)rec->shape[1]);
+                return 1;
+            }
+            t->d = (size_t)rec->shape[1];
+            if (sf_kmeans_sampler_create((size_t)t->max_samples, t->d,
+                                         t->cli->config.kmeans_seed, &t->sampler,
+                                         &err) != SF_OK) {
+                sf_cli_error(t->cli, "%s", err.message);
+                exit(SF_EXIT_FATAL);
+            }
+        }
+        if (rec->shape[1] != t->d) {
+            sf_cli_error(t->cli, "%s: %s: descriptors of dimension %llu, the first ones had %zu",
+                         name, rec->key, (unsigned long long)rec->shape[1], t->d);
+            return 1;
+        }
+        size_t n = (size_t)rec->shape[0];
+        if (!t->use_scale) {
+            offer(t, rec->data, n);
+            return 0;
+        }
+        reserve(t->cli, &t->desc, &t->desc_cap, (t->desc_rows + n) * t->d);
+        memcpy(t->desc + t->desc_rows * t->d, rec->data, n * t->d * sizeof(float));
+        t->desc_rows += n;
+    } else if (rec->kind == SF_KIND_LOCAL_SCALE && t->use_scale) {
+        if (rec->dtype != SF_DTYPE_F32 || rec->ndim != 1) {
+            sf_cli_error(t->cli, "%s: %s: local_scale is not a float32 vector", name, rec->key);
+            return 1;
+        }
+        size_t n = (size_t)rec->shape[0];
+        reserve(t->cli, &t->scales, &t->scales_cap, t->n_scales + n);
+        memcpy(t->scales + t->n_scales, rec->data, n * sizeof(float));
+        t->n_scales += n;
+        t->has_scales = 1;
+    }
+    return 0;
+}
+
+/* Read one stream into the sample; returns its exit status. */
+static int read_stream(trainer *t, const char *path)
+{
+    const char *name;
+    FILE *fp = sf_cli_open_input(t->cli, path, &name);
+    if (!fp)
+        return SF_EXIT_FAILURE;
+    sf_stream_reader *reader;
+    sf_error err;
+    if (sf_stream_reader_create(&reader, fp, name, &err) != SF_OK)
+        out_of_memory(t->cli);
+    int status = SF_EXIT_OK;
+    uint64_t image = 0;   /* the image of the records held */
+    char *key = NULL;     /* its key, for messages */
+    int open_image = 0;
+    for (;;) {
+        const sf_record *rec;
+        if (sf_stream_read_record(reader, &rec, &err) != SF_OK) {
+            sf_cli_error(t->cli, "%s", err.message);
+            status = SF_EXIT_FATAL;
+            reset_image(t); /* a corrupt stream may stop inside an image */
+            break;
+        }
+        uint64_t now = rec ? sf_stream_reader_images(reader) - (rec->flags & SF_RECORD_LAST ? 1 : 0)
+                           : UINT64_MAX;
+        /* An image whose last record was a skipped optional one ends here. */
+        if (open_image && now != image) {
+            if (end_image(t, name, key))
+                status = status > SF_EXIT_FAILURE ? status : SF_EXIT_FAILURE;
+            open_image = 0;
+        }
+        if (!rec)
+            break;
+        if (!open_image) {
+            free(key);
+            key = strdup(rec->key);
+            if (!key)
+                out_of_memory(t->cli);
+            image = now;
+            open_image = 1;
+        }
+        if (on_record(t, name, rec))
+            t->bad = 1;
+        if (rec->flags & SF_RECORD_LAST) {
+            if (end_image(t, name, key))
+                status = status > SF_EXIT_FAILURE ? status : SF_EXIT_FAILURE;
+            open_image = 0;
+        }
+    }
+    sf_cli_info(t->cli, "%s: %llu records, %llu images", name,
+                (unsigned long long)sf_stream_reader_records(reader),
+                (unsigned long long)sf_stream_reader_images(reader));
+    free(key);
+    sf_stream_reader_free(reader);
+    sf_cli_close_input(fp);
+    return status;
+}
+
+static void on_progress(void *ctx, int iteration, double inertia)
+{
+    trainer *t = ctx;
+    if (t->progress)
+        sf_cli_error(t->cli, "iteration %d/%d: inertia %.9g (%.1f s)", iteration,
+                     t->cli->config.kmeans_iterations, inertia, elapsed(t));
+}
+
+static int train(sf_cli *cli, trainer *t, const char *output)
+{
+    sf_error err;
+    size_t n = 0;
+    const float *x = t->sampler ? sf_kmeans_sampler_rows(t->sampler, &n) : NULL;
+    size_t k = (size_t)cli->config.codebook_size;
+    if (n == 0) {
+        sf_cli_error(cli, "no local descriptors in the input%s (local_desc records, written "
+                          "by sf-lit)", t->use_scale ? " at the --scale given" : "");
+        return SF_EXIT_FAILURE;
+    }
+    if (n < k) {
+        sf_cli_error(cli, "only %zu descriptors for %zu visual words: k-means needs at least "
+                          "as many descriptors as words; use more images or a smaller -k",
+                     n, k);
+        return SF_EXIT_FAILURE;
+    }
+    sf_cli_info(cli, "training %zu visual words on %zu of %llu descriptors (d = %zu) from "
+                     "%llu images", k, n, (unsigned long long)sf_kmeans_sampler_seen(t->sampler),
+                t->d, (unsigned long long)t->images);
+    float *c = malloc(k * t->d * sizeof *c);
+    if (!c)
+        out_of_memory(cli);
+    sf_kmeans_options opt = { .threads = cli->config.threads, .progress = on_progress,
+                              .progress_ctx = t };
+    double inertia = 0;
+    clock_gettime(CLOCK_MONOTONIC, &t->t0);
+    if (sf_kmeans_train(x, n, t->d, k, cli->config.kmeans_iterations, cli->config.kmeans_seed,
+                        &opt, c, &inertia, &err) != SF_OK) {
+        sf_cli_error(cli, "%s", err.message);
+        free(c);
+        return err.status == SF_ERR_NOMEM ? SF_EXIT_FATAL : SF_EXIT_FAILURE;
+    }
+    sf_codebook_training info = { .seed = cli->config.kmeans_seed, .samples = n,
+                                  .iterations = cli->config.kmeans_iterations,
+                                  .inertia = inertia };
+    int status = SF_EXIT_OK;
+    if (sf_codebook_write(output, c, k, t->d, &info, &err) != SF_OK) {
+        sf_cli_error(cli, "%s", err.message);
+        status = SF_EXIT_FATAL;
+    } else {
+        sf_cli_info(cli, "wrote %s: %zu x %zu, inertia %.9g, checksum %016llx, %.2f s", output,
+                    k, t->d, inertia,
+                    (unsigned long long)sf_codebook_checksum_data(c, k, t->d), elapsed(t));
+    }
+    free(c);
+    return status;
+}
+
+/* --info: describe each codebook; returns the exit status. */
+static int info(const sf_cli *cli, int argc, char **argv, int first)
+{
+    int status = SF_EXIT_OK;
+    for (int i = first; i < argc; i++) {
+        sf_codebook *cb;
+        sf_error err;
+        if (sf_codebook_load(argv[i], &cb, &err) != SF_OK) {
+            sf_cli_error(cli, "%s", err.message);
+            status = SF_EXIT_FAILURE;
+            continue;
+        }
+        const sf_codebook_training *tr = sf_codebook_get_training(cb);
+        printf("file: %s\nversion: %d\nk: %zu\ndim: %zu\nchecksum: %016llx\nseed: %llu\n"
+               "iterations: %d\nsamples: %llu\ninertia: %.17g\n",
+               argv[i], SF_CODEBOOK_VERSION, sf_codebook_size(cb), sf_codebook_dim(cb),
+               (unsigned long long)sf_codebook_checksum(cb), (unsigned long long)tr->seed,
+               tr->iterations, (unsigned long long)tr->samples, tr->inertia);
+        sf_codebook_free(cb);
+    }
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    sf_cli cli;
+    sf_cli_init(&cli, "sf-codebook", argc, argv);
+    cli.synopsis = "[OPTION]... -o CODEBOOK [STREAM]...\n"
+                   "  or:  sf-codebook --info CODEBOOK...";
+    cli.summary = "Train the ASMK visual codebook: k-means on the local descriptors\n"
+                  "(local_desc records) of feature streams.  With no STREAM, or when\n"
+                  "STREAM is -, read standard input.";
+    cli.options_help = options_help;
+
+    trainer t = { .cli = &cli, .max_samples = DEFAULT_MAX_SAMPLES };
+    const char *output = NULL;
+    int want_info = 0;
+    int c;
+    while ((c = sf_cli_getopt(&cli, argc, argv, "o:k:", longopts)) != -1) {
+        switch (c) {
+        case 'o':
+            if (!*optarg)
+                sf_cli_usage_error(&cli, "--output needs a file name");
+            output = optarg;
+            break;
+        case 'k': sf_cli_set(&cli, "asmk.codebook_size", optarg); break;
+        case OPT_ITERATIONS: sf_cli_set(&cli, "asmk.kmeans_iterations", optarg); break;
+        case OPT_SEED: sf_cli_set(&cli, "asmk.kmeans_seed", optarg); break;
+        case SF_OPT_THREADS: sf_cli_set(&cli, "compute.threads", optarg); break;
+        case OPT_MAX_SAMPLES:
+            t.max_samples = sf_cli_parse_int(&cli, "--max-samples", optarg, 1, 1LL << 40);
+            break;
+        case OPT_SCALE: {
+            char *end;
+            errno = 0;
+            t.scale = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !isfinite(t.scale) || t.scale <= 0)
+                sf_cli_usage_error(&cli, "--scale: expected a positive number, got '%s'",
+                                   optarg);
+            t.use_scale = 1;
+            break;
+        }
+        case OPT_INFO: want_info = 1; break;
+        default:
+            sf_cli_usage_error(&cli, "unexpected option");
+        }
+    }
+    if (want_info) {
+        if (output)
+            sf_cli_usage_error(&cli, "--info describes codebooks; it writes none (drop -o)");
+        if (optind == argc)
+            sf_cli_usage_error(&cli, "--info needs a CODEBOOK file");
+        return sf_cli_finish(&cli, info(&cli, argc, argv, optind));
+    }
+    if (!output)
+        sf_cli_usage_error(&cli, "no output: give -o CODEBOOK");
+    if (cli.config.codebook_size > t.max_samples)
+        sf_cli_usage_error(&cli, "-k %d is more than --max-samples %lld: k-means needs at least "
+                                 "one descriptor per visual word", cli.config.codebook_size,
+                           t.max_samples);
+    if (optind == argc && isatty(STDIN_FILENO))
+        sf_cli_usage_error(&cli, "no input: name stream files or pipe a stream in");
+    t.progress = cli.verbosity >= 2 || (cli.verbosity >= 1 && isatty(STDERR_FILENO));
+
+    int status = SF_EXIT_OK;
+    static char *const stdin_only[] = { "-" };
+    char *const *files = optind < argc ? argv + optind : stdin_only;
+    int n_files = optind < argc ? argc - optind : 1;
+    for (int i = 0; i < n_files; i++) {
+        int st = read_stream(&t, files[i]);
+        status = st > status ? st : status;
+    }
+    if (status != SF_EXIT_OK)
+        sf_cli_error(&cli, "no codebook written: some input failed (see above)");
+    else
+        status = train(&cli, &t, output);
+    sf_kmeans_sampler_free(t.sampler);
+    free(t.desc);
+    free(t.scales);
+    free(t.kept);
+    return sf_cli_finish(&cli, status);
+}

@@ -1,0 +1,215 @@
+/* sf-lit: backbone feature maps in, super-features out (LIT, strength,
+ * reduction, selection over the scales of each image, global descriptor). */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+enum {
+    OPT_KEEP = SF_OPT_FIRST_PROGRAM,
+    OPT_GLOBAL,
+    OPT_SUPERFEATURES,
+    OPT_ATTENTION,
+    OPT_STRENGTH,
+    OPT_REDUCED,
+};
+
+static const struct option longopts[] = {
+    SF_CLI_NETWORK_LONGOPTS,
+    { "keep", required_argument, NULL, OPT_KEEP },
+    { "global", no_argument, NULL, OPT_GLOBAL },
+    { "superfeatures", no_argument, NULL, OPT_SUPERFEATURES },
+    { "attention", no_argument, NULL, OPT_ATTENTION },
+    { "strength", no_argument, NULL, OPT_STRENGTH },
+    { "reduced", no_argument, NULL, OPT_REDUCED },
+    { NULL, 0, NULL, 0 },
+};
+
+static const char options_help[] =
+    SF_CLI_NETWORK_HELP
+    "      --keep N         keep the N strongest super-features per image\n"
+    "                       (default: the model's own number, 1000 for fire.pth)\n"
+    "      --global         also write the global descriptor\n"
+    "      --superfeatures  also write each scale's LIT output (N x D)\n"
+    "      --attention      also write each scale's attention maps (N x H x W)\n"
+    "      --strength       also write each scale's strengths (N)\n"
+    "      --reduced        also write each scale's reduced super-features (N x d)\n";
+
+typedef struct lit_filter {
+    sf_cli *cli;
+    sf_cli_network nw;
+    int keep;
+    int global, want_sf, want_attn, want_strength, want_reduced;
+    int N, D, d, C;
+    const float *red_w, *red_b; /* NULL when the model has no reduction */
+    sf_selector *selector;
+    float *sf, *attn, *strength, *reduced;
+    size_t attn_cap;
+} lit_filter;
+
+/* A copy of data as a new record of this image. */
+static void emit(lit_filter *f, sf_cli_batch *out, const sf_record *like, uint16_t kind,
+                 uint8_t dtype, unsigned ndim, const uint64_t *shape, const void *data)
+{
+    sf_record r = *like;
+    r.kind = kind;
+    r.dtype = dtype;
+    r.ndim = (uint8_t)ndim;
+    memset(r.shape, 0, sizeof r.shape);
+    memcpy(r.shape, shape, ndim * sizeof shape[0]);
+    r.data = data;
+    r.data_size = sf_shape_count(shape, ndim) * sf_dtype_size(dtype);
+    sf_cli_batch_add(f->cli, out, &r);
+}
+
+static int on_record(void *vctx, const sf_record *rec, sf_cli_batch *out)
+{
+    lit_filter *f = vctx;
+    sf_error err;
+    if (rec->kind == SF_KIND_IMAGE)
+        return 0; /* pixels are of no use after the backbone */
+    if (rec->kind != SF_KIND_FEATURE_MAP) {
+        sf_cli_batch_add(f->cli, out, rec);
+        return 0;
+    }
+    if (rec->dtype != SF_DTYPE_F32 || rec->ndim != 3 || rec->shape[0] != (uint64_t)f->C ||
+        rec->shape[1] > 1 << 14 || rec->shape[2] > 1 << 14) {
+        sf_cli_error(f->cli, "%s: feature map %u is not a %d x H x W float32 tensor "
+                     "(was it made with the same model?)", rec->key, rec->index, f->C);
+        return 1;
+    }
+    int h = (int)rec->shape[1], w = (int)rec->shape[2];
+    size_t L = (size_t)h * (size_t)w;
+    if (f->want_attn && L * f->N > f->attn_cap) {
+        float *a = realloc(f->attn, L * f->N * sizeof(float));
+        if (!a) {
+            sf_cli_error(f->cli, "%s: out of memory", rec->key);
+            return 1;
+        }
+        f->attn = a;
+        f->attn_cap = L * f->N;
+    }
+    if (sf_network_lit(f->nw.net, rec->data, h, w, f->sf, f->want_attn ? f->attn : NULL,
+                       &err) != SF_OK) {
+        sf_cli_error(f->cli, "%s: scale %g: %s", rec->key, rec->scale, err.message);
+        return 1;
+    }
+    sf_superfeature_strength(f->sf, f->N, f->D, f->strength);
+    sf_superfeature_reduce(f->sf, f->N, f->D, f->red_w, f->red_b, f->d, f->reduced);
+    if (sf_selector_add(f->selector, f->reduced, f->strength, f->N, rec->scale, &err) != SF_OK) {
+        sf_cli_error(f->cli, "%s: %s", rec->key, err.message);
+        return 1;
+    }
+    uint64_t nd[2] = { (uint64_t)f->N, (uint64_t)f->D }, nr[2] = { (uint64_t)f->N, (uint64_t)f->d };
+    uint64_t na[3] = { (uint64_t)f->N, (uint64_t)h, (uint64_t)w }, n1[1] = { (uint64_t)f->N };
+    if (f->want_sf)
+        emit(f, out, rec, SF_KIND_SUPERFEATURES, SF_DTYPE_F32, 2, nd, f->sf);
+    if (f->want_attn)
+        emit(f, out, rec, SF_KIND_ATTENTION, SF_DTYPE_F32, 3, na, f->attn);
+    if (f->want_strength)
+        emit(f, out, rec, SF_KIND_STRENGTH, SF_DTYPE_F32, 1, n1, f->strength);
+    if (f->want_reduced)
+        emit(f, out, rec, SF_KIND_REDUCED, SF_DTYPE_F32, 2, nr, f->reduced);
+    return 0;
+}
+
+static int on_image_end(void *vctx, const char *key, sf_cli_batch *out)
+{
+    lit_filter *f = vctx;
+    sf_local_features lf;
+    sf_error err;
+    if (sf_selector_select(f->selector, f->keep, &lf, &err) != SF_OK) {
+        sf_cli_error(f->cli, "%s: %s", key, err.message);
+        return 1;
+    }
+    sf_record like = { .key = key, .key_len = strlen(key), .scale = 1.0 };
+    uint64_t kd[2] = { (uint64_t)lf.count, (uint64_t)lf.dim }, k1[1] = { (uint64_t)lf.count };
+    emit(f, out, &like, SF_KIND_LOCAL_DESC, SF_DTYPE_F32, 2, kd, lf.desc);
+    emit(f, out, &like, SF_KIND_LOCAL_STRENGTH, SF_DTYPE_F32, 1, k1, lf.strength);
+    emit(f, out, &like, SF_KIND_LOCAL_SCALE, SF_DTYPE_F32, 1, k1, lf.scale);
+    emit(f, out, &like, SF_KIND_LOCAL_INDEX, SF_DTYPE_I32, 1, k1, lf.index);
+    if (f->global) {
+        float *g = malloc(sizeof(float) * (size_t)f->d);
+        if (!g) {
+            sf_cli_error(f->cli, "%s: out of memory", key);
+            return 1;
+        }
+        sf_selector_global(f->selector, g);
+        uint64_t gd[1] = { (uint64_t)f->d };
+        emit(f, out, &like, SF_KIND_GLOBAL, SF_DTYPE_F32, 1, gd, g);
+        free(g);
+    }
+    return 0;
+}
+
+static void on_image_reset(void *vctx)
+{
+    lit_filter *f = vctx;
+    sf_selector_reset(f->selector);
+}
+
+int main(int argc, char **argv)
+{
+    sf_cli cli;
+    lit_filter f;
+    int c;
+    memset(&f, 0, sizeof f);
+    f.cli = &cli;
+    f.keep = -1;
+    sf_cli_prefer_passive_threads(argv);
+    sf_cli_init(&cli, "sf-lit", argc, argv);
+    cli.synopsis = "-m MODEL [OPTION]... [STREAM]...";
+    cli.summary = "Turn the backbone feature maps of a stream (from sf-extract) into FIRe\n"
+                  "super-features: LIT on each scale, then the strongest over all scales.";
+    cli.options_help = options_help;
+    while ((c = sf_cli_getopt(&cli, argc, argv, SF_CLI_NETWORK_SHORTOPTS, longopts)) != -1) {
+        if (sf_cli_network_option(&cli, &f.nw, c, optarg))
+            continue;
+        switch (c) {
+        case OPT_KEEP: sf_cli_set(&cli, "features.keep", optarg); break;
+        case OPT_GLOBAL: sf_cli_set(&cli, "features.global", "true"); break;
+        case OPT_SUPERFEATURES: f.want_sf = 1; break;
+        case OPT_ATTENTION: f.want_attn = 1; break;
+        case OPT_STRENGTH: f.want_strength = 1; break;
+        case OPT_REDUCED: f.want_reduced = 1; break;
+        default: sf_cli_usage_error(&cli, "unexpected option");
+        }
+    }
+    sf_cli_network_open(&cli, &f.nw);
+    sf_cli_refuse_terminal_output(&cli, stdout);
+
+    const sf_net_params *p = sf_model_params(f.nw.model);
+    sf_backbone_layout layout;
+    sf_error err;
+    sf_backbone_layout_get(p, &layout, &err); /* the network exists: it is supported */
+    f.C = layout.channels;
+    f.N = p->lit_N;
+    f.D = p->lit_dim;
+    f.keep = cli.config.features_num > 0 ? cli.config.features_num : p->features_num;
+    f.global = cli.config.global;
+    const sf_tensor *rw = sf_model_tensor(f.nw.model, "dim_reduction.weight");
+    const sf_tensor *rb = sf_model_tensor(f.nw.model, "dim_reduction.bias");
+    f.d = rw ? p->reduction_dim : f.D;
+    f.red_w = rw ? rw->data : NULL;
+    f.red_b = rb ? rb->data : NULL;
+    f.sf = malloc(sizeof(float) * (size_t)f.N * f.D);
+    f.strength = malloc(sizeof(float) * (size_t)f.N);
+    f.reduced = malloc(sizeof(float) * (size_t)f.N * f.d);
+    if (!f.sf || !f.strength || !f.reduced || sf_selector_create(&f.selector, f.d, &err) != SF_OK) {
+        sf_cli_error(&cli, "out of memory");
+        return SF_EXIT_FATAL;
+    }
+    sf_cli_info(&cli, "LIT T=%d N=%d dim=%d, reduction to %d, keeping %d", p->lit_T, f.N, f.D,
+                f.d, f.keep);
+    sf_cli_filter filter = { on_record, on_image_end, on_image_reset };
+    int status = sf_cli_run_filter(&cli, argc, argv, optind, &filter, &f);
+    sf_selector_free(f.selector);
+    free(f.sf);
+    free(f.attn);
+    free(f.strength);
+    free(f.reduced);
+    sf_cli_network_close(&f.nw);
+    return sf_cli_finish(&cli, status);
+}

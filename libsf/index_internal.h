@@ -1,0 +1,135 @@
+/* Shared by index_read.c and index_write.c: the on-disk layout of the ASMK
+ * index (man/sf-index.5) and the parsed view of one committed state. */
+#ifndef SF_INDEX_INTERNAL_H
+#define SF_INDEX_INTERNAL_H
+
+#include <stdint.h>
+
+#include "sf_index.h"
+#include "sf_internal.h"
+
+/* ---- Layout ---- */
+
+#define IX_MAGIC "SFASMKIX"
+#define IX_VERSION 1
+#define IX_HEADER_SIZE 512
+/* Two commit slots, each in its own 512-byte sector so that a torn write of
+ * one never touches the other. */
+#define IX_SLOT0 512
+#define IX_SLOT1 1024
+#define IX_SLOT_SIZE 64
+#define IX_DATA_START 1536
+#define IX_SLOT_MAGIC "SFIXSLOT"
+#define IX_COMMIT_MAGIC "SFIXCMT1"
+#define IX_COMMIT_FIXED 64
+#define IX_SEG_MAGIC "SFIXSEG1"
+#define IX_SEG_HEADER 64
+#define IX_SEG_ENTRY 48   /* one segment in the commit record */
+#define IX_IMAGE_ENTRY 16 /* one image in a segment's table */
+#define IX_ALIGN 64
+#define IX_MAX_KEY 4096
+#define IX_MAX_PATH 4096
+
+#define IX_FLAG_BINARY 1u
+#define IX_FLAG_IDF 2u
+#define IX_COMMIT_HAS_IDF 1u
+
+/* Round up to IX_ALIGN; callers keep v far below UINT64_MAX. */
+static inline uint64_t ix_align(uint64_t v) { return (v + IX_ALIGN - 1) & ~(uint64_t)(IX_ALIGN - 1); }
+
+/* Offsets of the parts of a segment, relative to its start. */
+typedef struct ix_seg_layout {
+    uint64_t dir;    /* k + 1 u64 entry offsets, one list per word */
+    uint64_t images; /* n_images x IX_IMAGE_ENTRY */
+    uint64_t keys;   /* keys_bytes */
+    uint64_t ids;    /* n_entries u32, image number within the segment */
+    uint64_t vecs;   /* n_entries x vec_bytes */
+    uint64_t size;   /* whole segment */
+} ix_seg_layout;
+
+/* 0 when the sizes overflow or exceed limit. */
+int ix_seg_layout_compute(uint64_t k, uint64_t n_images, uint64_t n_entries,
+                          uint64_t keys_bytes, uint64_t vec_bytes, uint64_t limit,
+                          ix_seg_layout *out);
+
+/* ---- Parsed index ---- */
+
+typedef struct ix_segment {
+    uint64_t offset, size, checksum;
+    uint64_t n_images, n_entries, keys_bytes;
+    uint64_t slot_base; /* id of its first image */
+    const unsigned char *base;
+    const unsigned char *dir;    /* k + 1 little-endian u64 */
+    const unsigned char *images;
+    const char *keys;
+    const uint32_t *ids;
+    const unsigned char *vecs;
+} ix_segment;
+
+struct sf_index {
+    char *name;
+    /* The mapping (or copy) covers [0, size): the header and everything up
+     * to the end of the commit record. */
+    const unsigned char *data;
+    uint64_t size;
+    void *map;        /* munmap on close, or NULL */
+    size_t map_size;
+    void *copy;       /* free on close, or NULL */
+
+    sf_index_params params;
+    sf_index_codebook_id codebook;
+    uint32_t flags;
+    uint64_t vec_bytes;
+    char *codebook_path;
+
+    uint64_t generation;
+    uint64_t commit_offset, commit_size;
+    size_t n_segments;
+    ix_segment *segs;
+    uint64_t n_slots, n_live;
+    const uint64_t *live; /* bitmap, n_slots bits */
+    const double *norm;   /* n_slots */
+    const float *idf;     /* k, or NULL without idf */
+    double *norm_sqrt;    /* n_slots + 1 (the last is 1.0, a safe target) */
+};
+
+/* Parse data[0, size) as an index file, taking the header and the commit
+ * slots from head (its first IX_DATA_START bytes; NULL: from data).  idx
+ * needs its name set and nothing else.  On failure idx may hold partial
+ * allocations: ix_release it. */
+sf_status ix_parse(sf_index *idx, const unsigned char *data, uint64_t size,
+                   const unsigned char *head, sf_error *err);
+/* Read the header and choose the newest valid slot from the first
+ * IX_DATA_START bytes. */
+sf_status ix_parse_header(sf_index *idx, const unsigned char *head, sf_error *err);
+sf_status ix_pick_slot(const sf_index *idx, const unsigned char *head, uint64_t file_size,
+                       int *which, uint64_t *generation, uint64_t *commit_offset,
+                       uint64_t *commit_size, uint64_t *commit_checksum, sf_error *err);
+void ix_release(sf_index *idx);
+
+static inline int ix_live(const uint64_t *bits, uint64_t i) { return (int)((bits[i >> 6] >> (i & 63)) & 1); }
+
+/* Point s (offset, size, n_images and n_entries set) at its bytes h,
+ * checking its header and sizes; 0 if they do not match. */
+int ix_segment_bind(ix_segment *s, const unsigned char *h, uint64_t k, uint64_t vec_bytes);
+
+/* The entries [*first, *end) of word w in segment s, checked against the
+ * segment's entry count. */
+sf_status ix_word_range(const sf_index *idx, const ix_segment *s, uint64_t w, uint64_t *first,
+                        uint64_t *end, sf_error *err);
+/* Segment holding id, and the image's table entry. */
+const ix_segment *ix_segment_of(const sf_index *idx, uint64_t id);
+sf_status ix_image_entry(const sf_index *idx, const ix_segment *s, uint64_t local,
+                         const char **key, uint32_t *key_len, uint32_t *n_vectors,
+                         sf_error *err);
+
+/* XXH64 of a segment as stored: the hash of the hashes of its three parts
+ * (everything before the ids, the ids, the vectors), so that a writer can
+ * fill the parts in any order. */
+uint64_t ix_combine_parts(const uint64_t part[3]);
+
+/* idf of a word with count live entries among n_live images, as
+ * sf_asmk_ivf_finalize computes it. */
+float ix_idf(uint64_t n_live, uint64_t count);
+
+#endif

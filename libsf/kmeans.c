@@ -1,0 +1,740 @@
+#include "config.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <dnnl.h>
+
+#include "sf_kmeans.h"
+
+/* Distance tiles: ROW_BLOCK rows against COL_BLOCK centroids per sgemm
+ * call, one ROW_BLOCK x COL_BLOCK float buffer per thread.  The row blocks
+ * are fixed whatever the thread count, so every row's result is too. */
+#ifndef ROW_BLOCK
+#define ROW_BLOCK 1024
+#endif
+#ifndef COL_BLOCK
+#define COL_BLOCK 2048
+#endif
+
+/* Relative push that separates the two halves of a split cluster. */
+#define SPLIT_EPS (1.0 / 1024.0)
+
+/* oneDNN runs its sgemm on OpenMP here (libgomp comes with libdnnl).  Each
+ * of our threads asks for a single-threaded sgemm so that the cores are
+ * shared between blocks, not oversubscribed.  Weak: a oneDNN on another
+ * runtime leaves them NULL and this is skipped. */
+extern void omp_set_num_threads(int n) __attribute__((weak));
+extern int omp_get_max_threads(void) __attribute__((weak));
+
+/* a * b without wrapping; 0 on overflow (callers never ask for 0). */
+static size_t mul_size(size_t a, size_t b)
+{
+    if (a != 0 && b > SIZE_MAX / a)
+        return 0;
+    return a * b;
+}
+
+static int resolve_threads(int threads)
+{
+    if (threads > 0)
+        return threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)(n < 1024 ? n : 1024) : 1;
+}
+
+/* ---- Random numbers: xoshiro256** seeded through splitmix64 ---- */
+
+typedef struct rng {
+    uint64_t s[4];
+} rng;
+
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+/* stream tells apart the generators derived from one user seed. */
+static void rng_seed(rng *r, uint64_t seed, uint64_t stream)
+{
+    uint64_t st = seed ^ (stream * UINT64_C(0xd1b54a32d192ed03));
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&st);
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rng_next(rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+/* Uniform in [0, bound), bound > 0, without modulo bias (Lemire's
+ * multiply-and-reject). */
+static uint64_t rng_below(rng *r, uint64_t bound)
+{
+    unsigned __int128 m = (unsigned __int128)rng_next(r) * bound;
+    uint64_t low = (uint64_t)m;
+    if (low < bound) {
+        uint64_t threshold = -bound % bound;
+        while (low < threshold) {
+            m = (unsigned __int128)rng_next(r) * bound;
+            low = (uint64_t)m;
+        }
+    }
+    return (uint64_t)(m >> 64);
+}
+
+/* ---- Initialisation: k distinct positions out of n ---- */
+
+/* A partial Fisher-Yates shuffle of 0..n-1 that stores only the displaced
+ * positions, in an open-addressing table: O(k) memory whatever n is. */
+typedef struct swap_map {
+    size_t *keys, *vals;
+    size_t mask;
+} swap_map;
+
+static size_t map_slot(const swap_map *m, size_t key)
+{
+    size_t h = (size_t)((uint64_t)key * UINT64_C(0x9e3779b97f4a7c15) >> 17) & m->mask;
+    while (m->keys[h] != SIZE_MAX && m->keys[h] != key)
+        h = (h + 1) & m->mask;
+    return h;
+}
+
+static size_t map_get(const swap_map *m, size_t key)
+{
+    size_t h = map_slot(m, key);
+    return m->keys[h] == key ? m->vals[h] : key;
+}
+
+static void map_put(swap_map *m, size_t key, size_t val)
+{
+    size_t h = map_slot(m, key);
+    m->keys[h] = key;
+    m->vals[h] = val;
+}
+
+static sf_status pick_distinct(size_t n, size_t k, uint64_t seed, size_t *out, sf_error *err)
+{
+    size_t cap = 16;
+    while (cap < 4 * k)
+        cap *= 2;
+    swap_map m = { malloc(cap * sizeof(size_t)), malloc(cap * sizeof(size_t)), cap - 1 };
+    if (!m.keys || !m.vals) {
+        free(m.keys);
+        free(m.vals);
+        return sf_error_set(err, SF_ERR_NOMEM, "k-means: out of memory");
+    }
+    memset(m.keys, 0xff, cap * sizeof(size_t));
+    rng r;
+    rng_seed(&r, seed, 1);
+    for (size_t i = 0; i < k; i++) {
+        size_t j = i + (size_t)rng_below(&r, (uint64_t)(n - i));
+        size_t vi = map_get(&m, i), vj = map_get(&m, j);
+        out[i] = vj;
+        map_put(&m, j, vi);
+    }
+    free(m.keys);
+    free(m.vals);
+    return SF_OK;
+}
+
+/* ---- Assignment: blocked sgemm and argmin ---- */
+
+/* Smallest cn[j] + ip[j] of a row and its first index.  Each vector lane
+ * keeps the first minimum of its columns; merging the lanes by (value,
+ * index) and then the tail in order gives exactly what a plain loop
+ * gives, so every variant below returns the same answer.  The argmin is
+ * about a fifth of the sgemm's time when scalar, a twentieth in vectors. */
+#define DEFINE_ROW_ARGMIN(name, lanes, attr)                                                \
+    attr static size_t name(const float *ip, const float *cn, size_t cols, float *value)    \
+    {                                                                                        \
+        typedef float vf __attribute__((vector_size(4 * (lanes))));                         \
+        typedef int32_t vi __attribute__((vector_size(4 * (lanes))));                       \
+        float best = INFINITY;                                                               \
+        size_t at = 0, j = 0;                                                                \
+        if (cols >= (lanes)) {                                                               \
+            vf vmin;                                                                         \
+            vi vidx, cur, step;                                                              \
+            for (int l = 0; l < (lanes); l++) {                                              \
+                vmin[l] = INFINITY;                                                          \
+                vidx[l] = 0;                                                                 \
+                cur[l] = l;                                                                  \
+                step[l] = (lanes);                                                           \
+            }                                                                                \
+            for (; j + (lanes) <= cols; j += (lanes)) {                                      \
+                vf a, b;                                                                     \
+                memcpy(&a, cn + j, sizeof a);                                                \
+                memcpy(&b, ip + j, sizeof b);                                                \
+                vf v = a + b;                                                                \
+                vi m = v < vmin;                                                             \
+                vmin = (vf)(((vi)v & m) | ((vi)vmin & ~m));                                  \
+                vidx = (cur & m) | (vidx & ~m);                                              \
+                cur += step;                                                                 \
+            }                                                                                \
+            for (int l = 0; l < (lanes); l++)                                                \
+                if (vmin[l] < best || (vmin[l] == best && (size_t)vidx[l] < at)) {           \
+                    best = vmin[l];                                                          \
+                    at = (size_t)vidx[l];                                                    \
+                }                                                                            \
+        }                                                                                    \
+        for (; j < cols; j++) {                                                              \
+            float v = cn[j] + ip[j];                                                         \
+            if (v < best) {                                                                  \
+                best = v;                                                                    \
+                at = j;                                                                      \
+            }                                                                                \
+        }                                                                                    \
+        *value = best;                                                                       \
+        return at;                                                                           \
+    }
+
+/* 16-byte vectors suit every target; x86-64 with AVX2 gets 32-byte ones
+ * (wider vectors compiled for a narrower target are slower than scalar). */
+DEFINE_ROW_ARGMIN(row_argmin_4, 4, )
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HAVE_ARGMIN_AVX2 1
+DEFINE_ROW_ARGMIN(row_argmin_avx2, 8, __attribute__((target("avx2"))))
+#endif
+
+typedef size_t (*row_argmin_fn)(const float *ip, const float *cn, size_t cols, float *value);
+
+static row_argmin_fn pick_row_argmin(void)
+{
+#ifdef HAVE_ARGMIN_AVX2
+    if (__builtin_cpu_supports("avx2"))
+        return row_argmin_avx2;
+#endif
+    return row_argmin_4;
+}
+
+typedef struct assign_job {
+    const float *x;
+    size_t n, d;
+    const float *c;
+    const float *cnorm; /* |c|^2, k */
+    size_t k;
+    int32_t *assign;
+    float *dist;
+    size_t n_blocks;
+    int n_threads;
+    row_argmin_fn row_argmin;
+} assign_job;
+
+typedef struct assign_worker {
+    const assign_job *job;
+    int index;
+    float *buf; /* ROW_BLOCK x COL_BLOCK */
+    dnnl_status_t status;
+    pthread_t thread;
+} assign_worker;
+
+static dnnl_status_t assign_block(const assign_job *job, size_t b, float *buf)
+{
+    const size_t d = job->d;
+    const size_t r0 = b * ROW_BLOCK;
+    const size_t rows = job->n - r0 < ROW_BLOCK ? job->n - r0 : ROW_BLOCK;
+    const float *x = job->x + r0 * d;
+    float best[ROW_BLOCK];
+    int32_t at[ROW_BLOCK];
+    for (size_t r = 0; r < rows; r++) {
+        best[r] = INFINITY;
+        at[r] = 0;
+    }
+    for (size_t c0 = 0; c0 < job->k; c0 += COL_BLOCK) {
+        size_t cols = job->k - c0 < COL_BLOCK ? job->k - c0 : COL_BLOCK;
+        /* buf = -2 x c^T */
+        dnnl_status_t s = dnnl_sgemm('N', 'T', (dnnl_dim_t)rows, (dnnl_dim_t)cols, (dnnl_dim_t)d,
+                                     -2.0f, x, (dnnl_dim_t)d, job->c + c0 * d, (dnnl_dim_t)d,
+                                     0.0f, buf, (dnnl_dim_t)cols);
+        if (s != dnnl_success)
+            return s;
+        for (size_t r = 0; r < rows; r++) {
+            float v;
+            size_t j = job->row_argmin(buf + r * cols, job->cnorm + c0, cols, &v);
+            if (v < best[r]) { /* strict: an earlier block wins ties */
+                best[r] = v;
+                at[r] = (int32_t)(c0 + j);
+            }
+        }
+    }
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * d;
+        float xn = 0.0f;
+        for (size_t i = 0; i < d; i++)
+            xn += xr[i] * xr[i];
+        float dd = xn + best[r];
+        job->assign[r0 + r] = at[r];
+        if (job->dist)
+            job->dist[r0 + r] = dd > 0.0f ? dd : 0.0f;
+    }
+    return dnnl_success;
+}
+
+static void *assign_thread(void *arg)
+{
+    assign_worker *w = arg;
+    const assign_job *job = w->job;
+    int prev = omp_get_max_threads && omp_set_num_threads ? omp_get_max_threads() : 0;
+    if (prev > 1)
+        omp_set_num_threads(1);
+    w->status = dnnl_success;
+    for (size_t b = (size_t)w->index; b < job->n_blocks && w->status == dnnl_success;
+         b += (size_t)job->n_threads)
+        w->status = assign_block(job, b, w->buf);
+    if (prev > 1)
+        omp_set_num_threads(prev); /* matters for the caller's own thread */
+    return NULL;
+}
+
+/* Nearest centroid of every row; cnorm holds |c|^2.  The calling thread
+ * takes the first share. */
+static sf_status assign_all(const float *x, size_t n, size_t d, const float *c,
+                            const float *cnorm, size_t k, int threads, int32_t *assign,
+                            float *dist, sf_error *err)
+{
+    assign_job job = { x, n, d, c, cnorm, k, assign, dist, (n + ROW_BLOCK - 1) / ROW_BLOCK, 0,
+                       pick_row_argmin() };
+    int nt = resolve_threads(threads);
+    if ((size_t)nt > job.n_blocks)
+        nt = (int)job.n_blocks;
+    job.n_threads = nt;
+    assign_worker *w = calloc((size_t)nt, sizeof *w);
+    if (!w)
+        return sf_error_set(err, SF_ERR_NOMEM, "k-means: out of memory");
+    size_t cols = k < COL_BLOCK ? k : COL_BLOCK;
+    size_t buf_floats = (n < ROW_BLOCK ? n : ROW_BLOCK) * cols;
+    sf_status st = SF_OK;
+    for (int t = 0; t < nt; t++) {
+        w[t].job = &job;
+        w[t].index = t;
+        w[t].buf = malloc(buf_floats * sizeof(float));
+        if (!w[t].buf)
+            st = sf_error_set(err, SF_ERR_NOMEM, "k-means: out of memory");
+    }
+    int started = 1;
+    for (; st == SF_OK && started < nt; started++)
+        if (pthread_create(&w[started].thread, NULL, assign_thread, &w[started]) != 0) {
+            st = sf_error_set(err, SF_ERR_NOMEM, "k-means: cannot start a thread");
+            break;
+        }
+    if (st == SF_OK)
+        assign_thread(&w[0]);
+    for (int t = 1; t < started; t++)
+        pthread_join(w[t].thread, NULL);
+    for (int t = 0; t < nt && st == SF_OK; t++)
+        if (w[t].status != dnnl_success)
+            st = sf_error_set(err, SF_ERR_BACKEND, "k-means: oneDNN sgemm failed (status %d)",
+                              (int)w[t].status);
+    for (int t = 0; t < nt; t++)
+        free(w[t].buf);
+    free(w);
+    return st;
+}
+
+static void centroid_norms(const float *c, size_t k, size_t d, float *cnorm)
+{
+    for (size_t j = 0; j < k; j++) {
+        double s = 0.0;
+        for (size_t i = 0; i < d; i++)
+            s += (double)c[j * d + i] * c[j * d + i];
+        cnorm[j] = (float)s;
+    }
+}
+
+static sf_status check_finite(const float *v, size_t count, const char *what, sf_error *err)
+{
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(v[i]))
+            return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                                "k-means: %s value %zu is not finite", what, i);
+    return SF_OK;
+}
+
+sf_status sf_kmeans_assign(const float *x, size_t n, size_t d, const float *centroids,
+                           size_t k, int threads, int32_t *assign, float *dist, sf_error *err)
+{
+    if (d == 0 || k == 0 || k > INT32_MAX)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                            "k-means: %zu centroids of dimension %zu", k, d);
+    if (n == 0)
+        return SF_OK;
+    size_t nd = mul_size(n, d), kd = mul_size(k, d);
+    if (!nd || !kd)
+        return sf_error_set(err, SF_ERR_TOO_LARGE, "k-means: sizes overflow");
+    sf_status st = check_finite(x, nd, "data", err);
+    if (st == SF_OK)
+        st = check_finite(centroids, kd, "centroid", err);
+    if (st != SF_OK)
+        return st;
+    float *cnorm = malloc(k * sizeof(float));
+    if (!cnorm)
+        return sf_error_set(err, SF_ERR_NOMEM, "k-means: out of memory");
+    centroid_norms(centroids, k, d, cnorm);
+    st = assign_all(x, n, d, centroids, cnorm, k, threads, assign, dist, err);
+    free(cnorm);
+    return st;
+}
+
+/* ---- Update: means in double, by ranges of clusters ---- */
+
+typedef struct update_job {
+    const float *x;
+    size_t n, d, k;
+    const int32_t *assign;
+    const float *dist;
+    double *sums;   /* k x d */
+    size_t *counts; /* k */
+    size_t *far;    /* k: the row farthest from its old centroid, first on ties */
+    float *far_dist;
+    float *c;       /* k x d, updated for non-empty clusters */
+    int n_threads;
+} update_job;
+
+typedef struct update_worker {
+    const update_job *job;
+    int index;
+    pthread_t thread;
+} update_worker;
+
+/* Each thread owns a range of clusters and scans the rows in order, so the
+ * sums do not depend on the number of threads. */
+static void *update_thread(void *arg)
+{
+    update_worker *w = arg;
+    const update_job *job = w->job;
+    const size_t d = job->d;
+    size_t lo = job->k * (size_t)w->index / (size_t)job->n_threads;
+    size_t hi = job->k * (size_t)(w->index + 1) / (size_t)job->n_threads;
+    memset(job->sums + lo * d, 0, (hi - lo) * d * sizeof(double));
+    for (size_t j = lo; j < hi; j++) {
+        job->counts[j] = 0;
+        job->far[j] = SIZE_MAX;
+        job->far_dist[j] = -1.0f;
+    }
+    for (size_t i = 0; i < job->n; i++) {
+        size_t a = (size_t)job->assign[i];
+        if (a < lo || a >= hi)
+            continue;
+        double *s = job->sums + a * d;
+        const float *xi = job->x + i * d;
+        for (size_t t = 0; t < d; t++)
+            s[t] += xi[t];
+        job->counts[a]++;
+        if (job->dist[i] > job->far_dist[a]) {
+            job->far_dist[a] = job->dist[i];
+            job->far[a] = i;
+        }
+    }
+    for (size_t j = lo; j < hi; j++) {
+        if (job->counts[j] == 0)
+            continue;
+        double inv = 1.0 / (double)job->counts[j];
+        for (size_t t = 0; t < d; t++)
+            job->c[j * d + t] = (float)(job->sums[j * d + t] * inv);
+    }
+    return NULL;
+}
+
+static sf_status update_all(update_job *job, int threads, sf_error *err)
+{
+    int nt = resolve_threads(threads);
+    if ((size_t)nt > job->k)
+        nt = (int)job->k;
+    job->n_threads = nt;
+    update_worker *w = calloc((size_t)nt, sizeof *w);
+    if (!w)
+        return sf_error_set(err, SF_ERR_NOMEM, "k-means: out of memory");
+    sf_status st = SF_OK;
+    int started = 1;
+    for (int t = 0; t < nt; t++) {
+        w[t].job = job;
+        w[t].index = t;
+    }
+    for (; started < nt; started++)
+        if (pthread_create(&w[started].thread, NULL, update_thread, &w[started]) != 0) {
+            st = sf_error_set(err, SF_ERR_NOMEM, "k-means: cannot start a thread");
+            break;
+        }
+    if (st == SF_OK)
+        update_thread(&w[0]);
+    for (int t = 1; t < started; t++)
+        pthread_join(w[t].thread, NULL);
+    free(w);
+    return st;
+}
+
+/* ---- Empty clusters ---- */
+
+/* Cluster indices by descending count, ties by index (a merge sort: qsort
+ * has no context pointer for the counts). */
+static void sort_by_count(size_t *idx, size_t *tmp, size_t n, const size_t *counts)
+{
+    if (n < 2)
+        return;
+    size_t h = n / 2;
+    sort_by_count(idx, tmp, h, counts);
+    sort_by_count(idx + h, tmp, n - h, counts);
+    size_t i = 0, j = h, o = 0;
+    while (i < h && j < n) {
+        size_t a = idx[i], b = idx[j];
+        int take_b = counts[b] > counts[a] || (counts[b] == counts[a] && b < a);
+        tmp[o++] = take_b ? idx[j++] : idx[i++];
+    }
+    while (i < h)
+        tmp[o++] = idx[i++];
+    while (j < n)
+        tmp[o++] = idx[j++];
+    memcpy(idx, tmp, n * sizeof *idx);
+}
+
+/* Give every empty cluster (in index order) half of a big one: the largest
+ * clusters donate first, each at most once per iteration.  The donor's
+ * centroid c and the new one become c - e and c + e, with e = (f - c)/1024
+ * where f is the donor's farthest row: the hyperplane through c across that
+ * direction then splits the donor's rows, f on the new side and, as c is
+ * their mean, at least one row on the other.  A donor needs two rows and
+ * a farthest row away from its centroid; empty clusters left over keep
+ * their centroid and are retried at the next iteration.  Returns the
+ * number of clusters re-seeded. */
+static size_t split_clusters(const float *x, size_t d, size_t k, float *c, const size_t *counts,
+                             const size_t *far, size_t *order, size_t *tmp)
+{
+    size_t n_empty = 0;
+    for (size_t j = 0; j < k; j++)
+        n_empty += counts[j] == 0;
+    if (n_empty == 0)
+        return 0;
+    for (size_t j = 0; j < k; j++)
+        order[j] = j;
+    sort_by_count(order, tmp, k, counts);
+    size_t next = 0, done = 0;
+    for (size_t e = 0; e < k; e++) {
+        if (counts[e] != 0)
+            continue;
+        size_t donor = SIZE_MAX;
+        while (next < k && counts[order[next]] >= 2) {
+            size_t cand = order[next++];
+            const float *f = x + far[cand] * d, *cc = c + cand * d;
+            int moved = 0;
+            for (size_t t = 0; t < d && !moved; t++)
+                moved = f[t] != cc[t];
+            if (moved) {
+                donor = cand;
+                break;
+            }
+        }
+        if (donor == SIZE_MAX)
+            break;
+        float *cd = c + donor * d, *ce = c + e * d;
+        const float *f = x + far[donor] * d;
+        for (size_t t = 0; t < d; t++) {
+            double base = cd[t], push = ((double)f[t] - base) * SPLIT_EPS;
+            ce[t] = (float)(base + push);
+            cd[t] = (float)(base - push);
+        }
+        done++;
+    }
+    return done;
+}
+
+/* ---- Training ---- */
+
+sf_status sf_kmeans_train(const float *x, size_t n, size_t d, size_t k, int iterations,
+                          uint64_t seed, const sf_kmeans_options *opt, float *centroids,
+                          double *inertia, sf_error *err)
+{
+    static const sf_kmeans_options defaults = { 0, NULL, NULL };
+    if (!opt)
+        opt = &defaults;
+    if (d == 0 || k == 0)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                            "k-means: %zu centroids of dimension %zu", k, d);
+    if (k > INT32_MAX)
+        return sf_error_set(err, SF_ERR_TOO_LARGE, "k-means: %zu centroids (at most %d)", k,
+                            INT32_MAX);
+    if (n < k)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                            "k-means: %zu training vectors for %zu centroids; "
+                            "at least as many vectors as centroids are needed", n, k);
+    if (iterations < 0)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, "k-means: %d iterations", iterations);
+    size_t nd = mul_size(n, d), kd = mul_size(k, d);
+    if (!nd || !kd || !mul_size(kd, sizeof(double)) || !mul_size(n, sizeof(float)))
+        return sf_error_set(err, SF_ERR_TOO_LARGE, "k-means: %zu x %zu is too large", n, d);
+    sf_status st = check_finite(x, nd, "training", err);
+    if (st != SF_OK)
+        return st;
+
+    int32_t *assign = malloc(n * sizeof *assign);
+    float *dist = malloc(n * sizeof *dist);
+    float *cnorm = malloc(k * sizeof *cnorm);
+    double *sums = malloc(kd * sizeof *sums);
+    size_t *counts = malloc(k * sizeof *counts);
+    size_t *far = malloc(k * sizeof *far);
+    float *far_dist = malloc(k * sizeof *far_dist);
+    size_t *order = malloc(k * sizeof *order);
+    size_t *tmp = malloc(k * sizeof *tmp);
+    if (!assign || !dist || !cnorm || !sums || !counts || !far || !far_dist || !order || !tmp) {
+        st = sf_error_set(err, SF_ERR_NOMEM, "k-means: out of memory for %zu vectors and %zu "
+                                             "centroids", n, k);
+        goto done;
+    }
+
+    st = pick_distinct(n, k, seed, order, err);
+    if (st != SF_OK)
+        goto done;
+    for (size_t j = 0; j < k; j++)
+        memcpy(centroids + j * d, x + order[j] * d, d * sizeof(float));
+
+    update_job up = { x, n, d, k, assign, dist, sums, counts, far, far_dist, centroids, 0 };
+    double total = 0.0;
+    for (int it = 0;; it++) {
+        centroid_norms(centroids, k, d, cnorm);
+        st = assign_all(x, n, d, centroids, cnorm, k, opt->threads, assign, dist, err);
+        if (st != SF_OK)
+            goto done;
+        total = 0.0;
+        for (size_t i = 0; i < n; i++)
+            total += dist[i];
+        if (opt->progress)
+            opt->progress(opt->progress_ctx, it, total);
+        if (it == iterations)
+            break;
+        st = update_all(&up, opt->threads, err);
+        if (st != SF_OK)
+            goto done;
+        split_clusters(x, d, k, centroids, counts, far, order, tmp);
+    }
+    if (inertia)
+        *inertia = total;
+
+done:
+    free(assign);
+    free(dist);
+    free(cnorm);
+    free(sums);
+    free(counts);
+    free(far);
+    free(far_dist);
+    free(order);
+    free(tmp);
+    return st;
+}
+
+/* ---- Reservoir sampling ---- */
+
+struct sf_kmeans_sampler {
+    size_t max_rows, d;
+    float *rows;
+    size_t n, cap; /* rows held, rows allocated */
+    uint64_t seen;
+    rng r;
+};
+
+sf_status sf_kmeans_sampler_create(size_t max_rows, size_t d, uint64_t seed,
+                                   sf_kmeans_sampler **out, sf_error *err)
+{
+    *out = NULL;
+    if (max_rows == 0 || d == 0)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                            "sampler: %zu rows of dimension %zu", max_rows, d);
+    if (!mul_size(mul_size(max_rows, d), sizeof(float)))
+        return sf_error_set(err, SF_ERR_TOO_LARGE, "sampler: %zu rows of dimension %zu",
+                            max_rows, d);
+    sf_kmeans_sampler *s = calloc(1, sizeof *s);
+    if (!s)
+        return sf_error_set(err, SF_ERR_NOMEM, "sampler: out of memory");
+    s->max_rows = max_rows;
+    s->d = d;
+    rng_seed(&s->r, seed, 2);
+    *out = s;
+    return SF_OK;
+}
+
+void sf_kmeans_sampler_free(sf_kmeans_sampler *s)
+{
+    if (!s)
+        return;
+    free(s->rows);
+    free(s);
+}
+
+static sf_status sampler_grow(sf_kmeans_sampler *s, size_t want, sf_error *err)
+{
+    size_t cap = s->cap ? s->cap : 1024;
+    while (cap < want)
+        cap = cap > s->max_rows / 2 ? s->max_rows : 2 * cap;
+    if (cap > s->max_rows)
+        cap = s->max_rows;
+    float *rows = realloc(s->rows, cap * s->d * sizeof(float));
+    if (!rows)
+        return sf_error_set(err, SF_ERR_NOMEM, "sampler: out of memory for %zu rows of "
+                                               "dimension %zu", cap, s->d);
+    s->rows = rows;
+    s->cap = cap;
+    return SF_OK;
+}
+
+sf_status sf_kmeans_sampler_add(sf_kmeans_sampler *s, const float *rows, size_t n,
+                                sf_error *err)
+{
+    const size_t d = s->d;
+    /* Rows that fit are kept as they come. */
+    size_t fill = s->max_rows - s->n < n ? s->max_rows - s->n : n;
+    if (fill) {
+        if (s->n + fill > s->cap) {
+            sf_status st = sampler_grow(s, s->n + fill, err);
+            if (st != SF_OK)
+                return st;
+        }
+        memcpy(s->rows + s->n * d, rows, fill * d * sizeof(float));
+        s->n += fill;
+        s->seen += fill;
+    }
+    /* Then row number `seen` (0-based) replaces a random slot with
+     * probability max_rows / (seen + 1). */
+    for (size_t i = fill; i < n; i++) {
+        uint64_t j = rng_below(&s->r, s->seen + 1);
+        if (j < s->max_rows)
+            memcpy(s->rows + (size_t)j * d, rows + i * d, d * sizeof(float));
+        s->seen++;
+    }
+    return SF_OK;
+}
+
+const float *sf_kmeans_sampler_rows(const sf_kmeans_sampler *s, size_t *n)
+{
+    *n = s->n;
+    return s->rows;
+}
+
+size_t sf_kmeans_sampler_dim(const sf_kmeans_sampler *s)
+{
+    return s->d;
+}
+
+uint64_t sf_kmeans_sampler_seen(const sf_kmeans_sampler *s)
+{
+    return s->seen;
+}

@@ -1,0 +1,69 @@
+/* The visual codebook file written by sf-codebook: k x d float32 centroids
+ * with their training parameters, versioned and checksummed.  Byte layout:
+ * man/sf-codebook.1 (FILE FORMAT).
+ *
+ * The content checksum (XXH64 of the centroid bytes) identifies a
+ * codebook: an index stores it and refuses to be searched or extended with
+ * another codebook. */
+#ifndef SF_CODEBOOK_H
+#define SF_CODEBOOK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sf_status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SF_CODEBOOK_MAGIC "SFCODEBK"
+#define SF_CODEBOOK_VERSION 1
+/* Bytes before the centroids in a version 1 file; a multiple of 64. */
+#define SF_CODEBOOK_HEADER_SIZE 128
+
+/* How the centroids were made; informational, kept in the file. */
+typedef struct sf_codebook_training {
+    uint64_t seed;    /* k-means seed */
+    uint64_t samples; /* training vectors */
+    int iterations;   /* k-means iterations */
+    double inertia;   /* final sum of squared distances to the centroids */
+} sf_codebook_training;
+
+typedef struct sf_codebook sf_codebook;
+
+/* XXH64 (seed 0) of k x dim float32 centroids as stored: little-endian,
+ * row-major.  Equals sf_codebook_checksum of a file holding them. */
+uint64_t sf_codebook_checksum_data(const float *centroids, size_t k, size_t dim);
+
+/* Write a codebook file.  It is written beside path under a temporary
+ * name, synced and renamed over path, so that readers see either the old
+ * file or the whole new one; when path exists and is not a regular file
+ * (a pipe, /dev/null) it is written to directly.  training may be NULL
+ * (all zero).  Fails on k == 0, dim == 0, k beyond INT32_MAX or
+ * non-finite values. */
+sf_status sf_codebook_write(const char *path, const float *centroids, size_t k, size_t dim,
+                            const sf_codebook_training *training, sf_error *err);
+
+/* Read and check a codebook file: magic, version, header checksum, sizes
+ * against the file length, the centroids' checksum and that every value is
+ * finite.  Each failure names the file and the reason (SF_ERR_FORMAT,
+ * SF_ERR_VERSION, SF_ERR_TRUNCATED, SF_ERR_CHECKSUM, SF_ERR_IO,
+ * SF_ERR_NOT_FOUND).  *out is owned by the caller. */
+sf_status sf_codebook_load(const char *path, sf_codebook **out, sf_error *err);
+/* The same from the size bytes at data (copied); name is used in messages. */
+sf_status sf_codebook_load_buffer(const void *data, size_t size, const char *name,
+                                  sf_codebook **out, sf_error *err);
+void sf_codebook_free(sf_codebook *codebook);
+
+size_t sf_codebook_size(const sf_codebook *codebook); /* k */
+size_t sf_codebook_dim(const sf_codebook *codebook);
+/* k x dim centroids, 64-byte aligned, owned by the codebook. */
+const float *sf_codebook_centroids(const sf_codebook *codebook);
+uint64_t sf_codebook_checksum(const sf_codebook *codebook);
+const sf_codebook_training *sf_codebook_get_training(const sf_codebook *codebook);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,112 @@
+/* Retrieval evaluation: the revisited Oxford/Paris protocol (spec section
+ * 8: AP with the trapezoid rule, mP@k, Easy/Medium/Hard) and recall@k for
+ * a `file<TAB>group` answer key.  Rankings are query-major: row q lists
+ * database ids for query q, best first. */
+#ifndef SF_EVAL_H
+#define SF_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sf_status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- One ranking ---- */
+
+/* AP and precision at each ks[i] of one ranking of n_ranked database ids.
+ * Ids in ignored are removed from the ranking first; an id in both lists
+ * counts as a positive and shifts only the positives after it (as the
+ * reference does).  AP: for the j-th positive (0-based) at 0-based rank r,
+ * ((r ? j/r : 1) + (j+1)/(r+1)) / (2 n_pos), n_pos = distinct positives,
+ * ranked or not.  P@k: the fraction of positives among the first
+ * min(k, position of the last ranked positive, 1-based) results.  With no
+ * positive ranked, AP and P@k are 0; with no positives at all they are NaN.
+ * pk may be NULL when n_ks is 0. */
+sf_status sf_eval_ranking(const uint32_t *ranking, size_t n_ranked, const uint32_t *positives,
+                          size_t n_positives, const uint32_t *ignored, size_t n_ignored,
+                          const int *ks, size_t n_ks, double *ap, double *pk, sf_error *err);
+
+/* ---- Revisited Oxford / Paris ---- */
+
+typedef enum sf_eval_protocol {
+    SF_EVAL_EASY = 0,   /* positives easy, ignored junk + hard */
+    SF_EVAL_MEDIUM = 1, /* positives easy + hard, ignored junk */
+    SF_EVAL_HARD = 2    /* positives hard, ignored junk + easy */
+} sf_eval_protocol;
+#define SF_EVAL_N_PROTOCOLS 3
+/* mP@k is reported for k = 1, 5, 10, as in the official evaluation. */
+#define SF_EVAL_N_KAPPAS 3
+extern const int sf_eval_kappas[SF_EVAL_N_KAPPAS];
+
+typedef struct sf_gnd_query {
+    uint32_t *easy, *hard, *junk; /* database ids */
+    size_t n_easy, n_hard, n_junk;
+    int has_bbx;                  /* bbx holds the query box x1, y1, x2, y2 */
+    double bbx[4];
+} sf_gnd_query;
+
+/* Ground truth: one entry per query, owned by the handle. */
+typedef struct sf_gnd {
+    size_t n_queries;
+    sf_gnd_query *queries;
+} sf_gnd;
+
+/* A YAML list with one mapping per query: `easy`, `hard` and `junk`, each
+ * a list of database ids (required; `[]` or null when empty), and an
+ * optional `bbx` of four numbers.  Errors give the name, line and reason. */
+sf_status sf_gnd_load_yaml(const char *path, sf_gnd **out, sf_error *err);
+/* The same from memory; name is used in messages. */
+sf_status sf_gnd_parse_yaml(const void *data, size_t size, const char *name, sf_gnd **out,
+                            sf_error *err);
+void sf_gnd_free(sf_gnd *gnd);
+
+typedef struct sf_eval_revisited {
+    double map[SF_EVAL_N_PROTOCOLS];                   /* NaN when no query has positives */
+    double mpk[SF_EVAL_N_PROTOCOLS][SF_EVAL_N_KAPPAS];
+    size_t n_scored[SF_EVAL_N_PROTOCOLS];              /* queries with positives */
+} sf_eval_revisited;
+
+/* Evaluate ranks (gnd->n_queries x n_ranked, query-major).  aps
+ * (3 x n_queries, protocol-major) and pks (3 x n_queries x 3) are
+ * optional per-query outputs; queries without positives get NaN there and
+ * are left out of the means. */
+sf_status sf_eval_revisited_compute(const sf_gnd *gnd, const uint32_t *ranks, size_t n_ranked,
+                                    sf_eval_revisited *out, double *aps, double *pks,
+                                    sf_error *err);
+
+/* ---- Groups: `file<TAB>group` answer keys ---- */
+
+typedef struct sf_groups sf_groups;
+
+/* One `file<TAB>group` per line; empty lines and lines starting with '#'
+ * are skipped, a trailing CR is dropped.  A group named `single_*` has no
+ * partner.  Files must be unique. */
+sf_status sf_groups_load_tsv(const char *path, sf_groups **out, sf_error *err);
+sf_status sf_groups_parse_tsv(const void *data, size_t size, const char *name, sf_groups **out,
+                              sf_error *err);
+void sf_groups_free(sf_groups *groups);
+size_t sf_groups_count(const sf_groups *groups);
+const char *sf_groups_file(const sf_groups *groups, size_t i);
+const char *sf_groups_group(const sf_groups *groups, size_t i);
+/* Index of file (exact match), or -1. */
+long sf_groups_find(const sf_groups *groups, const char *file);
+
+/* Recall@k over the files as both database (index = line order) and
+ * queries.  Row r of ranks (n_rows x n_ranked) ranks the database for
+ * query file query_ids[r] (query_ids NULL: row r is file r).  The query
+ * is removed from its own ranking; its positives are the other files of
+ * its group.  Queries in a `single_*` group, or alone in theirs, are left
+ * out.  recall[i] is the fraction of counted queries with a positive in
+ * the first ks[i] results (NaN when none is counted); *n_counted may be
+ * NULL. */
+sf_status sf_eval_recall(const sf_groups *groups, const uint32_t *ranks, size_t n_rows,
+                         size_t n_ranked, const uint32_t *query_ids, const int *ks, size_t n_ks,
+                         double *recall, size_t *n_counted, sf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
