@@ -106,57 +106,13 @@ sf_status sf_codebook_write(const char *path, const float *centroids, size_t k, 
 
     /* Beside the target, then renamed over it: a reader (or an index
      * builder running meanwhile) never sees half a codebook. */
-    struct stat sb;
-    int direct = stat(path, &sb) == 0 && !S_ISREG(sb.st_mode);
-    size_t tlen = strlen(path) + 32;
-    char *tmp = malloc(tlen);
-    int fd = -1;
-    if (!tmp)
-        return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory", path);
-    if (direct) {
-        snprintf(tmp, tlen, "%s", path);
-        fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-    } else {
-        for (unsigned i = 0; i < 100 && fd < 0; i++) {
-            snprintf(tmp, tlen, "%s.tmp%ld.%u", path, (long)getpid(), i);
-            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-            if (fd < 0 && errno != EEXIST)
-                break;
-        }
-    }
-    FILE *fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    if (!fp) {
-        int e = errno;
-        if (fd >= 0) {
-            close(fd);
-            if (!direct)
-                unlink(tmp);
-        }
-        free(tmp);
-        return sf_error_set(err, SF_ERR_IO, "%s: %s", path, strerror(e));
-    }
+    sf_atomic_file af;
+    if ((st = sf_atomic_file_open(&af, path, err)) != SF_OK)
+        return st;
     errno = 0;
-    int ok = fwrite(h, 1, sizeof h, fp) == sizeof h
-             && fwrite(centroids, 1, (size_t)bytes, fp) == bytes && fflush(fp) == 0;
-    int e = errno;
-    if (ok && !direct && fsync(fileno(fp)) != 0) {
-        ok = 0;
-        e = errno;
-    }
-    if (fclose(fp) != 0 && ok) {
-        ok = 0;
-        e = errno;
-    }
-    if (ok && !direct && rename(tmp, path) != 0) {
-        ok = 0;
-        e = errno;
-    }
-    if (!ok && !direct)
-        unlink(tmp);
-    free(tmp);
-    if (!ok)
-        return sf_error_set(err, SF_ERR_IO, "%s: write failed: %s", path, strerror(e ? e : EIO));
-    return SF_OK;
+    int ok = fwrite(h, 1, sizeof h, af.fp) == sizeof h
+             && fwrite(centroids, 1, (size_t)bytes, af.fp) == bytes;
+    return sf_atomic_file_commit(&af, ok, err);
 }
 
 /* ---- Reading ---- */

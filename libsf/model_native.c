@@ -91,67 +91,28 @@ sf_status sf_model_save_native(const sf_model *m, const char *path, sf_error *er
     sf_put_u64(h + 32, file_size);
     sf_put_u64(h + hsize, XXH64(h, (size_t)hsize, 0));
 
-    /* A regular file is written beside the target and renamed over it, so
-     * that a reader never sees half a model and `convert m.sfm -o m.sfm`
-     * does not truncate the file its tensors are mapped from. */
-    struct stat sb;
-    int direct = stat(path, &sb) == 0 && !S_ISREG(sb.st_mode);
-    size_t tlen = strlen(path) + 32;
-    char *tmp = malloc(tlen);
-    int fd = -1;
-    if (!tmp) {
+    /* Written beside the target and renamed over it, so that a reader
+     * never sees half a model and `convert m.sfm -o m.sfm` does not
+     * truncate the file its tensors are mapped from. */
+    sf_atomic_file af;
+    sf_status st = sf_atomic_file_open(&af, path, err);
+    if (st != SF_OK) {
         free(h);
-        return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory", path);
-    }
-    if (direct) {
-        snprintf(tmp, tlen, "%s", path);
-        fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-    } else {
-        for (unsigned k = 0; k < 100 && fd < 0; k++) {
-            snprintf(tmp, tlen, "%s.tmp%ld.%u", path, (long)getpid(), k);
-            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-            if (fd < 0 && errno != EEXIST)
-                break;
-        }
-    }
-    FILE *fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    if (!fp) {
-        int e = errno;
-        if (fd >= 0) {
-            close(fd);
-            if (!direct)
-                unlink(tmp);
-        }
-        free(h);
-        free(tmp);
-        return sf_error_set(err, SF_ERR_IO, "%s: %s", path, strerror(e));
+        return st;
     }
     static const unsigned char zeros[64];
-    int ok = fwrite(h, 1, (size_t)data_at, fp) == data_at;
+    errno = 0;
+    int ok = fwrite(h, 1, (size_t)data_at, af.fp) == data_at;
     uint64_t pos = data_at;
     for (size_t i = 0; ok && i < n; i++) {
         const unsigned char *e = h + INDEX_AT + i * ENTRY_SIZE;
         uint64_t at = sf_get_u64(e + 40), bytes = sf_get_u64(e + 48);
-        ok = fwrite(zeros, 1, (size_t)(at - pos), fp) == at - pos
-             && fwrite(m->tensors[i].data, 1, (size_t)bytes, fp) == bytes;
+        ok = fwrite(zeros, 1, (size_t)(at - pos), af.fp) == at - pos
+             && fwrite(m->tensors[i].data, 1, (size_t)bytes, af.fp) == bytes;
         pos = at + bytes;
     }
     free(h);
-    int e = errno;
-    if (fclose(fp) != 0 && ok) {
-        ok = 0;
-        e = errno;
-    }
-    if (ok && !direct && rename(tmp, path) != 0) {
-        ok = 0;
-        e = errno;
-    }
-    if (!ok && !direct)
-        unlink(tmp);
-    free(tmp);
-    if (!ok)
-        return sf_error_set(err, SF_ERR_IO, "%s: write failed: %s", path, strerror(e ? e : EIO));
-    return SF_OK;
+    return sf_atomic_file_commit(&af, ok, err);
 }
 
 sf_status sf_model_load_native_buffer(sf_model **out, const unsigned char *d, size_t size,

@@ -3,6 +3,7 @@
 #define SF_INTERNAL_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sf.h"
@@ -16,5 +17,19 @@ static inline uint32_t sf_get_u32(const unsigned char *p) { uint32_t v = 0; for 
 static inline uint64_t sf_get_u64(const unsigned char *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = (v << 8) | p[i]; return v; }
 static inline void sf_put_f64(unsigned char *p, double d) { uint64_t v; memcpy(&v, &d, 8); sf_put_u64(p, v); }
 static inline double sf_get_f64(const unsigned char *p) { uint64_t v = sf_get_u64(p); double d; memcpy(&d, &v, 8); return d; }
+
+/* A file written beside its target and renamed into place on commit. */
+typedef struct sf_atomic_file {
+    FILE *fp;          /* write here */
+    char *tmp;
+    const char *path;
+    int direct;        /* the target is not a regular file: written in place */
+} sf_atomic_file;
+
+sf_status sf_atomic_file_open(sf_atomic_file *af, const char *path, sf_error *err);
+/* ok: whether every write succeeded.  Flushes, syncs and renames; on any
+ * failure the target is left as it was and the temporary file removed. */
+sf_status sf_atomic_file_commit(sf_atomic_file *af, int ok, sf_error *err);
+void sf_atomic_file_abort(sf_atomic_file *af);
 
 #endif
