@@ -93,7 +93,7 @@ int sf_cli_finish(const sf_cli *cli, int status);
     "                       'list' shows the installed ones\n"                  \
     "      --backend-path DIRS  look for backends here first (colon-separated)\n" \
     "      --threads N      compute threads (default: all cores)\n"             \
-    "      --precision P    f32 (default) or bf16 where the backend has it\n"
+    "      --precision P    f32 (the default; no backend has bf16 yet)\n"
 
 typedef struct sf_cli_network {
     const char *backend_name;  /* NULL: $SF_BACKEND, then compute.backend */

@@ -90,6 +90,12 @@ sf_status sf_network_create(sf_network **out, sf_backend *backend, const sf_mode
     sf_status st = sf_backbone_layout_get(sf_model_params(model), &layout, err);
     if (st != SF_OK)
         return st;
+    /* No backend computes in bfloat16 yet: refuse rather than silently run
+     * float32 under a bf16 label. */
+    if (options && options->precision != SF_PRECISION_F32)
+        return sf_error_set(err, SF_ERR_UNSUPPORTED,
+                            "backend %s has no bfloat16 path yet; use --precision f32",
+                            sf_backend_name(backend));
     sf_network *net = calloc(1, sizeof *net);
     if (!net)
         return sf_error_set(err, SF_ERR_NOMEM, "out of memory");

@@ -92,6 +92,8 @@ check "missing model: exit 3 and names the file" sh -c "[ $rc -eq 3 ] && grep -q
 sf-lit -m "$G/model.pth" --backend nosuch < /dev/null > out 2> err; rc=$?
 check "missing backend: exit 3" [ "$rc" -eq 3 ]
 check "missing backend: names it" grep -q "no backend named 'nosuch'" err
+sf-extract -m "$G/model.pth" --precision bf16 < /dev/null > out 2> err; rc=$?
+check "bf16 is refused, not silently run as f32" sh -c "[ $rc -eq 3 ] && grep -q 'no bfloat16 path' err"
 sf-extract --backend list > list 2> err
 check "--backend list shows both backends" sh -c "grep -q '^reference	usable' list && grep -q '^onednn	' list"
 printf 'garbage' | sf-extract -m "$G/model.pth" --backend reference > out 2> err; rc=$?
