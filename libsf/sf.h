@@ -13,6 +13,7 @@
 #include "sf_codebook.h"
 #include "sf_eval.h"
 #include "sf_match.h"
+#include "sf_index.h"
 
 #ifdef __cplusplus
 extern "C" {

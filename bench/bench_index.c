@@ -1,0 +1,391 @@
+/* Benchmark of the on-disk ASMK index with synthetic data of realistic
+ * shape, generated directly in aggregated form (quantising 10^9
+ * descriptors against 65536 words would take hours and measure the
+ * codebook, not the index).
+ *
+ *   bench_index build INDEX N [--batch B] [--idf] [--vectors V] [--seed S]
+ *       N images of V aggregated vectors (default 800: 1000 descriptors,
+ *       ma 1, minus repeated words), added B at a time (one commit each,
+ *       default 100000), then compacted.
+ *   bench_index query INDEX [--queries Q] [--words W] [--threads T] [--top K]
+ *       Q queries (default 20) of W aggregated vectors (default 3000:
+ *       1000 descriptors with ma 5, minus repeats); prints ms per query.
+ *   bench_index add INDEX N [--vectors V]
+ *       The nightly update: lock and open an index, add N more images, commit.
+ *   bench_index quantize [--k K]
+ *       The query side before the index: quantising 1000 descriptors of
+ *       dimension 128 to their 5 nearest of K words and aggregating them.
+ *
+ * Visual words follow p(w) ~ 1/(rank + 1000)^0.5 over 65536 words in a
+ * shuffled order: an imbalance factor k * sum p^2 of 1.34 (the most used
+ * word 4.6 times the mean), the upper end of what k-means codebooks of
+ * real descriptors show, so that the long lists of frequent words weigh on
+ * the query time as they do in practice (a query visits about
+ * words x images x vectors x 1.34 / k entries).  Database and query words
+ * are drawn from it; vectors are random bits. */
+#include "config.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sf_asmk.h"
+#include "sf_index.h"
+
+#define K 65536
+#define DIM 128
+#define NP 4
+
+static uint64_t rng = 1;
+static uint64_t next(void)
+{
+    uint64_t z = (rng += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Walker's alias table over the K words. */
+static double alias_prob[K];
+static uint32_t alias_other[K];
+
+static double setup_words(void)
+{
+    static double p[K];
+    static uint32_t perm[K];
+    double sum = 0, sq = 0;
+    for (int w = 0; w < K; w++)
+        perm[w] = (uint32_t)w;
+    uint64_t keep = rng;
+    rng = 12345;
+    for (int w = K - 1; w > 0; w--) {
+        uint32_t j = (uint32_t)(next() % (uint64_t)(w + 1));
+        uint32_t t = perm[w];
+        perm[w] = perm[j];
+        perm[j] = t;
+    }
+    rng = keep;
+    for (int r = 0; r < K; r++) {
+        p[perm[r]] = 1.0 / pow(r + 1000.0, 0.5);
+        sum += p[perm[r]];
+    }
+    static uint32_t small[K], large[K];
+    int ns = 0, nl = 0;
+    double scaled[K];
+    for (int w = 0; w < K; w++) {
+        p[w] /= sum;
+        sq += p[w] * p[w];
+        scaled[w] = p[w] * K;
+        if (scaled[w] < 1)
+            small[ns++] = (uint32_t)w;
+        else
+            large[nl++] = (uint32_t)w;
+    }
+    while (ns && nl) {
+        uint32_t s = small[--ns], l = large[--nl];
+        alias_prob[s] = scaled[s];
+        alias_other[s] = l;
+        scaled[l] -= 1 - scaled[s];
+        if (scaled[l] < 1)
+            small[ns++] = l;
+        else
+            large[nl++] = l;
+    }
+    while (nl)
+        alias_prob[large[--nl]] = 1;
+    while (ns)
+        alias_prob[small[--ns]] = 1;
+    return K * sq;
+}
+
+static uint32_t draw_word(void)
+{
+    uint64_t r = next();
+    uint32_t w = (uint32_t)(r & (K - 1));
+    double u = (double)(r >> 16) / (double)(UINT64_C(1) << 48);
+    return u < alias_prob[w] ? w : alias_other[w];
+}
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* n distinct words drawn from p, ascending, with random vectors. */
+static void make_agg(sf_asmk_agg *a, size_t n, uint32_t *stamp, uint32_t tag)
+{
+    a->n = n;
+    a->dim = DIM;
+    a->binary = 1;
+    size_t got = 0;
+    while (got < n) {
+        uint32_t w = draw_word();
+        if (stamp[w] == tag)
+            continue;
+        stamp[w] = tag;
+        a->words[got++] = (int32_t)w;
+    }
+    qsort(a->words, n, sizeof *a->words, cmp_i32);
+    for (size_t i = 0; i < n * NP; i += 2) {
+        uint64_t r = next();
+        a->packed[i] = (uint32_t)r;
+        a->packed[i + 1] = (uint32_t)(r >> 32);
+    }
+}
+
+static const char *opt(int argc, char **argv, const char *name, const char *def)
+{
+    for (int i = 0; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return argv[i + 1];
+    return def;
+}
+
+static int flag(int argc, char **argv, const char *name)
+{
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+static int die(const char *what, const sf_error *err)
+{
+    fprintf(stderr, "bench_index: %s: %s\n", what, err->message);
+    return 1;
+}
+
+static int build(int argc, char **argv)
+{
+    const char *path = argv[2];
+    long n = atol(argv[3]);
+    long batch = atol(opt(argc, argv, "--batch", "100000"));
+    size_t vectors = (size_t)atol(opt(argc, argv, "--vectors", "800"));
+    rng = (uint64_t)atol(opt(argc, argv, "--seed", "1"));
+    double imbalance = setup_words();
+    sf_index_params p;
+    sf_index_params_default(&p);
+    p.asmk.use_idf = flag(argc, argv, "--idf");
+    sf_index_codebook_id cb = { K, DIM, 0xbe7c4b00cULL };
+    sf_error err;
+    unlink(path);
+    if (sf_index_create(path, &p, &cb, NULL, &err) != SF_OK)
+        return die("create", &err);
+    uint32_t *stamp = calloc(K, sizeof *stamp);
+    sf_asmk_agg a;
+    memset(&a, 0, sizeof a);
+    a.words = malloc(vectors * sizeof *a.words);
+    a.packed = malloc(vectors * NP * sizeof *a.packed);
+    double gen = 0, t0 = now();
+    for (long b0 = 0; b0 < n; b0 += batch) {
+        sf_index_writer *w;
+        if (sf_index_writer_open(path, &cb, NULL, &w, &err) != SF_OK)
+            return die("open", &err);
+        for (long m = b0; m < n && m < b0 + batch; m++) {
+            double g0 = now();
+            make_agg(&a, vectors, stamp, (uint32_t)m + 1);
+            gen += now() - g0;
+            char key[32];
+            snprintf(key, sizeof key, "photos/%08ld.jpg", m);
+            if (sf_index_writer_add(w, key, &a, NULL, &err) != SF_OK)
+                return die("add", &err);
+        }
+        if (sf_index_writer_commit(w, &err) != SF_OK)
+            return die("commit", &err);
+        sf_index_writer_free(w);
+    }
+    double t1 = now();
+    sf_index *idx;
+    sf_index_info info;
+    if (sf_index_open(path, &idx, &err) != SF_OK || sf_index_get_info(idx, &info, &err) != SF_OK)
+        return die("open", &err);
+    sf_index_close(idx);
+    double t2 = now();
+    sf_index_writer *w;
+    if (sf_index_writer_open(path, NULL, NULL, &w, &err) != SF_OK ||
+        sf_index_writer_compact(w, &err) != SF_OK)
+        return die("compact", &err);
+    sf_index_writer_free(w);
+    double t3 = now();
+    sf_index_info cinfo;
+    if (sf_index_open(path, &idx, &err) != SF_OK || sf_index_get_info(idx, &cinfo, &err) != SF_OK)
+        return die("open", &err);
+    sf_index_close(idx);
+    printf("build: %ld images x %zu vectors (word imbalance %.2f), %s, batches of %ld\n", n,
+           vectors, imbalance, p.asmk.use_idf ? "idf" : "no idf", batch);
+    printf("build: add+commit %.1f s (%.1f s of it generating data), %zu segments, %llu bytes\n",
+           t1 - t0 - gen, gen, info.n_segments, (unsigned long long)info.bytes);
+    printf("build: compact %.1f s -> %llu bytes, %.0f bytes per image\n", t3 - t2,
+           (unsigned long long)cinfo.bytes, (double)cinfo.bytes / (double)n);
+    free(stamp);
+    free(a.words);
+    free(a.packed);
+    return 0;
+}
+
+static int add(int argc, char **argv)
+{
+    const char *path = argv[2];
+    long n = atol(argv[3]);
+    size_t vectors = (size_t)atol(opt(argc, argv, "--vectors", "800"));
+    rng = (uint64_t)time(NULL);
+    setup_words();
+    sf_index_codebook_id cb = { K, DIM, 0xbe7c4b00cULL };
+    sf_error err;
+    uint32_t *stamp = calloc(K, sizeof *stamp);
+    sf_asmk_agg a;
+    memset(&a, 0, sizeof a);
+    a.words = malloc(vectors * sizeof *a.words);
+    a.packed = malloc(vectors * NP * sizeof *a.packed);
+    double gen = 0, t0 = now();
+    sf_index_writer *w;
+    if (sf_index_writer_open(path, &cb, NULL, &w, &err) != SF_OK)
+        return die("open", &err);
+    double t1 = now();
+    size_t before = sf_index_writer_n_images(w);
+    for (long m = 0; m < n; m++) {
+        double g0 = now();
+        make_agg(&a, vectors, stamp, (uint32_t)m + 1);
+        gen += now() - g0;
+        char key[48];
+        snprintf(key, sizeof key, "nightly/%ld-%08ld.jpg", (long)rng, m);
+        if (sf_index_writer_add(w, key, &a, NULL, &err) != SF_OK)
+            return die("add", &err);
+    }
+    double t2 = now();
+    if (sf_index_writer_commit(w, &err) != SF_OK)
+        return die("commit", &err);
+    double t3 = now();
+    sf_index_writer_free(w);
+    printf("add: %zu images + %ld: writer open %.2f s, staging %.2f s, commit %.2f s\n", before,
+           n, t1 - t0, t2 - t1 - gen, t3 - t2);
+    free(stamp);
+    free(a.words);
+    free(a.packed);
+    return 0;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int query(int argc, char **argv)
+{
+    const char *path = argv[2];
+    int nq = atoi(opt(argc, argv, "--queries", "20"));
+    size_t words = (size_t)atol(opt(argc, argv, "--words", "3000"));
+    int threads = atoi(opt(argc, argv, "--threads", "0"));
+    size_t top = (size_t)atol(opt(argc, argv, "--top", "100"));
+    rng = 777;
+    setup_words();
+    sf_error err;
+    double t0 = now();
+    sf_index *idx;
+    if (sf_index_open(path, &idx, &err) != SF_OK)
+        return die("open", &err);
+    double t_open = now() - t0;
+    sf_index_search_options o;
+    sf_index_search_options_default(&o);
+    o.threads = threads;
+    o.tile = (size_t)atol(opt(argc, argv, "--tile", "0"));
+    sf_index_searcher *s;
+    const sf_index *sh[1] = { idx };
+    if (sf_index_searcher_create(sh, 1, &o, &s, &err) != SF_OK)
+        return die("searcher", &err);
+    uint32_t *stamp = calloc(K, sizeof *stamp);
+    sf_asmk_agg a;
+    memset(&a, 0, sizeof a);
+    a.words = malloc(words * sizeof *a.words);
+    a.packed = malloc(words * NP * sizeof *a.packed);
+    sf_index_hit *hits = malloc(top * sizeof *hits);
+    double *ms = malloc((size_t)nq * sizeof *ms), first = 0;
+    int same = flag(argc, argv, "--same"); /* one query again and again: cached lists */
+    for (int q = -1; q < nq; q++) {
+        if (!same || q < 0)
+            make_agg(&a, words, stamp, (uint32_t)q + 2);
+        size_t n_hits;
+        double q0 = now();
+        if (sf_index_searcher_search(s, &a, top, hits, &n_hits, &err) != SF_OK)
+            return die("search", &err);
+        double t = 1000 * (now() - q0);
+        if (q < 0)
+            first = t;
+        else
+            ms[q] = t;
+    }
+    qsort(ms, (size_t)nq, sizeof *ms, cmp_d);
+    double mean = 0;
+    for (int q = 0; q < nq; q++)
+        mean += ms[q] / nq;
+    printf("query: %zu images, open %.1f ms, first query %.1f ms, then over %d queries of %zu "
+           "words: median %.2f ms, mean %.2f ms, min %.2f ms (threads %d)\n",
+           sf_index_n_images(idx), 1000 * t_open, first, nq, words, ms[nq / 2], mean, ms[0],
+           threads);
+    sf_index_searcher_free(s);
+    sf_index_close(idx);
+    free(stamp);
+    free(a.words);
+    free(a.packed);
+    free(hits);
+    free(ms);
+    return 0;
+}
+
+static int quantize(int argc, char **argv)
+{
+    size_t k = (size_t)atol(opt(argc, argv, "--k", "65536")), n = 1000;
+    float *c = malloc(k * DIM * sizeof *c), *x = malloc(n * DIM * sizeof *x);
+    for (size_t i = 0; i < k * DIM; i++)
+        c[i] = (float)((double)(next() >> 11) / 9007199254740992.0 - 0.5);
+    for (size_t i = 0; i < n * DIM; i++)
+        x[i] = (float)((double)(next() >> 11) / 9007199254740992.0 - 0.5);
+    sf_asmk_codebook *cb;
+    sf_error err;
+    if (sf_asmk_codebook_create(c, k, DIM, &cb, &err) != SF_OK)
+        return die("codebook", &err);
+    int32_t *w = malloc(n * 5 * sizeof *w);
+    double t0 = now();
+    sf_asmk_agg a;
+    if (sf_asmk_codebook_quantize(cb, x, n, 5, w, &err) != SF_OK ||
+        sf_asmk_aggregate(cb, x, n, w, 5, 1, &a, &err) != SF_OK)
+        return die("quantize", &err);
+    printf("quantize: 1000 x 128 descriptors, 5 nearest of %zu words, aggregated to %zu "
+           "vectors: %.1f ms (one thread)\n", k, a.n, 1000 * (now() - t0));
+    sf_asmk_agg_release(&a);
+    sf_asmk_codebook_free(cb);
+    free(c);
+    free(x);
+    free(w);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 4 && strcmp(argv[1], "build") == 0)
+        return build(argc, argv);
+    if (argc >= 3 && strcmp(argv[1], "query") == 0)
+        return query(argc, argv);
+    if (argc >= 4 && strcmp(argv[1], "add") == 0)
+        return add(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "quantize") == 0)
+        return quantize(argc, argv);
+    fprintf(stderr, "usage: bench_index build INDEX N [--batch B] [--idf] [--vectors V]\n"
+                    "       bench_index query INDEX [--queries Q] [--words W] [--threads T]\n"
+                    "       bench_index add INDEX N [--vectors V]\n"
+                    "       bench_index quantize [--k K]\n");
+    return 2;
+}

@@ -1,0 +1,61 @@
+#!/bin/sh
+# The on-disk ASMK index against database size: bytes per image, build and
+# compaction time, and query time (ms per query, warm page cache) for
+# synthetic data of realistic shape (see bench/bench_index.c): 65536
+# words, 128-d binary vectors, 800 aggregated vectors per database image,
+# 3000 per query (1000 descriptors, ma 5).  The query time at 3000 images
+# is compared with the Python reference's 66 ms there.
+#
+# Usage: bench/index.sh [SIZES]   (default "3000 10000 100000 1000000")
+#   BENCH_INDEX: the bench_index program (default: beside this script,
+#                then on PATH)
+#   BENCH_DIR:   scratch directory (default: $TMPDIR or /tmp); each index
+#                is deleted after it is measured
+# A size whose index (about 16 kB per image, twice that while compacting)
+# would not fit in the free space or in memory is skipped and said so;
+# the query time is then extrapolated from the largest size measured.
+set -eu
+sizes=${1:-"3000 10000 100000 1000000"}
+here=$(cd "$(dirname "$0")" && pwd)
+prog=${BENCH_INDEX:-$here/bench_index}
+[ -x "$prog" ] || prog=bench_index
+dir=${BENCH_DIR:-${TMPDIR:-/tmp}}/sf-bench-index.$$
+mkdir -p "$dir"
+trap 'rm -rf "$dir"' EXIT INT TERM
+ref_ms=66
+
+echo "sf index benchmark, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+"$prog" quantize
+printf '%9s %9s %9s %9s %11s %11s\n' images bytes/img build_s compact_s ms_1thread ms_default
+last_n=; last_ms=
+for n in $sizes; do
+    need_kb=$((n * 16 * 2 + 100000))                 # index + compacted copy
+    free_kb=$(df -Pk "$dir" | awk 'NR == 2 { print $4 }')
+    mem_kb=$(awk '/MemAvailable/ { print $2 }' /proc/meminfo)
+    if [ "$need_kb" -gt "$free_kb" ] || [ $((n * 16)) -gt $((mem_kb * 3 / 4)) ]; then
+        echo "$n images: skipped (needs ${need_kb} kB of disk, has ${free_kb}; index of $((n * 16)) kB vs ${mem_kb} kB of available memory)"
+        continue
+    fi
+    log=$dir/build.log
+    "$prog" build "$dir/index.six" "$n" > "$log"
+    bytes=$(sed -n 's/.*-> [0-9]* bytes, \([0-9]*\) bytes per image/\1/p' "$log")
+    build=$(sed -n 's/^build: add+commit \([0-9.]*\) s.*/\1/p' "$log")
+    compact=$(sed -n 's/^build: compact \([0-9.]*\) s.*/\1/p' "$log")
+    cat "$dir/index.six" > /dev/null     # warm page cache: compaction just rewrote it
+    q=$((n >= 100000 ? 20 : 100))
+    one=$("$prog" query "$dir/index.six" --threads 1 --queries $q | sed -n 's/.*median \([0-9.]*\) ms.*/\1/p')
+    def=$("$prog" query "$dir/index.six" --queries $q | sed -n 's/.*median \([0-9.]*\) ms.*/\1/p')
+    printf '%9s %9s %9s %9s %11s %11s\n' "$n" "$bytes" "$build" "$compact" "$one" "$def"
+    if [ "$n" -eq 3000 ]; then
+        echo "  3000 images: $(awk "BEGIN { printf \"%.0f\", $ref_ms / $def }")x faster than the reference's $ref_ms ms"
+    fi
+    last_n=$n; last_ms=$def
+    rm -f "$dir/index.six"
+done
+case " $sizes " in
+*" 1000000 "*)
+    if [ -n "$last_n" ] && [ "$last_n" -lt 1000000 ]; then
+        echo "1000000 images: about $(awk "BEGIN { printf \"%.0f\", $last_ms * 1000000 / $last_n }") ms per query, extrapolated linearly from $last_n images (query time is proportional to the entries visited)"
+    fi
+    ;;
+esac

@@ -1,0 +1,566 @@
+/* sf-index: create, update and inspect an on-disk ASMK index.  The file,
+ * its locking and its commits are libsf's (sf_index.h); this file reads
+ * feature streams, quantises their local descriptors and reports. */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "sf_codebook.h"
+#include "sf_index.h"
+
+enum {
+    OPT_MA = SF_OPT_FIRST_PROGRAM,
+    OPT_BINARY,
+    OPT_NO_BINARY,
+    OPT_IDF,
+    OPT_NO_IDF,
+    OPT_ALPHA,
+    OPT_THRESHOLD,
+    OPT_NO_WAIT,
+    OPT_KEYS_FROM,
+};
+
+static const struct option longopts[] = {
+    { "codebook", required_argument, NULL, 'C' },
+    { "ma", required_argument, NULL, OPT_MA },
+    { "binary", no_argument, NULL, OPT_BINARY },
+    { "no-binary", no_argument, NULL, OPT_NO_BINARY },
+    { "idf", no_argument, NULL, OPT_IDF },
+    { "no-idf", no_argument, NULL, OPT_NO_IDF },
+    { "alpha", required_argument, NULL, OPT_ALPHA },
+    { "threshold", required_argument, NULL, OPT_THRESHOLD },
+    { "no-wait", no_argument, NULL, OPT_NO_WAIT },
+    { "keys-from", required_argument, NULL, OPT_KEYS_FROM },
+    { NULL, 0, NULL, 0 },
+};
+
+static const char options_help[] =
+    "Commands:\n"
+    "  create -C CODEBOOK INDEX  make an empty index for this codebook\n"
+    "  add INDEX [STREAM]...     index the local descriptors of each image of the\n"
+    "                            streams (default: stdin); a key already present is\n"
+    "                            replaced; all the images become visible at once\n"
+    "  remove INDEX [KEY]...     remove images by key\n"
+    "  compact INDEX             rewrite the live images into one segment\n"
+    "  info INDEX                sizes, counts and parameters\n"
+    "  list INDEX                the key of each image, one per line\n"
+    "  check INDEX               read everything and verify it, checksums included\n"
+    "\nOptions:\n"
+    "  -C, --codebook FILE  the codebook (create; add: default the one the index\n"
+    "                       was created with)\n"
+    "      --ma N           create: nearest words per database descriptor (default 1)\n"
+    "      --binary, --no-binary  create: binary (default) or float residuals\n"
+    "      --idf, --no-idf  create: weight words by idf (default no)\n"
+    "      --alpha A        create: similarity exponent (default 3)\n"
+    "      --threshold T    create: similarity threshold (default 0)\n"
+    "      --no-wait        add, remove, compact: fail at once if another writer holds\n"
+    "                       the index instead of waiting for it\n"
+    "      --keys-from FILE remove: also the keys FILE lists, one per line ('-': stdin)\n";
+
+enum command { CMD_NONE, CMD_CREATE, CMD_ADD, CMD_REMOVE, CMD_COMPACT, CMD_INFO, CMD_LIST,
+               CMD_CHECK };
+
+static const char *const command_names[] = { "", "create", "add", "remove", "compact",
+                                             "info", "list", "check" };
+
+typedef struct options {
+    enum command cmd;
+    const char *codebook;
+    int no_wait;
+    const char **key_files;
+    size_t n_key_files;
+    const char *create_only;
+} options;
+
+static _Noreturn void out_of_memory(const sf_cli *cli)
+{
+    sf_cli_error(cli, "out of memory");
+    exit(SF_EXIT_FATAL);
+}
+
+static void handle_option(sf_cli *cli, options *o, int c, const char *arg)
+{
+    switch (c) {
+    case 'C': o->codebook = arg; return;
+    case OPT_NO_WAIT: o->no_wait = 1; return;
+    case OPT_KEYS_FROM: {
+        const char **k = realloc(o->key_files, (o->n_key_files + 1) * sizeof *k);
+        if (!k)
+            out_of_memory(cli);
+        o->key_files = k;
+        o->key_files[o->n_key_files++] = arg;
+        return;
+    }
+    case OPT_MA:
+        sf_cli_set(cli, "asmk.multiple_assignment_database", arg);
+        o->create_only = "--ma";
+        return;
+    case OPT_BINARY:
+    case OPT_NO_BINARY:
+        sf_cli_set(cli, "asmk.binary", c == OPT_BINARY ? "true" : "false");
+        o->create_only = c == OPT_BINARY ? "--binary" : "--no-binary";
+        return;
+    case OPT_IDF:
+    case OPT_NO_IDF:
+        sf_cli_set(cli, "asmk.idf", c == OPT_IDF ? "true" : "false");
+        o->create_only = c == OPT_IDF ? "--idf" : "--no-idf";
+        return;
+    case OPT_ALPHA:
+        sf_cli_set(cli, "asmk.alpha", arg);
+        o->create_only = "--alpha";
+        return;
+    case OPT_THRESHOLD:
+        sf_cli_set(cli, "asmk.threshold", arg);
+        o->create_only = "--threshold";
+        return;
+    }
+    sf_cli_usage_error(cli, "unexpected option");
+}
+
+static int report(const sf_cli *cli, const sf_error *err)
+{
+    sf_cli_error(cli, "%s", err->message);
+    return SF_EXIT_FATAL;
+}
+
+/* ---- create ---- */
+
+static int cmd_create(sf_cli *cli, const options *o, const char *path)
+{
+    if (!o->codebook)
+        sf_cli_usage_error(cli, "create needs the codebook: -C CODEBOOK");
+    sf_codebook *cb;
+    sf_error err;
+    if (sf_codebook_load(o->codebook, &cb, &err) != SF_OK)
+        return report(cli, &err);
+    sf_index_params p;
+    sf_index_params_default(&p);
+    const sf_config *c = &cli->config;
+    p.asmk.binary = c->binary;
+    p.asmk.use_idf = c->idf;
+    p.asmk.alpha = (float)c->alpha;
+    p.asmk.similarity_threshold = (float)c->threshold;
+    p.ma_database = c->ma_database;
+    sf_index_codebook_id id = { sf_codebook_size(cb), sf_codebook_dim(cb),
+                                sf_codebook_checksum(cb) };
+    sf_codebook_free(cb);
+    /* Remembered for `add`, which may run from another directory. */
+    char *abs = realpath(o->codebook, NULL);
+    sf_status st = sf_index_create(path, &p, &id, abs ? abs : o->codebook, &err);
+    free(abs);
+    if (st != SF_OK)
+        return report(cli, &err);
+    sf_cli_info(cli, "%s: created for a %llu x %llu codebook (%s%s, ma %d, alpha %g, "
+                "threshold %g)", path, (unsigned long long)id.k, (unsigned long long)id.dim,
+                p.asmk.binary ? "binary" : "float", p.asmk.use_idf ? ", idf" : "",
+                p.ma_database, (double)p.asmk.alpha, (double)p.asmk.similarity_threshold);
+    return SF_EXIT_OK;
+}
+
+/* ---- add ---- */
+
+typedef struct adder {
+    sf_cli *cli;
+    sf_index_writer *w;
+    sf_asmk_codebook *cb;
+    size_t dim;
+    uint64_t added, replaced;
+    int failed; /* some images were skipped */
+} adder;
+
+/* One stream: 0 read to its end (images with a problem are reported and
+ * skipped), 1 unreadable or corrupt. */
+static int add_stream(adder *a, FILE *fp, const char *name)
+{
+    sf_stream_reader *reader;
+    sf_error err;
+    if (sf_stream_reader_create(&reader, fp, name, &err) != SF_OK) {
+        sf_cli_error(a->cli, "%s", err.message);
+        return 1;
+    }
+    float *desc = NULL;
+    size_t rows = 0, cap = 0;
+    int have = 0, bad = 0, fatal = 0;
+    for (;;) {
+        const sf_record *rec;
+        if (sf_stream_read_record(reader, &rec, &err) != SF_OK) {
+            sf_cli_error(a->cli, "%s", err.message);
+            fatal = 1;
+            break;
+        }
+        if (!rec)
+            break;
+        if (rec->kind == SF_KIND_LOCAL_DESC && !bad) {
+            if (have) {
+                sf_cli_error(a->cli, "%s: %s: more than one local_desc record", name, rec->key);
+                bad = 1;
+            } else if (rec->dtype != SF_DTYPE_F32 || rec->ndim != 2 || rec->shape[1] != a->dim) {
+                sf_cli_error(a->cli, "%s: %s: local_desc is not a K x %zu float32 array "
+                             "(made for another codebook?)", name, rec->key, a->dim);
+                bad = 1;
+            } else {
+                rows = (size_t)rec->shape[0];
+                if (rows * a->dim > cap) {
+                    float *d = realloc(desc, rows * a->dim * sizeof *d);
+                    if (!d)
+                        out_of_memory(a->cli);
+                    desc = d;
+                    cap = rows * a->dim;
+                }
+                if (rec->data_size)
+                    memcpy(desc, rec->data, rec->data_size);
+                have = 1;
+            }
+        }
+        if (!(rec->flags & SF_RECORD_LAST))
+            continue;
+        if (!have && !bad) {
+            sf_cli_error(a->cli, "%s: %s: no local_desc record (the output of sf-lit)", name,
+                         rec->key);
+            bad = 1;
+        }
+        if (!bad) {
+            int replaced;
+            if (sf_index_writer_add_descriptors(a->w, a->cb, rec->key, desc, rows, &replaced,
+                                                &err) != SF_OK) {
+                if (err.status == SF_ERR_IO || err.status == SF_ERR_NOMEM) {
+                    sf_cli_error(a->cli, "%s", err.message);
+                    fatal = 1;
+                    break;
+                }
+                sf_cli_error(a->cli, "%s: %s: %s", name, rec->key, err.message);
+                bad = 1;
+            } else {
+                a->added++;
+                a->replaced += (uint64_t)replaced;
+                if (replaced)
+                    sf_cli_info(a->cli, "%s: replaced", rec->key);
+            }
+        }
+        a->failed |= bad;
+        have = bad = 0;
+    }
+    free(desc);
+    sf_stream_reader_free(reader);
+    return fatal;
+}
+
+static sf_status load_codebook(const char *path, sf_codebook **cb, sf_asmk_codebook **acb,
+                               sf_index_codebook_id *id, sf_error *err)
+{
+    sf_status st = sf_codebook_load(path, cb, err);
+    if (st != SF_OK)
+        return st;
+    id->k = sf_codebook_size(*cb);
+    id->dim = sf_codebook_dim(*cb);
+    id->checksum = sf_codebook_checksum(*cb);
+    return sf_asmk_codebook_create(sf_codebook_centroids(*cb), id->k, id->dim, acb, err);
+}
+
+static int cmd_add(sf_cli *cli, const options *o, const char *path, int argc, char **argv)
+{
+    sf_error err;
+    const char *cb_path = o->codebook;
+    sf_index *idx = NULL;
+    if (!cb_path) {
+        if (sf_index_open(path, &idx, &err) != SF_OK)
+            return report(cli, &err);
+        cb_path = sf_index_codebook_path(idx);
+        if (!*cb_path) {
+            sf_index_close(idx);
+            sf_cli_usage_error(cli, "%s does not name its codebook: give -C CODEBOOK", path);
+        }
+    }
+    if (argc == 0 && isatty(STDIN_FILENO))
+        sf_cli_usage_error(cli, "no input: name stream files or pipe a stream in");
+    sf_codebook *cb = NULL;
+    adder a = { .cli = cli };
+    sf_index_codebook_id id;
+    sf_status st = load_codebook(cb_path, &cb, &a.cb, &id, &err);
+    sf_index_close(idx);
+    if (st != SF_OK) {
+        sf_codebook_free(cb);
+        return report(cli, &err);
+    }
+    a.dim = (size_t)id.dim;
+    sf_index_writer_options wo;
+    sf_index_writer_options_default(&wo);
+    wo.no_wait = o->no_wait;
+    int status = SF_EXIT_OK;
+    if (sf_index_writer_open(path, &id, &wo, &a.w, &err) != SF_OK) {
+        status = report(cli, &err);
+    } else {
+        int fatal = 0;
+        if (argc == 0)
+            fatal = add_stream(&a, stdin, "<stdin>");
+        for (int i = 0; i < argc && !fatal; i++) {
+            const char *name;
+            FILE *fp = sf_cli_open_input(cli, argv[i], &name);
+            fatal = !fp || add_stream(&a, fp, name);
+            sf_cli_close_input(fp);
+        }
+        /* All or nothing: an unreadable input leaves the index as it was. */
+        if (fatal) {
+            sf_cli_error(cli, "%s: unchanged", path);
+            status = SF_EXIT_FATAL;
+        } else if (sf_index_writer_commit(a.w, &err) != SF_OK) {
+            status = report(cli, &err);
+        } else {
+            sf_cli_info(cli, "%s: added %llu images (%llu replaced), %zu in all", path,
+                        (unsigned long long)a.added, (unsigned long long)a.replaced,
+                        sf_index_writer_n_images(a.w));
+            status = a.failed ? SF_EXIT_FAILURE : SF_EXIT_OK;
+        }
+    }
+    sf_index_writer_free(a.w);
+    sf_asmk_codebook_free(a.cb);
+    sf_codebook_free(cb);
+    return status;
+}
+
+/* ---- remove ---- */
+
+static int remove_one(const sf_cli *cli, sf_index_writer *w, const char *key, int *missing,
+                      uint64_t *removed)
+{
+    sf_error err;
+    sf_status st = sf_index_writer_remove(w, key, &err);
+    if (st == SF_OK) {
+        (*removed)++;
+        return 0;
+    }
+    sf_cli_error(cli, "%s", err.message);
+    if (st == SF_ERR_NOT_FOUND || st == SF_ERR_INVALID_ARGUMENT) {
+        *missing = 1;
+        return 0;
+    }
+    return 1;
+}
+
+static int cmd_remove(sf_cli *cli, const options *o, const char *path, int argc, char **argv)
+{
+    if (argc == 0 && o->n_key_files == 0)
+        sf_cli_usage_error(cli, "remove needs KEYs or --keys-from FILE");
+    sf_index_writer_options wo;
+    sf_index_writer_options_default(&wo);
+    wo.no_wait = o->no_wait;
+    sf_index_writer *w;
+    sf_error err;
+    if (sf_index_writer_open(path, NULL, &wo, &w, &err) != SF_OK)
+        return report(cli, &err);
+    int missing = 0, fatal = 0;
+    uint64_t removed = 0;
+    for (int i = 0; i < argc && !fatal; i++)
+        fatal = remove_one(cli, w, argv[i], &missing, &removed);
+    for (size_t f = 0; f < o->n_key_files && !fatal; f++) {
+        const char *kf = o->key_files[f];
+        FILE *fp = strcmp(kf, "-") == 0 ? stdin : fopen(kf, "r");
+        if (!fp) {
+            sf_cli_error(cli, "%s: %s", kf, strerror(errno));
+            fatal = 1;
+            break;
+        }
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t len;
+        while (!fatal && (len = getline(&line, &cap, fp)) >= 0) {
+            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+                line[--len] = '\0';
+            if (len > 0)
+                fatal = remove_one(cli, w, line, &missing, &removed);
+        }
+        if (ferror(fp)) {
+            sf_cli_error(cli, "%s: read failed", kf);
+            fatal = 1;
+        }
+        free(line);
+        if (fp != stdin)
+            fclose(fp);
+    }
+    int status;
+    if (fatal) {
+        sf_cli_error(cli, "%s: unchanged", path);
+        status = SF_EXIT_FATAL;
+    } else if (sf_index_writer_commit(w, &err) != SF_OK) {
+        status = report(cli, &err);
+    } else {
+        sf_cli_info(cli, "%s: removed %llu images, %zu left", path,
+                    (unsigned long long)removed, sf_index_writer_n_images(w));
+        status = missing ? SF_EXIT_FAILURE : SF_EXIT_OK;
+    }
+    sf_index_writer_free(w);
+    return status;
+}
+
+/* ---- compact ---- */
+
+static int cmd_compact(sf_cli *cli, const options *o, const char *path)
+{
+    sf_index_writer_options wo;
+    sf_index_writer_options_default(&wo);
+    wo.no_wait = o->no_wait;
+    sf_index_writer *w;
+    sf_error err;
+    if (sf_index_writer_open(path, NULL, &wo, &w, &err) != SF_OK)
+        return report(cli, &err);
+    int status = SF_EXIT_OK;
+    if (sf_index_writer_compact(w, &err) != SF_OK)
+        status = report(cli, &err);
+    else
+        sf_cli_info(cli, "%s: compacted, %zu images", path, sf_index_writer_n_images(w));
+    sf_index_writer_free(w);
+    return status;
+}
+
+/* ---- info, list, check ---- */
+
+static int cmd_info(sf_cli *cli, const char *path)
+{
+    sf_index *idx;
+    sf_error err;
+    sf_index_info in;
+    if (sf_index_open(path, &idx, &err) != SF_OK)
+        return report(cli, &err);
+    if (sf_index_get_info(idx, &in, &err) != SF_OK) {
+        sf_index_close(idx);
+        return report(cli, &err);
+    }
+    const sf_index_params *p = sf_index_get_params(idx);
+    sf_index_codebook_id cb;
+    sf_index_get_codebook(idx, &cb);
+    printf("file: %s\n", path);
+    printf("generation: %llu\n", (unsigned long long)in.generation);
+    printf("images: %zu\n", in.n_images);
+    printf("ids: %zu\n", in.n_ids);
+    printf("vectors: %llu\n", (unsigned long long)in.n_vectors);
+    printf("entries: %llu\n", (unsigned long long)in.n_entries);
+    printf("words used: %zu of %llu\n", in.words_used, (unsigned long long)cb.k);
+    printf("bytes: %llu\n", (unsigned long long)in.bytes);
+    printf("bytes per image: %.0f\n", in.n_images ? (double)in.bytes / (double)in.n_images : 0.0);
+    printf("segments: %zu\n", in.n_segments);
+    printf("binary: %s\n", p->asmk.binary ? "true" : "false");
+    printf("idf: %s\n", p->asmk.use_idf ? "true" : "false");
+    printf("alpha: %.9g\n", (double)p->asmk.alpha);
+    printf("threshold: %.9g\n", (double)p->asmk.similarity_threshold);
+    printf("multiple assignment database: %d\n", p->ma_database);
+    printf("codebook: %llu x %llu\n", (unsigned long long)cb.k, (unsigned long long)cb.dim);
+    printf("codebook checksum: %016llx\n", (unsigned long long)cb.checksum);
+    printf("codebook path: %s\n", sf_index_codebook_path(idx));
+    sf_index_close(idx);
+    return SF_EXIT_OK;
+}
+
+static int cmd_list(sf_cli *cli, const char *path)
+{
+    sf_index *idx;
+    sf_error err;
+    if (sf_index_open(path, &idx, &err) != SF_OK)
+        return report(cli, &err);
+    int status = SF_EXIT_OK;
+    for (size_t id = 0; id < sf_index_n_ids(idx); id++) {
+        if (!sf_index_is_live(idx, id))
+            continue;
+        sf_index_image im;
+        if (sf_index_get_image(idx, id, &im, &err) != SF_OK) {
+            status = report(cli, &err);
+            break;
+        }
+        fwrite(im.key, 1, im.key_len, stdout);
+        putchar('\n');
+    }
+    sf_index_close(idx);
+    return status;
+}
+
+static int cmd_check(sf_cli *cli, const char *path)
+{
+    sf_index *idx;
+    sf_error err;
+    if (sf_index_open(path, &idx, &err) != SF_OK)
+        return report(cli, &err);
+    int status = SF_EXIT_OK;
+    if (sf_index_verify(idx, &err) != SF_OK)
+        status = report(cli, &err);
+    else
+        sf_cli_info(cli, "%s: ok, %zu images", path, sf_index_n_images(idx));
+    sf_index_close(idx);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    sf_cli cli;
+    options o;
+    memset(&o, 0, sizeof o);
+    sf_cli_init(&cli, "sf-index", argc, argv);
+    cli.synopsis = "COMMAND [OPTION]... INDEX [ARG]...";
+    cli.summary = "Create, update and inspect an ASMK index of feature streams.";
+    cli.options_help = options_help;
+    /* Options may come anywhere; "--" ends them (for keys that begin
+     * with '-'). */
+    char **ops = malloc((size_t)argc * sizeof *ops);
+    int n_ops = 0, only_operands = 0;
+    if (!ops)
+        out_of_memory(&cli);
+    while (optind < argc) {
+        if (!only_operands) {
+            int before = optind;
+            int c = sf_cli_getopt(&cli, argc, argv, "C:", longopts);
+            if (c != -1) {
+                handle_option(&cli, &o, c, optarg);
+                continue;
+            }
+            if (optind > before && strcmp(argv[optind - 1], "--") == 0) {
+                only_operands = 1;
+                continue;
+            }
+            if (optind >= argc)
+                break;
+        }
+        ops[n_ops++] = argv[optind++];
+    }
+    if (n_ops == 0)
+        sf_cli_usage_error(&cli, "no command (create, add, remove, compact, info, list, check)");
+    const char *name = ops[0];
+    for (size_t i = 1; i < sizeof command_names / sizeof command_names[0]; i++)
+        if (strcmp(name, command_names[i]) == 0)
+            o.cmd = (enum command)i;
+    if (o.cmd == CMD_NONE)
+        sf_cli_usage_error(&cli, "unknown command '%s'", name);
+    if (n_ops < 2)
+        sf_cli_usage_error(&cli, "%s needs an INDEX", name);
+    const char *path = ops[1];
+    char **args = ops + 2;
+    int n_args = n_ops - 2;
+
+    if (o.create_only && o.cmd != CMD_CREATE)
+        sf_cli_usage_error(&cli, "%s is an option of create (the index keeps its parameters)",
+                           o.create_only);
+    if (o.codebook && o.cmd != CMD_CREATE && o.cmd != CMD_ADD)
+        sf_cli_usage_error(&cli, "-C is an option of create and add");
+    if (o.no_wait && o.cmd != CMD_ADD && o.cmd != CMD_REMOVE && o.cmd != CMD_COMPACT)
+        sf_cli_usage_error(&cli, "--no-wait is an option of add, remove and compact");
+    if (o.n_key_files && o.cmd != CMD_REMOVE)
+        sf_cli_usage_error(&cli, "--keys-from is an option of remove");
+    if (n_args > 0 && o.cmd != CMD_ADD && o.cmd != CMD_REMOVE)
+        sf_cli_usage_error(&cli, "%s takes one INDEX, got '%s' too", name, args[0]);
+
+    int status;
+    switch (o.cmd) {
+    case CMD_CREATE: status = cmd_create(&cli, &o, path); break;
+    case CMD_ADD: status = cmd_add(&cli, &o, path, n_args, args); break;
+    case CMD_REMOVE: status = cmd_remove(&cli, &o, path, n_args, args); break;
+    case CMD_COMPACT: status = cmd_compact(&cli, &o, path); break;
+    case CMD_INFO: status = cmd_info(&cli, path); break;
+    case CMD_LIST: status = cmd_list(&cli, path); break;
+    default: status = cmd_check(&cli, path); break;
+    }
+    free(o.key_files);
+    free(ops);
+    return sf_cli_finish(&cli, status);
+}

@@ -1,0 +1,744 @@
+/* Opening, inspecting and checking an ASMK index file (man/sf-index.5).
+ * Searching is in index_search.c, writing in index_write.c. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "index_internal.h"
+
+void sf_index_params_default(sf_index_params *params)
+{
+    sf_asmk_params_default(&params->asmk);
+    params->ma_database = 1;
+}
+
+/* ---- Layout helpers ---- */
+
+/* *acc += n * size, failing past limit. */
+static int add_part(uint64_t *acc, uint64_t n, uint64_t size, uint64_t limit)
+{
+    if (size != 0 && n > limit / size)
+        return 0;
+    uint64_t bytes = n * size;
+    if (bytes > limit || *acc > limit - bytes)
+        return 0;
+    *acc = ix_align(*acc + bytes);
+    return *acc <= limit;
+}
+
+int ix_seg_layout_compute(uint64_t k, uint64_t n_images, uint64_t n_entries,
+                          uint64_t keys_bytes, uint64_t vec_bytes, uint64_t limit,
+                          ix_seg_layout *out)
+{
+    /* Everything stays far below UINT64_MAX: limit is a file size. */
+    if (limit > (UINT64_C(1) << 62) || k >= (UINT64_C(1) << 40))
+        return 0;
+    uint64_t at = IX_SEG_HEADER;
+    out->dir = at;
+    if (!add_part(&at, k + 1, 8, limit))
+        return 0;
+    out->images = at;
+    if (!add_part(&at, n_images, IX_IMAGE_ENTRY, limit))
+        return 0;
+    out->keys = at;
+    if (!add_part(&at, keys_bytes, 1, limit))
+        return 0;
+    out->ids = at;
+    if (!add_part(&at, n_entries, 4, limit))
+        return 0;
+    out->vecs = at;
+    if (!add_part(&at, n_entries, vec_bytes, limit))
+        return 0;
+    out->size = at;
+    return 1;
+}
+
+uint64_t ix_combine_parts(const uint64_t part[3])
+{
+    unsigned char b[24];
+    for (int i = 0; i < 3; i++)
+        sf_put_u64(b + 8 * i, part[i]);
+    return XXH64(b, sizeof b, 0);
+}
+
+float ix_idf(uint64_t n_live, uint64_t count)
+{
+    if (count == 0)
+        return 1.0f;
+    double l = log((double)n_live / (double)count);
+    return (float)(l * l);
+}
+
+static int host_is_little_endian(void)
+{
+    const uint16_t one = 1;
+    unsigned char b;
+    memcpy(&b, &one, 1);
+    return b == 1;
+}
+
+/* ---- Parsing ---- */
+
+sf_status ix_parse_header(sf_index *idx, const unsigned char *h, sf_error *err)
+{
+    const char *name = idx->name;
+    if (memcmp(h, IX_MAGIC, 8) != 0)
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: not an sf index (bad magic)", name);
+    uint32_t version = sf_get_u32(h + 8);
+    if (version != IX_VERSION)
+        return sf_error_set(err, SF_ERR_VERSION,
+                            "%s: index format version %lu (this sf reads version %d)", name,
+                            (unsigned long)version, IX_VERSION);
+    if (XXH64(h, IX_HEADER_SIZE - 8, 0) != sf_get_u64(h + IX_HEADER_SIZE - 8))
+        return sf_error_set(err, SF_ERR_CHECKSUM, "%s: header checksum mismatch", name);
+    uint32_t flags = sf_get_u32(h + 16);
+    uint32_t ma = sf_get_u32(h + 20);
+    uint32_t abits = sf_get_u32(h + 24), tbits = sf_get_u32(h + 28);
+    float alpha, threshold;
+    memcpy(&alpha, &abits, 4);
+    memcpy(&threshold, &tbits, 4);
+    uint64_t k = sf_get_u64(h + 32);
+    uint32_t dim = sf_get_u32(h + 40);
+    uint32_t vec_bytes = sf_get_u32(h + 44);
+    if (sf_get_u32(h + 12) != IX_HEADER_SIZE || sf_get_u64(h + 56) != IX_DATA_START ||
+        (flags & ~(IX_FLAG_BINARY | IX_FLAG_IDF)) != 0)
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: header: unknown layout or flags", name);
+    if (k == 0 || k > INT32_MAX || dim == 0 || dim > 65536 || ma == 0 || ma > k || ma > 64 ||
+        !isfinite(alpha) || isnan(threshold))
+        return sf_error_set(err, SF_ERR_FORMAT,
+                            "%s: header: bad parameters (k %llu, dim %lu, ma %lu)", name,
+                            (unsigned long long)k, (unsigned long)dim, (unsigned long)ma);
+    int binary = (flags & IX_FLAG_BINARY) != 0;
+    uint64_t want = binary ? 4 * (uint64_t)sf_asmk_packed_size(dim) : 4 * (uint64_t)dim;
+    if (vec_bytes != want)
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: header: %lu bytes per vector, expected %llu",
+                            name, (unsigned long)vec_bytes, (unsigned long long)want);
+    idx->flags = flags;
+    idx->params.asmk.binary = binary;
+    idx->params.asmk.use_idf = (flags & IX_FLAG_IDF) != 0;
+    idx->params.asmk.alpha = alpha;
+    idx->params.asmk.similarity_threshold = threshold;
+    idx->params.ma_database = (int)ma;
+    idx->codebook.k = k;
+    idx->codebook.dim = dim;
+    idx->codebook.checksum = sf_get_u64(h + 48);
+    idx->vec_bytes = vec_bytes;
+    return SF_OK;
+}
+
+sf_status ix_pick_slot(const sf_index *idx, const unsigned char *head, uint64_t file_size,
+                       int *which, uint64_t *generation, uint64_t *commit_offset,
+                       uint64_t *commit_size, uint64_t *commit_checksum, sf_error *err)
+{
+    int best = -1;
+    uint64_t best_gen = 0;
+    for (int s = 0; s < 2; s++) {
+        const unsigned char *p = head + (s ? IX_SLOT1 : IX_SLOT0);
+        if (memcmp(p, IX_SLOT_MAGIC, 8) != 0 ||
+            XXH64(p, IX_SLOT_SIZE - 8, 0) != sf_get_u64(p + IX_SLOT_SIZE - 8))
+            continue;
+        uint64_t g = sf_get_u64(p + 8);
+        if (best < 0 || g > best_gen) {
+            best = s;
+            best_gen = g;
+        }
+    }
+    if (best < 0)
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: no valid commit slot", idx->name);
+    const unsigned char *p = head + (best ? IX_SLOT1 : IX_SLOT0);
+    uint64_t off = sf_get_u64(p + 16), size = sf_get_u64(p + 24);
+    if (off < IX_DATA_START || off % IX_ALIGN != 0 || size < IX_COMMIT_FIXED)
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: commit slot %d: bad commit position",
+                            idx->name, best);
+    if (off > file_size || size > file_size - off)
+        return sf_error_set(err, SF_ERR_TRUNCATED,
+                            "%s: the commit record ends at byte %llu, beyond the end of the "
+                            "file (%llu bytes)", idx->name, (unsigned long long)(off + size),
+                            (unsigned long long)file_size);
+    *which = best;
+    *generation = best_gen;
+    *commit_offset = off;
+    *commit_size = size;
+    *commit_checksum = sf_get_u64(p + 32);
+    return SF_OK;
+}
+
+static sf_status parse_segment(sf_index *idx, size_t i, const unsigned char *e, uint64_t *slots,
+                               sf_error *err)
+{
+    ix_segment *s = &idx->segs[i];
+    s->offset = sf_get_u64(e);
+    s->size = sf_get_u64(e + 8);
+    s->checksum = sf_get_u64(e + 16);
+    s->n_images = sf_get_u64(e + 24);
+    s->n_entries = sf_get_u64(e + 32);
+    s->slot_base = sf_get_u64(e + 40);
+    if (s->offset < IX_DATA_START || s->offset % IX_ALIGN != 0 ||
+        s->offset > idx->commit_offset || s->size > idx->commit_offset - s->offset ||
+        s->size < IX_SEG_HEADER)
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: segment %zu: bad position", idx->name, i);
+    if (s->slot_base != *slots || s->n_images > idx->n_slots - *slots)
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: segment %zu: image ids do not follow on",
+                            idx->name, i);
+    *slots += s->n_images;
+    if (!ix_segment_bind(s, idx->data + s->offset, idx->codebook.k, idx->vec_bytes))
+        return sf_error_set(err, SF_ERR_FORMAT,
+                            "%s: segment %zu: header does not match its sizes", idx->name, i);
+    return SF_OK;
+}
+
+int ix_segment_bind(ix_segment *s, const unsigned char *h, uint64_t k, uint64_t vec_bytes)
+{
+    s->base = h;
+    s->keys_bytes = sf_get_u64(h + 24);
+    if (memcmp(h, IX_SEG_MAGIC, 8) != 0 || sf_get_u64(h + 8) != s->n_images ||
+        sf_get_u64(h + 16) != s->n_entries || sf_get_u64(h + 32) != k ||
+        sf_get_u32(h + 40) != vec_bytes)
+        return 0;
+    ix_seg_layout L;
+    if (!ix_seg_layout_compute(k, s->n_images, s->n_entries, s->keys_bytes, vec_bytes, s->size,
+                               &L) ||
+        L.size != s->size)
+        return 0;
+    if (s->n_images > UINT32_MAX) /* ids in the lists are uint32 */
+        return 0;
+    s->dir = h + L.dir;
+    s->images = h + L.images;
+    s->keys = (const char *)(h + L.keys);
+    s->ids = (const uint32_t *)(const void *)(h + L.ids);
+    s->vecs = h + L.vecs;
+    return 1;
+}
+
+sf_status ix_parse(sf_index *idx, const unsigned char *data, uint64_t size,
+                   const unsigned char *head, sf_error *err)
+{
+    const char *name = idx->name;
+    if (!host_is_little_endian())
+        return sf_error_set(err, SF_ERR_UNSUPPORTED, "%s: big-endian hosts are not supported",
+                            name);
+    if (size < IX_DATA_START)
+        return sf_error_set(err, SF_ERR_TRUNCATED, "%s: %llu bytes, too short for an index",
+                            name, (unsigned long long)size);
+    idx->data = data;
+    idx->size = size;
+    if (!head)
+        head = data;
+    sf_status st = ix_parse_header(idx, head, err);
+    if (st != SF_OK)
+        return st;
+    uint64_t csum;
+    int which;
+    st = ix_pick_slot(idx, head, size, &which, &idx->generation, &idx->commit_offset,
+                      &idx->commit_size, &csum, err);
+    if (st != SF_OK)
+        return st;
+    const unsigned char *c = data + idx->commit_offset;
+    const uint64_t csize = idx->commit_size;
+    if (XXH64(c, (size_t)csize, 0) != csum)
+        return sf_error_set(err, SF_ERR_CHECKSUM, "%s: commit record checksum mismatch", name);
+    uint64_t n_segments = sf_get_u64(c + 16);
+    uint32_t cflags = sf_get_u32(c + 40), path_len = sf_get_u32(c + 44);
+    idx->n_slots = sf_get_u64(c + 24);
+    idx->n_live = sf_get_u64(c + 32);
+    if (memcmp(c, IX_COMMIT_MAGIC, 8) != 0 || sf_get_u64(c + 8) != idx->generation ||
+        (cflags & ~IX_COMMIT_HAS_IDF) != 0 ||
+        ((cflags & IX_COMMIT_HAS_IDF) != 0) != (idx->params.asmk.use_idf != 0) ||
+        path_len > IX_MAX_PATH)
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: commit record: bad header", name);
+    /* The exact size, each count bounded by the record before multiplying. */
+    uint64_t need = IX_COMMIT_FIXED + ((path_len + 7u) & ~7u);
+    if (need > csize || n_segments > (csize - need) / IX_SEG_ENTRY)
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: commit record: %llu segments do not fit",
+                            name, (unsigned long long)n_segments);
+    uint64_t seg_at = need;
+    need += n_segments * IX_SEG_ENTRY;
+    if (idx->n_slots > (csize - need) / 8 || idx->n_live > idx->n_slots)
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: commit record: %llu images do not fit",
+                            name, (unsigned long long)idx->n_slots);
+    uint64_t live_at = need;
+    need += (idx->n_slots + 63) / 64 * 8;
+    uint64_t norm_at = need;
+    need += idx->n_slots * 8;
+    uint64_t idf_at = need;
+    if (cflags & IX_COMMIT_HAS_IDF)
+        need += (idx->codebook.k * 4 + 7) & ~UINT64_C(7);
+    if (need != csize)
+        return sf_error_set(err, SF_ERR_FORMAT,
+                            "%s: commit record: %llu bytes, its contents need %llu", name,
+                            (unsigned long long)csize, (unsigned long long)need);
+
+    idx->codebook_path = malloc((size_t)path_len + 1);
+    if (!idx->codebook_path)
+        return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory", name);
+    memcpy(idx->codebook_path, c + IX_COMMIT_FIXED, path_len);
+    idx->codebook_path[path_len] = '\0';
+    if (strlen(idx->codebook_path) != path_len)
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: commit record: codebook path holds a NUL",
+                            name);
+
+    idx->n_segments = (size_t)n_segments;
+    idx->segs = calloc(n_segments ? n_segments : 1, sizeof *idx->segs);
+    if (!idx->segs)
+        return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory for %llu segments", name,
+                            (unsigned long long)n_segments);
+    uint64_t slots = 0;
+    for (size_t i = 0; i < idx->n_segments; i++) {
+        st = parse_segment(idx, i, c + seg_at + i * IX_SEG_ENTRY, &slots, err);
+        if (st != SF_OK)
+            return st;
+    }
+    if (slots != idx->n_slots)
+        return sf_error_set(err, SF_ERR_FORMAT,
+                            "%s: commit record: %llu images, its segments hold %llu", name,
+                            (unsigned long long)idx->n_slots, (unsigned long long)slots);
+
+    idx->live = (const uint64_t *)(const void *)(c + live_at);
+    uint64_t n_words = (idx->n_slots + 63) / 64, count = 0;
+    for (uint64_t i = 0; i < n_words; i++)
+        count += (uint64_t)__builtin_popcountll(idx->live[i]);
+    if (idx->n_slots % 64 && (idx->live[n_words - 1] >> (idx->n_slots % 64)) != 0)
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: commit record: stray live bits", name);
+    if (count != idx->n_live)
+        return sf_error_set(err, SF_ERR_FORMAT,
+                            "%s: commit record: %llu live images, the bitmap has %llu", name,
+                            (unsigned long long)idx->n_live, (unsigned long long)count);
+    idx->norm = (const double *)(const void *)(c + norm_at);
+    idx->idf = (cflags & IX_COMMIT_HAS_IDF) ? (const float *)(const void *)(c + idf_at) : NULL;
+    idx->norm_sqrt = malloc(((size_t)idx->n_slots + 1) * sizeof *idx->norm_sqrt);
+    if (!idx->norm_sqrt)
+        return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory for %llu images", name,
+                            (unsigned long long)idx->n_slots);
+    for (uint64_t i = 0; i < idx->n_slots; i++)
+        idx->norm_sqrt[i] = sqrt(idx->norm[i]);
+    idx->norm_sqrt[idx->n_slots] = 1.0;
+    return SF_OK;
+}
+
+void ix_release(sf_index *idx)
+{
+    if (idx->map)
+        munmap(idx->map, idx->map_size);
+    free(idx->copy);
+    free(idx->name);
+    free(idx->codebook_path);
+    free(idx->segs);
+    free(idx->norm_sqrt);
+    memset(idx, 0, sizeof *idx);
+}
+
+/* ---- Opening ---- */
+
+static sf_status new_index(const char *name, sf_index **out, sf_error *err)
+{
+    sf_index *idx = calloc(1, sizeof *idx);
+    if (idx)
+        idx->name = strdup(name);
+    if (!idx || !idx->name) {
+        free(idx);
+        return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory", name);
+    }
+    *out = idx;
+    return SF_OK;
+}
+
+sf_status sf_index_open(const char *path, sf_index **out, sf_error *err)
+{
+    *out = NULL;
+    sf_index *idx;
+    sf_status st = new_index(path, &idx, err);
+    if (st != SF_OK)
+        return st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        sf_index_close(idx);
+        return sf_error_set(err, e == ENOENT ? SF_ERR_NOT_FOUND : SF_ERR_IO, "%s: %s", path,
+                            strerror(e));
+    }
+    /* A writer rewrites one slot while we read: a torn read fails its
+     * checksum and the other slot is used; should both look torn (a
+     * reader slow enough to span two commits), read again. */
+    unsigned char head[IX_DATA_START];
+    uint64_t end = 0;
+    struct stat sb;
+    for (int attempt = 0;; attempt++) {
+        ssize_t n = pread(fd, head, sizeof head, 0);
+        if (fstat(fd, &sb) != 0 || n < 0) {
+            st = sf_error_set(err, SF_ERR_IO, "%s: %s", path, strerror(errno));
+            break;
+        }
+        if ((size_t)n < sizeof head) {
+            st = sf_error_set(err, SF_ERR_TRUNCATED, "%s: %zd bytes, too short for an index",
+                              path, n);
+            break;
+        }
+        uint64_t g, off, size, csum;
+        int which;
+        st = ix_parse_header(idx, head, err);
+        if (st == SF_OK)
+            st = ix_pick_slot(idx, head, (uint64_t)sb.st_size, &which, &g, &off, &size, &csum,
+                              err);
+        if (st == SF_OK) {
+            end = off + size;
+            break;
+        }
+        if (st != SF_ERR_FORMAT || attempt == 3)
+            break;
+        usleep(1000);
+    }
+    if (st == SF_OK && end > SIZE_MAX)
+        st = sf_error_set(err, SF_ERR_TOO_LARGE, "%s: too large to map", path);
+    if (st == SF_OK) {
+        void *m = mmap(NULL, (size_t)end, PROT_READ, MAP_SHARED, fd, 0);
+        if (m == MAP_FAILED) {
+            st = sf_error_set(err, SF_ERR_IO, "%s: mmap: %s", path, strerror(errno));
+        } else {
+            idx->map = m;
+            idx->map_size = (size_t)end;
+            /* The slots we read, not the mapping's: a writer may have
+             * moved them on since.  What they point to never changes. */
+            st = ix_parse(idx, m, end, head, err);
+        }
+    }
+    close(fd);
+    if (st != SF_OK) {
+        sf_index_close(idx);
+        return st;
+    }
+    *out = idx;
+    return SF_OK;
+}
+
+sf_status sf_index_open_memory(const void *data, size_t size, const char *name,
+                               sf_index **out, sf_error *err)
+{
+    *out = NULL;
+    sf_index *idx;
+    sf_status st = new_index(name, &idx, err);
+    if (st != SF_OK)
+        return st;
+    /* A copy, aligned as a mapping would be. */
+    idx->copy = aligned_alloc(IX_ALIGN, ix_align(size ? size : 1));
+    if (!idx->copy) {
+        sf_index_close(idx);
+        return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory for %zu bytes", name, size);
+    }
+    if (size)
+        memcpy(idx->copy, data, size);
+    st = ix_parse(idx, idx->copy, size, NULL, err);
+    if (st != SF_OK) {
+        sf_index_close(idx);
+        return st;
+    }
+    *out = idx;
+    return SF_OK;
+}
+
+void sf_index_close(sf_index *index)
+{
+    if (!index)
+        return;
+    ix_release(index);
+    free(index);
+}
+
+/* ---- Accessors ---- */
+
+const sf_index_params *sf_index_get_params(const sf_index *index) { return &index->params; }
+void sf_index_get_codebook(const sf_index *index, sf_index_codebook_id *out)
+{
+    *out = index->codebook;
+}
+const char *sf_index_codebook_path(const sf_index *index) { return index->codebook_path; }
+size_t sf_index_n_ids(const sf_index *index) { return (size_t)index->n_slots; }
+size_t sf_index_n_images(const sf_index *index) { return (size_t)index->n_live; }
+
+int sf_index_is_live(const sf_index *index, size_t id)
+{
+    return id < index->n_slots && ix_live(index->live, id);
+}
+
+sf_status sf_index_check_codebook(const sf_index *index, const sf_index_codebook_id *cb,
+                                  sf_error *err)
+{
+    const sf_index_codebook_id *own = &index->codebook;
+    if (cb->k == own->k && cb->dim == own->dim && cb->checksum == own->checksum)
+        return SF_OK;
+    return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                        "%s: built with another codebook (%llu x %llu, checksum %016llx; "
+                        "given %llu x %llu, checksum %016llx)",
+                        index->name, (unsigned long long)own->k, (unsigned long long)own->dim,
+                        (unsigned long long)own->checksum, (unsigned long long)cb->k,
+                        (unsigned long long)cb->dim, (unsigned long long)cb->checksum);
+}
+
+sf_status ix_word_range(const sf_index *idx, const ix_segment *s, uint64_t w, uint64_t *first,
+                        uint64_t *end, sf_error *err)
+{
+    uint64_t a = sf_get_u64(s->dir + 8 * w), b = sf_get_u64(s->dir + 8 * (w + 1));
+    if (a > b || b > s->n_entries)
+        return sf_error_set(err, SF_ERR_FORMAT,
+                            "%s: segment at byte %llu: list of word %llu is out of bounds",
+                            idx->name, (unsigned long long)s->offset, (unsigned long long)w);
+    *first = a;
+    *end = b;
+    return SF_OK;
+}
+
+const ix_segment *ix_segment_of(const sf_index *idx, uint64_t id)
+{
+    size_t lo = 0, hi = idx->n_segments;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (idx->segs[mid].slot_base <= id)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    /* Empty segments share their base with the next one. */
+    while (lo < idx->n_segments && id >= idx->segs[lo].slot_base + idx->segs[lo].n_images)
+        lo++;
+    return lo < idx->n_segments ? &idx->segs[lo] : NULL;
+}
+
+sf_status ix_image_entry(const sf_index *idx, const ix_segment *s, uint64_t local,
+                         const char **key, uint32_t *key_len, uint32_t *n_vectors,
+                         sf_error *err)
+{
+    const unsigned char *p = s->images + local * IX_IMAGE_ENTRY;
+    uint64_t off = sf_get_u64(p);
+    uint32_t len = sf_get_u32(p + 8);
+    if (len == 0 || len > IX_MAX_KEY || off > s->keys_bytes || len > s->keys_bytes - off)
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: image %llu: key out of bounds", idx->name,
+                            (unsigned long long)(s->slot_base + local));
+    *key = s->keys + off;
+    *key_len = len;
+    *n_vectors = sf_get_u32(p + 12);
+    return SF_OK;
+}
+
+sf_status sf_index_get_image(const sf_index *index, size_t id, sf_index_image *out,
+                             sf_error *err)
+{
+    if (id >= index->n_slots)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, "%s: image id %zu outside 0..%llu",
+                            index->name, id, (unsigned long long)index->n_slots);
+    const ix_segment *s = ix_segment_of(index, id);
+    if (!s)
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: image %zu has no segment", index->name, id);
+    const char *key;
+    uint32_t len, nv;
+    sf_status st = ix_image_entry(index, s, id - s->slot_base, &key, &len, &nv, err);
+    if (st != SF_OK)
+        return st;
+    out->key = key;
+    out->key_len = len;
+    out->n_vectors = nv;
+    out->norm = index->norm[id];
+    out->live = ix_live(index->live, id);
+    return SF_OK;
+}
+
+sf_status sf_index_find(const sf_index *index, const char *key, size_t *id, sf_error *err)
+{
+    size_t len = strlen(key);
+    for (size_t i = 0; i < index->n_segments; i++) {
+        const ix_segment *s = &index->segs[i];
+        for (uint64_t j = 0; j < s->n_images; j++) {
+            if (!ix_live(index->live, s->slot_base + j))
+                continue;
+            const char *k;
+            uint32_t kl, nv;
+            sf_status st = ix_image_entry(index, s, j, &k, &kl, &nv, err);
+            if (st != SF_OK)
+                return st;
+            if (kl == len && memcmp(k, key, len) == 0) {
+                *id = (size_t)(s->slot_base + j);
+                return SF_OK;
+            }
+        }
+    }
+    return sf_error_set(err, SF_ERR_NOT_FOUND, "%s: no image '%s'", index->name, key);
+}
+
+sf_status sf_index_get_info(const sf_index *index, sf_index_info *out, sf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->generation = index->generation;
+    out->n_segments = index->n_segments;
+    out->n_ids = (size_t)index->n_slots;
+    out->n_images = (size_t)index->n_live;
+    out->bytes = index->commit_offset + index->commit_size;
+    for (size_t i = 0; i < index->n_segments; i++) {
+        const ix_segment *s = &index->segs[i];
+        out->n_entries += s->n_entries;
+        for (uint64_t j = 0; j < s->n_images; j++) {
+            if (!ix_live(index->live, s->slot_base + j))
+                continue;
+            out->n_vectors += sf_get_u32(s->images + j * IX_IMAGE_ENTRY + 12);
+        }
+    }
+    for (uint64_t w = 0; w < index->codebook.k; w++) {
+        for (size_t i = 0; i < index->n_segments; i++) {
+            uint64_t a, b;
+            sf_status st = ix_word_range(index, &index->segs[i], w, &a, &b, err);
+            if (st != SF_OK)
+                return st;
+            if (b > a) {
+                out->words_used++;
+                break;
+            }
+        }
+    }
+    return SF_OK;
+}
+
+/* ---- Full check ---- */
+
+static int key_cmp(const void *a, const void *b)
+{
+    const sf_index_image *x = a, *y = b;
+    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(x->key, y->key, n);
+    if (c)
+        return c;
+    return (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
+static sf_status verify_segment(const sf_index *idx, size_t i, uint32_t *counts, sf_error *err)
+{
+    const ix_segment *s = &idx->segs[i];
+    ix_seg_layout L;
+    ix_seg_layout_compute(idx->codebook.k, s->n_images, s->n_entries, s->keys_bytes,
+                          idx->vec_bytes, s->size, &L);
+    uint64_t part[3] = {
+        XXH64(s->base, (size_t)L.ids, 0),
+        XXH64(s->base + L.ids, (size_t)(L.vecs - L.ids), 0),
+        XXH64(s->base + L.vecs, (size_t)(L.size - L.vecs), 0),
+    };
+    if (ix_combine_parts(part) != s->checksum)
+        return sf_error_set(err, SF_ERR_CHECKSUM, "%s: segment %zu: checksum mismatch",
+                            idx->name, i);
+    if (sf_get_u64(s->dir) != 0 || sf_get_u64(s->dir + 8 * idx->codebook.k) != s->n_entries)
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: segment %zu: directory does not cover the "
+                            "lists", idx->name, i);
+    memset(counts, 0, (size_t)s->n_images * sizeof *counts);
+    for (uint64_t w = 0; w < idx->codebook.k; w++) {
+        uint64_t a, b;
+        sf_status st = ix_word_range(idx, s, w, &a, &b, err);
+        if (st != SF_OK)
+            return st;
+        for (uint64_t e = a; e < b; e++) {
+            uint32_t id = s->ids[e];
+            if (id >= s->n_images || (e > a && id <= s->ids[e - 1]))
+                return sf_error_set(err, SF_ERR_FORMAT,
+                                    "%s: segment %zu: word %llu: image ids not ascending or "
+                                    "out of range", idx->name, i, (unsigned long long)w);
+            counts[id]++;
+        }
+    }
+    for (uint64_t j = 0; j < s->n_images; j++) {
+        const char *key;
+        uint32_t len, nv;
+        sf_status st = ix_image_entry(idx, s, j, &key, &len, &nv, err);
+        if (st != SF_OK)
+            return st;
+        if (memchr(key, '\0', len))
+            return sf_error_set(err, SF_ERR_FORMAT, "%s: image %llu: key holds a NUL",
+                                idx->name, (unsigned long long)(s->slot_base + j));
+        if (nv != counts[j])
+            return sf_error_set(err, SF_ERR_FORMAT,
+                                "%s: image %llu: %lu vectors listed, %lu in the lists",
+                                idx->name, (unsigned long long)(s->slot_base + j),
+                                (unsigned long)nv, (unsigned long)counts[j]);
+    }
+    return SF_OK;
+}
+
+/* Recompute idf and norms from the lists exactly as a commit does. */
+static sf_status verify_norms(const sf_index *idx, sf_error *err)
+{
+    const uint64_t k = idx->codebook.k;
+    double *norm = calloc((size_t)idx->n_slots + 1, sizeof *norm);
+    float *idf = malloc((size_t)k * sizeof *idf);
+    sf_status st = SF_OK;
+    if (!norm || !idf) {
+        free(norm);
+        free(idf);
+        return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory", idx->name);
+    }
+    for (uint64_t w = 0; w < k && st == SF_OK; w++) {
+        uint64_t count = 0;
+        for (size_t i = 0; i < idx->n_segments && st == SF_OK; i++) {
+            const ix_segment *s = &idx->segs[i];
+            uint64_t a, b;
+            st = ix_word_range(idx, s, w, &a, &b, err);
+            for (uint64_t e = a; st == SF_OK && e < b; e++)
+                count += (uint64_t)ix_live(idx->live, s->slot_base + s->ids[e]);
+        }
+        idf[w] = idx->params.asmk.use_idf ? ix_idf(idx->n_live, count) : 1.0f;
+        if (st == SF_OK && idx->idf && memcmp(&idf[w], &idx->idf[w], sizeof(float)) != 0)
+            st = sf_error_set(err, SF_ERR_FORMAT, "%s: idf of word %llu is %g, its lists give %g",
+                              idx->name, (unsigned long long)w, (double)idx->idf[w],
+                              (double)idf[w]);
+        double add = idx->params.asmk.use_idf ? (double)idf[w] : 1.0;
+        for (size_t i = 0; i < idx->n_segments && st == SF_OK; i++) {
+            const ix_segment *s = &idx->segs[i];
+            uint64_t a, b;
+            st = ix_word_range(idx, s, w, &a, &b, err);
+            for (uint64_t e = a; st == SF_OK && e < b; e++)
+                norm[s->slot_base + s->ids[e]] += add;
+        }
+    }
+    for (uint64_t m = 0; st == SF_OK && m < idx->n_slots; m++)
+        if (ix_live(idx->live, m) && memcmp(&norm[m], &idx->norm[m], sizeof(double)) != 0)
+            st = sf_error_set(err, SF_ERR_FORMAT, "%s: image %llu: norm %.17g, its lists give "
+                              "%.17g", idx->name, (unsigned long long)m, idx->norm[m], norm[m]);
+    free(norm);
+    free(idf);
+    return st;
+}
+
+sf_status sf_index_verify(const sf_index *index, sf_error *err)
+{
+    uint64_t most = 1;
+    for (size_t i = 0; i < index->n_segments; i++)
+        if (index->segs[i].n_images > most)
+            most = index->segs[i].n_images;
+    uint32_t *counts = malloc((size_t)most * sizeof *counts);
+    sf_index_image *live = malloc(((size_t)index->n_live + 1) * sizeof *live);
+    if (!counts || !live) {
+        free(counts);
+        free(live);
+        return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory", index->name);
+    }
+    sf_status st = SF_OK;
+    for (size_t i = 0; i < index->n_segments && st == SF_OK; i++)
+        st = verify_segment(index, i, counts, err);
+    size_t n = 0;
+    for (uint64_t m = 0; st == SF_OK && m < index->n_slots; m++)
+        if (ix_live(index->live, m))
+            st = sf_index_get_image(index, (size_t)m, &live[n++], err);
+    if (st == SF_OK) {
+        qsort(live, n, sizeof *live, key_cmp);
+        for (size_t i = 1; i < n && st == SF_OK; i++)
+            if (key_cmp(&live[i - 1], &live[i]) == 0)
+                st = sf_error_set(err, SF_ERR_FORMAT, "%s: key '%.*s' is live twice",
+                                  index->name, (int)live[i].key_len, live[i].key);
+    }
+    if (st == SF_OK)
+        st = verify_norms(index, err);
+    free(counts);
+    free(live);
+    return st;
+}

@@ -1,0 +1,757 @@
+/* Searching one or more ASMK index files (shards) as one.
+ *
+ * Bit-exactness with sf_asmk_ivf_search: each image's score is the sum,
+ * in query order, of float32(idf * u^alpha) / sqrt(norm) rounded to float32,
+ * accumulated in float64, then divided by sqrt(q_norm).  The per-entry
+ * value for the binary kernel depends only on the Hamming distance h, so
+ * powf(u_h, alpha) and "kept" are tabulated per h by running
+ * sf_asmk_score_word_binary itself on one synthetic entry per distance;
+ * the float kernel is called directly.
+ *
+ * Work is split by image, never by word, so that each image's additions
+ * keep their order: threads take contiguous ranges of ids, and within a
+ * range, tiles of images are scored one after the other, each over every
+ * query word, continuing each list where the previous tile stopped (lists
+ * ascend by image).  The loop over a list is memory-bound: no branch per
+ * entry beyond the end-of-piece test, prefetching ahead of short pieces.
+ * Vectorising it with AVX-512 gathers and scatters measured slower. */
+#include "config.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "index_internal.h"
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+/* Below this many list entries a query runs on the calling thread. */
+#define PARALLEL_MIN_ENTRIES 200000
+/* How many query words ahead to prefetch directory entries and list heads. */
+#define PREFETCH_DIR 32
+#define PREFETCH_LIST 8
+#define PREFETCH_ENTRIES 64
+/* Images per tile: 16 bytes each of score and norm, 2 MiB: measured best
+ * at 1M images (32768, which fits L2, splits the lists into too many
+ * pieces). */
+#define TILE_IMAGES 131072
+
+/* Score entries 0, 1, ... of a list piece while their image is in
+ * [a, a + len); returns how many it scored. */
+typedef size_t (*bin_kernel)(const uint32_t *q, const unsigned char *vecs, const uint32_t *ids,
+                             size_t n, size_t n_u32, uint32_t a, uint32_t len, const float *tab,
+                             const uint64_t *keep, const double *ns, double *out);
+
+struct sf_index_searcher {
+    const sf_index **shards;
+    size_t n_shards;
+    uint64_t *base; /* n_shards + 1: first global id of each shard */
+    sf_index_params params;
+    uint64_t k, dim, vec_bytes, n_u32;
+    int threads;
+    int explicit_threads;
+    uint64_t tile;
+    double *scores; /* for searches that return hits */
+    float *pw;      /* binary: powf(u_h, alpha) for h = 0..bits */
+    uint64_t *keep; /* binary: all ones where u_h >= threshold, else 0 */
+    bin_kernel kernel;
+};
+
+void sf_index_search_options_default(sf_index_search_options *opt)
+{
+    opt->threads = 0;
+    opt->allow_local_idf = 0;
+    opt->tile = 0;
+}
+
+/* ---- Kernels ----
+ *
+ * A list piece is scored from its start up to the first entry whose image
+ * is outside [a, a + len): lists ascend, so that is where the next image
+ * tile begins (in a damaged list it only ends the piece early).  No other
+ * branch per entry: an unkept similarity adds +0.0, which leaves a sum
+ * exactly as skipping it does (scores start at +0.0 and never become
+ * -0.0). */
+
+/* x where *mask is all ones, +0.0 where it is 0, without a branch (a NaN
+ * x too); on x86 without moving x out of its vector register. */
+static inline __attribute__((always_inline)) double masked(double x, const uint64_t *mask)
+{
+#ifdef __SSE2__
+    __m128d m = _mm_castsi128_pd(_mm_loadl_epi64((const __m128i *)(const void *)mask));
+    return _mm_cvtsd_f64(_mm_and_pd(_mm_set_sd(x), m));
+#else
+    uint64_t bits;
+    memcpy(&bits, &x, 8);
+    bits &= *mask;
+    memcpy(&x, &bits, 8);
+    return x;
+#endif
+}
+
+static inline __attribute__((always_inline)) size_t
+bin_body(const uint32_t *q, const unsigned char *vecs, const uint32_t *ids, size_t n,
+         size_t n_u32, uint32_t a, uint32_t len, const float *tab, const uint64_t *keep,
+         const double *ns, double *out)
+{
+    size_t e = 0;
+    if (n_u32 == 4) {
+        uint64_t q0, q1;
+        memcpy(&q0, q, 8);
+        memcpy(&q1, q + 2, 8);
+        for (; e < n; e++) {
+            uint32_t i = ids[e] - a;
+            if (i >= len)
+                break;
+            uint64_t v0, v1;
+            memcpy(&v0, vecs + 16 * e, 8);
+            memcpy(&v1, vecs + 16 * e + 8, 8);
+            unsigned h = (unsigned)__builtin_popcountll(q0 ^ v0) +
+                         (unsigned)__builtin_popcountll(q1 ^ v1);
+            double c = (double)(float)((double)tab[h] / ns[i]);
+            out[i] += masked(c, &keep[h]);
+        }
+        return e;
+    }
+    const size_t vb = 4 * n_u32;
+    for (; e < n; e++) {
+        uint32_t i = ids[e] - a;
+        if (i >= len)
+            break;
+        const unsigned char *v = vecs + vb * e;
+        unsigned h = 0;
+        for (size_t t = 0; t < n_u32; t++) {
+            uint32_t x;
+            memcpy(&x, v + 4 * t, 4);
+            h += (unsigned)__builtin_popcount(q[t] ^ x);
+        }
+        double c = (double)(float)((double)tab[h] / ns[i]);
+        out[i] += masked(c, &keep[h]);
+    }
+    return e;
+}
+
+static size_t bin_generic(const uint32_t *q, const unsigned char *vecs, const uint32_t *ids,
+                          size_t n, size_t n_u32, uint32_t a, uint32_t len, const float *tab,
+                          const uint64_t *keep, const double *ns, double *out)
+{
+    return bin_body(q, vecs, ids, n, n_u32, a, len, tab, keep, ns, out);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("popcnt"))) static size_t
+bin_popcnt(const uint32_t *q, const unsigned char *vecs, const uint32_t *ids, size_t n,
+           size_t n_u32, uint32_t a, uint32_t len, const float *tab, const uint64_t *keep,
+           const double *ns, double *out)
+{
+    return bin_body(q, vecs, ids, n, n_u32, a, len, tab, keep, ns, out);
+}
+#endif
+
+static bin_kernel pick_kernel(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("popcnt"))
+        return bin_popcnt;
+#endif
+    return bin_generic;
+}
+
+/* The per-distance values, from the library's own kernel. */
+static void tabulate(const sf_asmk_params *p, size_t n_u32, float *pw, uint64_t *keep)
+{
+    uint32_t zero[64] = { 0 }, v[64] = { 0 };
+    const uint32_t id = 0;
+    const double one = 1.0, nan = NAN;
+    for (size_t h = 0; h <= 32 * n_u32; h++) {
+        for (size_t t = 0; t < n_u32; t++) {
+            size_t bits = h > 32 * t ? h - 32 * t : 0;
+            v[t] = bits >= 32 ? UINT32_MAX : (uint32_t)((UINT64_C(1) << bits) - 1);
+        }
+        double s = 0.0;
+        sf_asmk_score_word_binary(zero, v, &id, 1, n_u32, 1.0f, &one, p, &s);
+        pw[h] = (float)s;
+        /* Kept entries add x / NaN = NaN; skipped ones leave 0. */
+        s = 0.0;
+        sf_asmk_score_word_binary(zero, v, &id, 1, n_u32, 1.0f, &nan, p, &s);
+        keep[h] = isnan(s) ? UINT64_MAX : 0;
+    }
+}
+
+/* ---- Searcher ---- */
+
+static int same_float(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+sf_status sf_index_searcher_create(const sf_index *const *shards, size_t n_shards,
+                                   const sf_index_search_options *opt,
+                                   sf_index_searcher **out, sf_error *err)
+{
+    *out = NULL;
+    sf_index_search_options o;
+    if (opt)
+        o = *opt;
+    else
+        sf_index_search_options_default(&o);
+    if (n_shards == 0)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, "search: no index given");
+    const sf_index *first = shards[0];
+    const sf_index_params *p0 = &first->params;
+    for (size_t i = 1; i < n_shards; i++) {
+        const sf_index *x = shards[i];
+        const sf_index_params *p = &x->params;
+        if (p->asmk.binary != p0->asmk.binary || p->asmk.use_idf != p0->asmk.use_idf ||
+            !same_float(p->asmk.alpha, p0->asmk.alpha) ||
+            !same_float(p->asmk.similarity_threshold, p0->asmk.similarity_threshold) ||
+            p->ma_database != p0->ma_database)
+            return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                                "search: %s and %s were built with different parameters",
+                                first->name, x->name);
+        if (x->codebook.k != first->codebook.k || x->codebook.dim != first->codebook.dim ||
+            x->codebook.checksum != first->codebook.checksum)
+            return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                                "search: %s and %s were built with different codebooks",
+                                first->name, x->name);
+    }
+    if (p0->asmk.use_idf && n_shards > 1 && !o.allow_local_idf)
+        return sf_error_set(err, SF_ERR_UNSUPPORTED,
+                            "search: %s and %zu more shards use idf, which each shard computes "
+                            "over its own images: their scores do not combine into those of "
+                            "one index", first->name, n_shards - 1);
+
+    sf_index_searcher *s = calloc(1, sizeof *s);
+    if (!s)
+        return sf_error_set(err, SF_ERR_NOMEM, "search: out of memory");
+    s->n_shards = n_shards;
+    s->params = *p0;
+    s->k = first->codebook.k;
+    s->dim = first->codebook.dim;
+    s->vec_bytes = first->vec_bytes;
+    s->n_u32 = sf_asmk_packed_size((size_t)s->dim);
+    s->shards = malloc(n_shards * sizeof *s->shards);
+    s->base = malloc((n_shards + 1) * sizeof *s->base);
+    if (!s->shards || !s->base) {
+        sf_index_searcher_free(s);
+        return sf_error_set(err, SF_ERR_NOMEM, "search: out of memory");
+    }
+    s->base[0] = 0;
+    for (size_t i = 0; i < n_shards; i++) {
+        s->shards[i] = shards[i];
+        s->base[i + 1] = s->base[i] + shards[i]->n_slots;
+    }
+    if (s->base[n_shards] > SIZE_MAX / sizeof(double)) {
+        sf_index_searcher_free(s);
+        return sf_error_set(err, SF_ERR_TOO_LARGE, "search: too many images");
+    }
+    if (s->params.asmk.binary) {
+        if (s->n_u32 > 64) {
+            unsigned long long dim = s->dim;
+            sf_index_searcher_free(s);
+            return sf_error_set(err, SF_ERR_UNSUPPORTED,
+                                "search: binary vectors of %llu dimensions (at most 2048)", dim);
+        }
+        s->pw = malloc((32 * s->n_u32 + 1) * sizeof *s->pw);
+        s->keep = malloc((32 * s->n_u32 + 1) * sizeof *s->keep);
+        if (!s->pw || !s->keep) {
+            sf_index_searcher_free(s);
+            return sf_error_set(err, SF_ERR_NOMEM, "search: out of memory");
+        }
+        tabulate(&s->params.asmk, s->n_u32, s->pw, s->keep);
+        s->kernel = pick_kernel();
+    }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    s->threads = o.threads > 0 ? o.threads : (cores > 0 ? (int)cores : 1);
+    s->explicit_threads = o.threads > 0;
+    s->tile = o.tile ? o.tile : TILE_IMAGES;
+    if (s->threads > 256)
+        s->threads = 256;
+    *out = s;
+    return SF_OK;
+}
+
+void sf_index_searcher_free(sf_index_searcher *s)
+{
+    if (!s)
+        return;
+    free(s->shards);
+    free(s->base);
+    free(s->scores);
+    free(s->pw);
+    free(s->keep);
+    free(s);
+}
+
+size_t sf_index_searcher_n_ids(const sf_index_searcher *s) { return (size_t)s->base[s->n_shards]; }
+
+/* ---- One query ---- */
+
+typedef struct job {
+    const sf_index_searcher *s;
+    const sf_asmk_agg *q;
+    const double *qdiv; /* per shard: sqrt(q_norm), or 0 for no division */
+    double *scores;
+    uint64_t lo, hi;    /* global ids of this job */
+    float *tab;         /* binary with idf: per-word values */
+    uint32_t *tmp;      /* float kernel: ids of one range */
+    size_t tmp_cap;
+    uint64_t *next, *end; /* per query word and segment: the list piece left */
+    size_t cursor_cap;
+    sf_status st;
+    sf_error err;
+} job;
+
+/* First e in [a, b) with ids[e] >= v. */
+static uint64_t lower_bound(const uint32_t *ids, uint64_t a, uint64_t b, uint32_t v)
+{
+    while (a < b) {
+        uint64_t m = a + (b - a) / 2;
+        if (ids[m] < v)
+            a = m + 1;
+        else
+            b = m;
+    }
+    return a;
+}
+
+/* The same, starting from a guess and galloping outwards: the images of a
+ * list are spread evenly, so the guess is close and the search reads a
+ * few neighbouring cache lines instead of log2(n) scattered ones. */
+static uint64_t lower_bound_from(const uint32_t *ids, uint64_t lo, uint64_t hi, uint32_t v,
+                                 uint64_t g)
+{
+    if (lo >= hi)
+        return lo;
+    if (g >= hi)
+        g = hi - 1;
+    if (g < lo)
+        g = lo;
+    uint64_t l, r, step = 1;
+    if (ids[g] < v) { /* the answer is in (g, hi] */
+        l = g + 1;
+        r = l + step < hi ? l + step : hi;
+        while (r < hi && ids[r - 1] < v) {
+            l = r;
+            step *= 2;
+            r = hi - l > step ? l + step : hi;
+        }
+    } else { /* in [lo, g] */
+        r = g;
+        l = r - lo > step ? r - step : lo;
+        while (l > lo && ids[l] >= v) {
+            r = l;
+            step *= 2;
+            l = r - lo > step ? r - step : lo;
+        }
+    }
+    return lower_bound(ids, l, r, v);
+}
+
+/* Start loading what a later query word will need: PREFETCH_DIR words
+ * ahead its directory entry, PREFETCH_LIST words ahead the head of its
+ * list piece (the hardware streams the rest of a long one). */
+static void prefetch_dir(const ix_segment *seg, uint64_t w)
+{
+    __builtin_prefetch(seg->dir + 8 * w);
+}
+
+/* The first entries of [e, end) of a list. */
+static void prefetch_piece(const ix_segment *seg, uint64_t e, uint64_t end, uint64_t vec_bytes)
+{
+    uint64_t n = end - e < PREFETCH_ENTRIES ? end - e : PREFETCH_ENTRIES;
+    const unsigned char *ids = (const unsigned char *)(seg->ids + e);
+    const unsigned char *vecs = seg->vecs + e * vec_bytes;
+    for (uint64_t off = 0; off < 4 * n; off += 64)
+        __builtin_prefetch(ids + off);
+    for (uint64_t off = 0; off < vec_bytes * n; off += 64)
+        __builtin_prefetch(vecs + off);
+}
+
+static void prefetch_list(const ix_segment *seg, uint64_t w, uint32_t a, uint64_t vec_bytes)
+{
+    uint64_t o0 = sf_get_u64(seg->dir + 8 * w), o1 = sf_get_u64(seg->dir + 8 * (w + 1));
+    if (o0 >= o1 || o1 > seg->n_entries)
+        return;
+    uint64_t n_img = seg->n_images ? seg->n_images : 1;
+    uint64_t g = o0 + (uint64_t)((double)(o1 - o0) * a / (double)n_img);
+    if (g >= o1)
+        g = o1 - 1;
+    prefetch_piece(seg, g, o1, vec_bytes);
+}
+
+/* Score the entries of images [a, b) (numbered in the segment) of word
+ * qi's list in seg, continuing where the previous tile stopped: *next and
+ * *end (UINT64_MAX: not located yet) hold the rest of the list. */
+static sf_status score_range(job *j, const sf_index *idx, const ix_segment *seg, size_t qi,
+                             uint32_t a, uint32_t b, double *out, const float *tab, float idf,
+                             uint64_t *next, uint64_t *end)
+{
+    const sf_index_searcher *s = j->s;
+    if (*next == UINT64_MAX) {
+        uint64_t o0, o1;
+        sf_status st = ix_word_range(idx, seg, (uint64_t)j->q->words[qi], &o0, &o1, &j->err);
+        if (st != SF_OK)
+            return st;
+        /* The first tile of a job that starts inside the segment searches;
+         * the others go on from there. */
+        uint64_t g = o0 + (uint64_t)((double)(o1 - o0) * a / (double)seg->n_images);
+        *next = a == 0 ? o0 : lower_bound_from(seg->ids, o0, o1, a, g);
+        *end = o1;
+    }
+    const uint64_t e0 = *next;
+    const size_t n = (size_t)(*end - e0);
+    if (n == 0)
+        return SF_OK;
+    const double *ns = idx->norm_sqrt + seg->slot_base + a;
+    const unsigned char *vecs = seg->vecs + e0 * s->vec_bytes;
+    const uint32_t *ids = seg->ids + e0;
+    if (s->params.asmk.binary) {
+        *next += s->kernel(j->q->packed + qi * s->n_u32, vecs, ids, n, (size_t)s->n_u32, a,
+                           b - a, tab, s->keep, ns, out);
+        return SF_OK;
+    }
+    size_t m = 0;
+    while (m < n && ids[m] - a < b - a)
+        m++;
+    if (m == 0)
+        return SF_OK;
+    if (m > j->tmp_cap) {
+        uint32_t *t = realloc(j->tmp, m * sizeof *t);
+        if (!t)
+            return sf_error_set(&j->err, SF_ERR_NOMEM, "search: out of memory");
+        j->tmp = t;
+        j->tmp_cap = m;
+    }
+    for (size_t e = 0; e < m; e++)
+        j->tmp[e] = ids[e] - a;
+    sf_asmk_score_word_float(j->q->vectors + qi * s->dim, (const float *)(const void *)vecs,
+                             j->tmp, m, (size_t)s->dim, idf, ns, &s->params.asmk, out);
+    *next += m;
+    return SF_OK;
+}
+
+static void run_job(job *j)
+{
+    const sf_index_searcher *s = j->s;
+    const size_t bits = 32 * s->n_u32;
+    if (j->hi > j->lo)
+        memset(j->scores + j->lo, 0, (size_t)(j->hi - j->lo) * sizeof(double));
+    for (size_t sh = 0; sh < s->n_shards && j->st == SF_OK; sh++) {
+        const sf_index *idx = s->shards[sh];
+        uint64_t gb = s->base[sh];
+        uint64_t lo = j->lo > gb ? j->lo - gb : 0;
+        uint64_t hi = j->hi - gb < idx->n_slots ? j->hi - gb : idx->n_slots;
+        if (j->hi <= gb || lo >= hi)
+            continue;
+        /* Image tiles small enough that their scores and norms stay in
+         * the core's cache while every query word's entries for them are
+         * added; each list is still read once, a piece per tile. */
+        const size_t nq = j->q->n, ns = idx->n_segments;
+        if (nq * ns > j->cursor_cap) {
+            free(j->next);
+            free(j->end);
+            j->next = malloc(nq * ns * sizeof *j->next);
+            j->end = malloc(nq * ns * sizeof *j->end);
+            j->cursor_cap = nq * ns;
+            if (!j->next || !j->end) {
+                j->cursor_cap = 0;
+                j->st = sf_error_set(&j->err, SF_ERR_NOMEM, "search: out of memory");
+                break;
+            }
+        }
+        for (size_t c = 0; c < nq * ns; c++)
+            j->next[c] = UINT64_MAX;
+        for (uint64_t t0 = lo; t0 < hi && j->st == SF_OK; t0 += s->tile) {
+            uint64_t t1 = hi - t0 > s->tile ? t0 + s->tile : hi;
+            for (size_t qi = 0; qi < nq && j->st == SF_OK; qi++) {
+                size_t w = (size_t)j->q->words[qi];
+                float idf = idx->idf ? idx->idf[w] : 1.0f;
+                const float *tab = s->pw;
+                if (s->params.asmk.binary && idx->idf) {
+                    for (size_t h = 0; h <= bits; h++)
+                        j->tab[h] = s->pw[h] * idf;
+                    tab = j->tab;
+                }
+                for (size_t g = 0; g < ns && j->st == SF_OK; g++) {
+                    const ix_segment *seg = &idx->segs[g];
+                    uint64_t sb = seg->slot_base, se = sb + seg->n_images;
+                    uint64_t a = t0 > sb ? t0 : sb, b = t1 < se ? t1 : se;
+                    if (a >= b)
+                        continue;
+                    if (t0 == lo && qi + PREFETCH_DIR < nq)
+                        prefetch_dir(seg, (uint64_t)j->q->words[qi + PREFETCH_DIR]);
+                    if (qi + PREFETCH_LIST < nq) {
+                        size_t c = (qi + PREFETCH_LIST) * ns + g;
+                        if (j->next[c] == UINT64_MAX)
+                            prefetch_list(seg, (uint64_t)j->q->words[qi + PREFETCH_LIST],
+                                          (uint32_t)(a - sb), s->vec_bytes);
+                        else if (j->next[c] < j->end[c])
+                            prefetch_piece(seg, j->next[c], j->end[c], s->vec_bytes);
+                    }
+                    j->st = score_range(j, idx, seg, qi, (uint32_t)(a - sb),
+                                        (uint32_t)(b - sb), j->scores + gb + a, tab, idf,
+                                        &j->next[qi * ns + g], &j->end[qi * ns + g]);
+                }
+            }
+        }
+        for (uint64_t m = lo; m < hi; m++) {
+            double *x = &j->scores[gb + m];
+            if (!ix_live(idx->live, m))
+                *x = NAN;
+            else if (j->qdiv[sh] > 0.0)
+                *x /= j->qdiv[sh];
+        }
+    }
+}
+
+static void *job_thread(void *arg)
+{
+    run_job(arg);
+    return NULL;
+}
+
+static sf_status check_query(const sf_index_searcher *s, const sf_asmk_agg *q, sf_error *err)
+{
+    if (q->n == 0)
+        return SF_OK;
+    if (q->dim != s->dim || (q->binary != 0) != (s->params.asmk.binary != 0) ||
+        (q->binary ? !q->packed : !q->vectors) || !q->words)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                            "search: %s query vectors of dimension %zu for a %s index of "
+                            "dimension %llu", q->binary ? "binary" : "float", q->dim,
+                            s->params.asmk.binary ? "binary" : "float",
+                            (unsigned long long)s->dim);
+    for (size_t i = 0; i < q->n; i++)
+        if (q->words[i] < 0 || (uint64_t)q->words[i] >= s->k)
+            return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                                "search: query vector %zu has word %ld outside 0..%llu", i,
+                                (long)q->words[i], (unsigned long long)s->k - 1);
+    return SF_OK;
+}
+
+/* Rough number of list entries the query visits, to decide on threads. */
+static uint64_t estimate_work(const sf_index_searcher *s, const sf_asmk_agg *q)
+{
+    uint64_t total = 0;
+    for (size_t sh = 0; sh < s->n_shards; sh++) {
+        const sf_index *idx = s->shards[sh];
+        for (size_t g = 0; g < idx->n_segments; g++)
+            for (size_t i = 0; i < q->n; i++) {
+                const unsigned char *d = idx->segs[g].dir + 8 * (uint64_t)q->words[i];
+                uint64_t a = sf_get_u64(d), b = sf_get_u64(d + 8);
+                total += b > a ? b - a : 0;
+            }
+    }
+    return total;
+}
+
+sf_status sf_index_searcher_scores(sf_index_searcher *s, const sf_asmk_agg *q, double *scores,
+                                   sf_error *err)
+{
+    sf_status st = check_query(s, q, err);
+    if (st != SF_OK)
+        return st;
+    const uint64_t total = s->base[s->n_shards];
+    double *qdiv = malloc(s->n_shards * sizeof *qdiv);
+    if (!qdiv)
+        return sf_error_set(err, SF_ERR_NOMEM, "search: out of memory");
+    for (size_t sh = 0; sh < s->n_shards; sh++) {
+        const sf_index *idx = s->shards[sh];
+        double q_norm = 0.0;
+        for (size_t i = 0; i < q->n; i++)
+            q_norm += idx->idf ? idx->idf[q->words[i]] : 1.0f;
+        qdiv[sh] = q_norm > 0.0 ? sqrt(q_norm) : 0.0;
+    }
+
+    /* Threads asked for are used; by default only where they pay. */
+    int nt = s->threads;
+    if (!s->explicit_threads && ((uint64_t)nt > total / 4096 ||
+                                 estimate_work(s, q) < PARALLEL_MIN_ENTRIES))
+        nt = 1;
+    if ((uint64_t)nt > total)
+        nt = (int)total;
+    if (nt < 1)
+        nt = 1;
+    job *jobs = calloc((size_t)nt, sizeof *jobs);
+    pthread_t *tids = calloc((size_t)nt, sizeof *tids);
+    unsigned char *started = calloc((size_t)nt, 1);
+    st = SF_OK;
+    if (!jobs || !tids || !started)
+        st = sf_error_set(err, SF_ERR_NOMEM, "search: out of memory");
+    for (int t = 0; st == SF_OK && t < nt; t++) {
+        job *j = &jobs[t];
+        j->s = s;
+        j->q = q;
+        j->qdiv = qdiv;
+        j->scores = scores;
+        j->lo = total * (uint64_t)t / (uint64_t)nt;
+        j->hi = total * (uint64_t)(t + 1) / (uint64_t)nt;
+        if (s->params.asmk.binary) {
+            j->tab = malloc((32 * s->n_u32 + 1) * sizeof *j->tab);
+            if (!j->tab)
+                st = sf_error_set(err, SF_ERR_NOMEM, "search: out of memory");
+        }
+    }
+    /* Job 0 runs here, and so does a job whose thread cannot start. */
+    for (int t = 1; st == SF_OK && t < nt; t++)
+        started[t] = pthread_create(&tids[t], NULL, job_thread, &jobs[t]) == 0;
+    if (st == SF_OK)
+        for (int t = 0; t < nt; t++)
+            if (!started[t])
+                run_job(&jobs[t]);
+    for (int t = 1; st == SF_OK && t < nt; t++)
+        if (started[t])
+            pthread_join(tids[t], NULL);
+    for (int t = 0; jobs && t < nt; t++) {
+        if (st == SF_OK && jobs[t].st != SF_OK) {
+            st = jobs[t].st;
+            if (err)
+                *err = jobs[t].err;
+        }
+        free(jobs[t].tab);
+        free(jobs[t].tmp);
+        free(jobs[t].next);
+        free(jobs[t].end);
+    }
+    free(jobs);
+    free(tids);
+    free(started);
+    free(qdiv);
+    return st;
+}
+
+/* Ranking order: higher score first, NaN last, then lower id. */
+static int better(double sa, uint64_t ia, double sb, uint64_t ib)
+{
+    int na = isnan(sa), nb = isnan(sb);
+    if (na != nb)
+        return nb;
+    if (!na && sa != sb)
+        return sa > sb;
+    return ia < ib;
+}
+
+typedef struct cand {
+    double score;
+    uint64_t id;
+} cand;
+
+/* Min-heap on "better": the root is the worst kept candidate. */
+static void sift_down(cand *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && better(h[m].score, h[m].id, h[l].score, h[l].id))
+            m = l;
+        if (r < n && better(h[m].score, h[m].id, h[r].score, h[r].id))
+            m = r;
+        if (m == i)
+            return;
+        cand t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static void sift_up(cand *h, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!better(h[p].score, h[p].id, h[i].score, h[i].id))
+            return;
+        cand t = h[i];
+        h[i] = h[p];
+        h[p] = t;
+        i = p;
+    }
+}
+
+sf_status sf_index_searcher_search(sf_index_searcher *s, const sf_asmk_agg *q, size_t top_k,
+                                   sf_index_hit *hits, size_t *n_hits, sf_error *err)
+{
+    *n_hits = 0;
+    const uint64_t total = s->base[s->n_shards];
+    if (!s->scores && total > 0) {
+        s->scores = malloc((size_t)total * sizeof *s->scores);
+        if (!s->scores)
+            return sf_error_set(err, SF_ERR_NOMEM, "search: out of memory for %llu scores",
+                                (unsigned long long)total);
+    }
+    sf_status st = sf_index_searcher_scores(s, q, s->scores, err);
+    if (st != SF_OK || top_k == 0)
+        return st;
+    cand *heap = malloc((top_k < total ? top_k : total + 1) * sizeof *heap);
+    if (!heap)
+        return sf_error_set(err, SF_ERR_NOMEM, "search: out of memory for %zu hits", top_k);
+    size_t n = 0;
+    for (size_t sh = 0; sh < s->n_shards; sh++) {
+        const sf_index *idx = s->shards[sh];
+        for (uint64_t m = 0; m < idx->n_slots; m++) {
+            if (!ix_live(idx->live, m))
+                continue;
+            cand c = { s->scores[s->base[sh] + m], s->base[sh] + m };
+            if (n < top_k) {
+                heap[n] = c;
+                sift_up(heap, n++);
+            } else if (better(c.score, c.id, heap[0].score, heap[0].id)) {
+                heap[0] = c;
+                sift_down(heap, n, 0);
+            }
+        }
+    }
+    /* Pop worst first into the tail. */
+    for (size_t i = n; i-- > 0;) {
+        cand c = heap[0];
+        heap[0] = heap[i];
+        sift_down(heap, i, 0);
+        size_t sh = 0;
+        while (c.id >= s->base[sh + 1])
+            sh++;
+        sf_index_hit *hit = &hits[i];
+        hit->shard = sh;
+        hit->global_id = (size_t)c.id;
+        hit->id = (size_t)(c.id - s->base[sh]);
+        hit->score = c.score;
+        sf_index_image im;
+        st = sf_index_get_image(s->shards[sh], hit->id, &im, err);
+        if (st != SF_OK)
+            break;
+        hit->key = im.key;
+        hit->key_len = im.key_len;
+    }
+    free(heap);
+    if (st == SF_OK)
+        *n_hits = n;
+    return st;
+}
+
+sf_status sf_index_search_scores(const sf_index *const *shards, size_t n_shards,
+                                 const sf_asmk_agg *query, const sf_index_search_options *opt,
+                                 double *scores, sf_error *err)
+{
+    sf_index_searcher *s;
+    sf_status st = sf_index_searcher_create(shards, n_shards, opt, &s, err);
+    if (st != SF_OK)
+        return st;
+    st = sf_index_searcher_scores(s, query, scores, err);
+    sf_index_searcher_free(s);
+    return st;
+}
+
+sf_status sf_index_search(const sf_index *const *shards, size_t n_shards,
+                          const sf_asmk_agg *query, const sf_index_search_options *opt,
+                          size_t top_k, sf_index_hit *hits, size_t *n_hits, sf_error *err)
+{
+    *n_hits = 0;
+    sf_index_searcher *s;
+    sf_status st = sf_index_searcher_create(shards, n_shards, opt, &s, err);
+    if (st != SF_OK)
+        return st;
+    st = sf_index_searcher_search(s, query, top_k, hits, n_hits, err);
+    sf_index_searcher_free(s);
+    return st;
+}

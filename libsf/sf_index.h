@@ -1,0 +1,228 @@
+/* The on-disk ASMK index (spec section 7): an inverted file that can grow
+ * by nightly additions, shrink by removals, and be searched in place
+ * through mmap by any number of readers while one writer updates it.
+ * Byte layout and commit protocol: man/sf-index.5.
+ *
+ * An index holds images under unique keys.  Each image has an id, its
+ * position in the index (0 .. sf_index_n_ids - 1); removing or replacing an
+ * image leaves its id unused until sf_index_writer_compact renumbers.
+ * Scores equal those of an in-memory sf_asmk_ivf holding the live images
+ * bit for bit. */
+#ifndef SF_INDEX_H
+#define SF_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sf_asmk.h"
+#include "sf_status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Fixed when the index is created. */
+typedef struct sf_index_params {
+    sf_asmk_params asmk; /* kernel (binary), idf, threshold, alpha */
+    int ma_database;     /* nearest words per database descriptor (1 officially) */
+} sf_index_params;
+
+/* The official evaluation settings (sf_asmk_params_default, ma 1). */
+void sf_index_params_default(sf_index_params *params);
+
+/* Which codebook an index was built with.  The checksum is the codebook
+ * file's content checksum; the index only compares it. */
+typedef struct sf_index_codebook_id {
+    uint64_t k;        /* number of visual words */
+    uint64_t dim;      /* descriptor dimension */
+    uint64_t checksum;
+} sf_index_codebook_id;
+
+/* Create an empty index at path; fails with SF_ERR_INVALID_ARGUMENT if path
+ * exists.  The file appears complete or not at all.  codebook_path (may be
+ * NULL) is remembered as a hint for later additions. */
+sf_status sf_index_create(const char *path, const sf_index_params *params,
+                          const sf_index_codebook_id *codebook, const char *codebook_path,
+                          sf_error *err);
+
+/* ---- Reading ---- */
+
+typedef struct sf_index sf_index;
+
+/* Open the last committed state of an index, read-only.  Reads the header
+ * and the commit record (about 9 bytes per image) and maps the rest; the
+ * lists of a visual word are read when a query needs them.  Later commits
+ * by a writer are not seen: open again to see them.  The handle may be
+ * shared by threads; *out is owned by the caller. */
+sf_status sf_index_open(const char *path, sf_index **out, sf_error *err);
+/* The same over an index file image in memory (copied); name is used in
+ * messages. */
+sf_status sf_index_open_memory(const void *data, size_t size, const char *name,
+                               sf_index **out, sf_error *err);
+void sf_index_close(sf_index *index);
+
+const sf_index_params *sf_index_get_params(const sf_index *index);
+void sf_index_get_codebook(const sf_index *index, sf_index_codebook_id *out);
+/* The codebook path given at creation, or "". */
+const char *sf_index_codebook_path(const sf_index *index);
+/* SF_OK if codebook is the index's own, else SF_ERR_INVALID_ARGUMENT
+ * naming both. */
+sf_status sf_index_check_codebook(const sf_index *index, const sf_index_codebook_id *codebook,
+                                  sf_error *err);
+
+/* Number of ids, removed images included, and of live images. */
+size_t sf_index_n_ids(const sf_index *index);
+size_t sf_index_n_images(const sf_index *index);
+int sf_index_is_live(const sf_index *index, size_t id);
+
+typedef struct sf_index_image {
+    const char *key; /* key_len bytes, not NUL-terminated, owned by the index */
+    size_t key_len;
+    uint32_t n_vectors; /* aggregated vectors (visual words) */
+    double norm;        /* normaliser: n_vectors, or the sum of their idf */
+    int live;           /* 0 once removed or replaced */
+} sf_index_image;
+
+sf_status sf_index_get_image(const sf_index *index, size_t id, sf_index_image *out,
+                             sf_error *err);
+/* The id of the live image with this key (a scan: O(images)), or
+ * SF_ERR_NOT_FOUND. */
+sf_status sf_index_find(const sf_index *index, const char *key, size_t *id, sf_error *err);
+
+typedef struct sf_index_info {
+    uint64_t generation;  /* commits since creation */
+    size_t n_segments;
+    size_t n_ids, n_images;
+    uint64_t n_vectors;   /* aggregated vectors of the live images */
+    uint64_t n_entries;   /* stored list entries, removed images included */
+    size_t words_used;    /* visual words with a stored entry */
+    uint64_t bytes;       /* size of the committed index */
+} sf_index_info;
+
+/* Counts and sizes; reads every segment's directory (8 bytes per word). */
+sf_status sf_index_get_info(const sf_index *index, sf_index_info *out, sf_error *err);
+
+/* Read everything and check it: segment checksums, list order and ids,
+ * vector counts, unique keys, and that the stored norms and idf are those
+ * the lists give. */
+sf_status sf_index_verify(const sf_index *index, sf_error *err);
+
+/* ---- Searching ----
+ *
+ * Several indexes (shards) are searched as one: their ids follow each
+ * other in the order given, so global id = the number of ids of the shards
+ * before + id.  With idf off a shard's scores do not depend on the other
+ * shards, so results of shards searched on different machines merge
+ * exactly by score.  With idf on each shard has its own idf and norms: the
+ * scores differ from those of one index holding every image, and searching
+ * more than one shard is refused unless allow_local_idf is set. */
+
+typedef struct sf_index_search_options {
+    int threads;         /* worker threads; 0: one per online core, where the
+                            query is large enough to gain from them */
+    int allow_local_idf; /* with idf, accept scores computed with per-shard idf */
+    size_t tile;         /* images scored together, for tuning and tests
+                            (0: 131072) */
+} sf_index_search_options;
+
+void sf_index_search_options_default(sf_index_search_options *opt);
+
+typedef struct sf_index_hit {
+    size_t shard;     /* position in the list of indexes */
+    size_t id;        /* image id within that shard */
+    size_t global_id; /* id across the shards */
+    double score;
+    const char *key;  /* key_len bytes, not NUL-terminated, owned by the shard */
+    size_t key_len;
+} sf_index_hit;
+
+/* Reusable search state over a fixed list of open indexes (which must
+ * outlive it): checks that they agree (kernel, parameters, codebook) and
+ * keeps the score buffer between queries.  One query at a time. */
+typedef struct sf_index_searcher sf_index_searcher;
+
+sf_status sf_index_searcher_create(const sf_index *const *shards, size_t n_shards,
+                                   const sf_index_search_options *opt,
+                                   sf_index_searcher **out, sf_error *err);
+void sf_index_searcher_free(sf_index_searcher *searcher);
+/* Total number of ids over the shards. */
+size_t sf_index_searcher_n_ids(const sf_index_searcher *searcher);
+
+/* Score every id for the query's aggregated vectors (sf_asmk_aggregate
+ * with the index's kernel, ma 5 officially).  scores has
+ * sf_index_searcher_n_ids entries; removed ids get NaN (sf_asmk_rank puts
+ * them last). */
+sf_status sf_index_searcher_scores(sf_index_searcher *searcher, const sf_asmk_agg *query,
+                                   double *scores, sf_error *err);
+/* The top_k live images by descending score (equal scores by ascending
+ * global id), into hits[0 .. *n_hits). */
+sf_status sf_index_searcher_search(sf_index_searcher *searcher, const sf_asmk_agg *query,
+                                   size_t top_k, sf_index_hit *hits, size_t *n_hits,
+                                   sf_error *err);
+
+/* One-shot forms of the two above. */
+sf_status sf_index_search_scores(const sf_index *const *shards, size_t n_shards,
+                                 const sf_asmk_agg *query, const sf_index_search_options *opt,
+                                 double *scores, sf_error *err);
+sf_status sf_index_search(const sf_index *const *shards, size_t n_shards,
+                          const sf_asmk_agg *query, const sf_index_search_options *opt,
+                          size_t top_k, sf_index_hit *hits, size_t *n_hits, sf_error *err);
+
+/* ---- Writing ----
+ *
+ * One writer at a time holds an exclusive lock (flock) on the index.
+ * Changes are staged and become visible, all together, at
+ * sf_index_writer_commit; a writer killed at any point leaves the last
+ * commit intact.  Readers are never blocked. */
+
+typedef struct sf_index_writer sf_index_writer;
+
+typedef struct sf_index_writer_options {
+    int no_wait;         /* fail at once if another writer holds the lock */
+    size_t stage_bytes;  /* vectors held in memory before a segment is written
+                            out (uncommitted); 0: 256 MiB */
+} sf_index_writer_options;
+
+void sf_index_writer_options_default(sf_index_writer_options *opt);
+
+/* Lock and open the index for updates.  codebook is needed to add images
+ * (NULL allows only removals and compaction) and must be the index's. */
+sf_status sf_index_writer_open(const char *path, const sf_index_codebook_id *codebook,
+                               const sf_index_writer_options *opt, sf_index_writer **out,
+                               sf_error *err);
+/* Discard uncommitted changes and release the lock. */
+void sf_index_writer_free(sf_index_writer *writer);
+
+const sf_index_params *sf_index_writer_params(const sf_index_writer *writer);
+/* Live images, counting staged changes. */
+size_t sf_index_writer_n_images(const sf_index_writer *writer);
+
+/* Stage an image: agg from sf_asmk_aggregate with the index's kernel and
+ * dimension, words ascending.  A key already present (committed or staged)
+ * is replaced; *replaced (may be NULL) says so.  Keys are 1..4096 bytes
+ * without NUL. */
+sf_status sf_index_writer_add(sf_index_writer *writer, const char *key, const sf_asmk_agg *agg,
+                              int *replaced, sf_error *err);
+/* Quantise n descriptors (n x dim) with the index's ma_database,
+ * aggregate and stage them.  codebook must hold the index's centroids. */
+sf_status sf_index_writer_add_descriptors(sf_index_writer *writer,
+                                          const sf_asmk_codebook *codebook, const char *key,
+                                          const float *desc, size_t n, int *replaced,
+                                          sf_error *err);
+/* Stage the removal of a live image; SF_ERR_NOT_FOUND if there is none. */
+sf_status sf_index_writer_remove(sf_index_writer *writer, const char *key, sf_error *err);
+
+/* Publish the staged changes atomically (write, fsync, switch the commit
+ * record).  With idf on this reads every list once to recompute idf and
+ * norms. */
+sf_status sf_index_writer_commit(sf_index_writer *writer, sf_error *err);
+
+/* Commit, then rewrite the live images into a single segment in a new
+ * file that atomically replaces the index (rename).  Ids are renumbered
+ * in order; scores do not change.  Needs free space for the new copy. */
+sf_status sf_index_writer_compact(sf_index_writer *writer, sf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,182 @@
+#!/bin/sh
+# sf-index: create, add (streams, stdin, replacement), remove, compact,
+# info, list, check; the lock; damaged files and bad input; usage errors;
+# the examples of sf-index(1).
+. "$top_srcdir/tests/lib.sh"
+
+command -v sf-index >/dev/null 2>&1 || { echo "sf-index is not on PATH" >&2; exit 99; }
+gen="$top_builddir/tests/test_index"
+cd "$TMP" || exit 99
+# A 64-word codebook of dimension 16 and streams of synthetic local_desc
+# records (keys imgFIRST..): the same seed and key give the same image.
+$gen --write-codebook 64 16 1 codebook.sfcb || exit 99
+$gen --write-codebook 64 16 2 other.sfcb || exit 99
+$gen --write-stream 30 7 16 a.sfs || exit 99         # img00000..img00029
+$gen --write-stream 20 8 16 b.sfs 30 || exit 99      # img00030..img00049
+$gen --write-stream 10 9 16 c.sfs || exit 99         # img00000..img00009, other content
+$gen --write-stream 20 7 16 a2.sfs 10 || exit 99     # img00010..img00029 as in a.sfs
+$gen --write-stream 3 7 8 dim8.sfs 100 || exit 99
+
+run() {
+    n=$1; shift
+    "$@" >"$n.out" 2>"$n.err"
+    rc=$?
+}
+expect_rc() {
+    checks=$((checks + 1))
+    [ "$rc" -eq "$1" ] || fail "$2: exit status $rc, expected $1 (stderr: $(head -c 300 "$n.err"))"
+}
+empty() { checks=$((checks + 1)); [ ! -s "$1" ] || fail "$2: $1 is not empty: $(head -c 300 "$1")"; }
+has() { checks=$((checks + 1)); grep -q -- "$2" "$1" || fail "$3: '$2' not in $1: $(head -c 300 "$1")"; }
+info() { sf-index info "$1" | sed -n "s/^$2: //p"; }
+same_value() { checks=$((checks + 1)); [ "$(info "$1" "$3")" = "$(info "$2" "$3")" ] || fail "$1 and $2 differ in $3: $(info "$1" "$3") / $(info "$2" "$3")"; }
+
+# ---- create ----
+run create sf-index create -C codebook.sfcb db.six
+expect_rc 0 "create"
+empty create.out "create stdout"
+empty create.err "create stderr"
+check "no temporary file is left" [ "$(ls | grep -c 'tmp')" -eq 0 ]
+check "an empty index" [ "$(info db.six images)" = 0 ]
+check "default parameters" [ "$(info db.six binary)/$(info db.six idf)/$(info db.six alpha)/$(info db.six threshold)" = "true/false/3/0" ]
+check "codebook size" [ "$(info db.six codebook)" = "64 x 16" ]
+check "codebook path" [ "$(info db.six 'codebook path')" = "$(pwd -P)/codebook.sfcb" ]
+run again sf-index create -C codebook.sfcb db.six
+expect_rc 3 "create over an index"
+has again.err "^sf-index: db.six: already exists$" "create over an index"
+run params sf-index create -C codebook.sfcb --no-binary --idf --alpha 2.5 --threshold 0.25 --ma 2 p.six
+expect_rc 0 "create with parameters"
+check "parameters kept" [ "$(info p.six binary)/$(info p.six idf)/$(info p.six alpha)/$(info p.six threshold)/$(info p.six 'multiple assignment database')" = "false/true/2.5/0.25/2" ]
+run set sf-index --set asmk.alpha=4 create -C codebook.sfcb s.six
+check "config keys set the defaults" [ "$(info s.six alpha)" = 4 ]
+
+# ---- add ----
+run add sf-index add db.six a.sfs
+expect_rc 0 "add"
+empty add.out "add stdout"
+empty add.err "add stderr"
+check "30 images" [ "$(info db.six images)" = 30 ]
+run stdin sf-index -v add db.six < b.sfs
+expect_rc 0 "add from stdin"
+has stdin.err "added 20 images (0 replaced), 50 in all" "add -v summary"
+check "50 images" [ "$(info db.six images)" = 50 ]
+check "two commits, two segments" [ "$(info db.six generation)/$(info db.six segments)" = "3/2" ]
+sf-index list db.six > keys.txt
+check "list gives the keys in order" [ "$(head -1 keys.txt)/$(tail -1 keys.txt)/$(wc -l < keys.txt)" = "img00000/img00049/50" ]
+
+# Re-adding keys replaces them.
+run replace sf-index -v add db.six c.sfs
+expect_rc 0 "add existing keys"
+check "one line per replaced key" [ "$(grep -c ': replaced$' replace.err)" -eq 10 ]
+has replace.err "^sf-index: img00003: replaced$" "replaced key named"
+check "still 50 images" [ "$(info db.six images)/$(info db.six ids)" = "50/60" ]
+# The same images in one go, in the order they now have.
+sf-index create -C codebook.sfcb one.six && cat a2.sfs b.sfs c.sfs | sf-index add one.six
+check "same keys as one go" [ "$(sf-index list db.six)" = "$(sf-index list one.six)" ]
+same_value db.six one.six vectors
+
+# ---- remove ----
+printf 'img00040\nimg00041\r\n\nimg00042\n' > gone.txt
+run remove sf-index remove db.six img00001 nope --keys-from gone.txt
+expect_rc 1 "remove with a missing key"
+has remove.err "^sf-index: db.six: no image 'nope'$" "missing key named"
+empty remove.out "remove stdout"
+check "4 images removed, the others committed" [ "$(info db.six images)" = 46 ]
+run remove2 sf-index remove db.six img00001
+expect_rc 1 "remove a removed key"
+check "list skips removed images" [ "$(sf-index list db.six | grep -c 'img0000[1]\|img0004[012]')" -eq 0 ]
+
+# ---- compact ----
+run compact sf-index compact db.six
+expect_rc 0 "compact"
+empty compact.err "compact stderr"
+check "one segment, ids renumbered" [ "$(info db.six segments)/$(info db.six ids)/$(info db.six images)" = "1/46/46" ]
+check "compaction keeps the order" [ "$(sf-index list db.six)" = "$(sf-index list one.six | grep -v 'img0000[1]\|img0004[012]')" ]
+check "no temporary file is left" [ "$(ls | grep -c 'tmp')" -eq 0 ]
+run check sf-index check db.six
+expect_rc 0 "check"
+empty check.out "check stdout"
+empty check.err "check stderr"
+run checkv sf-index -v check db.six
+has checkv.err "^sf-index: db.six: ok, 46 images$" "check -v"
+
+# ---- the lock ----
+if command -v flock >/dev/null 2>&1; then
+    flock db.six sh -c 'sleep 3; touch holder.done' &
+    holder=$!
+    i=0     # until the holder has the lock
+    while flock -n db.six true 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    run busy sf-index add --no-wait db.six a.sfs
+    expect_rc 3 "--no-wait while another writer holds the lock"
+    has busy.err "^sf-index: db.six: locked by another writer$" "--no-wait message"
+    empty busy.out "--no-wait stdout"
+    check "readers do not wait" sh -c 'sf-index info db.six > /dev/null'
+    run wait sf-index remove db.six img00002
+    expect_rc 0 "a writer waits for the lock"
+    check "the writer waited for the holder to finish" [ -e holder.done ]
+    wait $holder
+else
+    echo "flock(1) not found: lock checks skipped" >&2
+fi
+
+# ---- bad input ----
+head -c 3000 b.sfs > cut.sfs
+before=$(info db.six generation)
+run cut sf-index add db.six c.sfs cut.sfs
+expect_rc 3 "a truncated stream"
+has cut.err "unchanged" "all or nothing"
+check "nothing was committed" [ "$(info db.six generation)" = "$before" ]
+sf-cat --kind local_strength a.sfs > nodesc.sfs
+run nodesc sf-index add db.six nodesc.sfs
+expect_rc 1 "images without local_desc"
+has nodesc.err "^sf-index: nodesc.sfs: img00000: no local_desc record" "missing local_desc named"
+run dim sf-index add db.six dim8.sfs
+expect_rc 1 "descriptors of another dimension"
+has dim.err "img00100: local_desc is not a K x 16 float32 array" "dimension named"
+run other sf-index add -C other.sfcb db.six a.sfs
+expect_rc 3 "another codebook"
+has other.err "built with another codebook" "codebook mismatch"
+run nofile sf-index info missing.six
+expect_rc 3 "a missing index"
+has nofile.err "^sf-index: missing.six: No such file or directory$" "missing index named"
+run notindex sf-index info codebook.sfcb
+expect_rc 3 "not an index"
+has notindex.err "not an sf index" "not an index"
+
+# Damage: a flipped byte in a list is found by check (and only by check:
+# opening reads no list); a truncated file does not open.
+cp db.six bad.six
+size=$(wc -c < db.six)
+printf '\377' | dd of=bad.six bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+run bad sf-index check bad.six
+expect_rc 3 "check of a damaged index"
+has bad.err "checksum mismatch" "damage found"
+head -c $((size - 10)) db.six > short.six
+run short sf-index info short.six
+expect_rc 3 "a truncated index"
+has short.err "short.six: " "truncated index named"
+
+# ---- usage errors: exit 2, nothing on stdout ----
+for args in "" "frobnicate x.six" "info" "add --ma 2 db.six" "info db.six extra" \
+            "create db2.six" "list --no-wait db.six" "remove db.six --bogus"; do
+    run usage sf-index $args
+    expect_rc 2 "sf-index $args"
+    empty usage.out "sf-index $args: stdout"
+    has usage.err "^Try 'sf-index --help'.$" "sf-index $args: hint"
+done
+run help sf-index --help
+expect_rc 0 "--help"
+has help.out "^Usage: sf-index COMMAND" "--help usage"
+
+# ---- the examples of sf-index(1) ----
+mkdir ex && cd ex || exit 99
+cp ../codebook.sfcb ../a.sfs ../b.sfs . && cp ../a.sfs photos-2024-06-01.sfs
+echo img00003 > withdrawn.txt
+check "example: create" sf-index create -C codebook.sfcb photos.six
+check "example: add" sf-index add photos.six a.sfs b.sfs
+check "example: nightly add" sh -c 'sf-index add --no-wait photos.six photos-2024-06-01.sfs'
+check "example: remove" sf-index remove photos.six --keys-from withdrawn.txt
+check "example: compact and check" sh -c 'sf-index compact photos.six && sf-index check photos.six'
+check "example: info" sh -c 'sf-index info photos.six | grep -q "^images: 49$"'
+cd .. || exit 99
+finish

@@ -1,0 +1,1271 @@
+/* The on-disk ASMK index: golden parity (binary, float, idf, partial
+ * index) and bit-exact equality with the in-memory sf_asmk_ivf; updates
+ * (batches, removals, replacement, compaction) against a one-go build;
+ * writers killed at every point of the commit sequence and at random;
+ * the writer lock; damaged files; shards; threads.
+ *
+ * Also writes test data for tests/index_cli.sh and the fuzz corpus:
+ *   test_index --write-codebook K DIM SEED FILE
+ *   test_index --write-stream N SEED DIM FILE [FIRST]   synthetic local_desc
+ *                                                       records, keys imgFIRST..
+ *   test_index --write-fuzz-corpus DIR */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sf.h"
+#include "sf_codebook.h"
+#include "sf_index.h"
+#include "testutil.h"
+
+#define DIM 128
+#define K 256
+#define N_DB 40
+#define N_Q 10
+
+static char tmpdir[1024];
+
+static void path_in_tmp(char *out, size_t size, const char *name)
+{
+    snprintf(out, size, "%s/%s", tmpdir, name);
+}
+
+static uint64_t rng_state = 1;
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+static double rnd_unit(void) { return (double)(rnd() >> 11) / 9007199254740992.0; }
+static float rnd_normal(void)
+{
+    double u = rnd_unit() + 1e-12, v = rnd_unit();
+    return (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
+}
+
+/* ---- Golden data ---- */
+
+static struct golden {
+    int loaded;
+    float *centroids, *db, *q;
+    int64_t *db_ids, *q_ids;
+    sf_index_codebook_id cbid;
+    sf_asmk_codebook *cb;
+} G;
+
+static void *load(const char *dir, const char *name, size_t count, size_t elem)
+{
+    size_t size;
+    void *p = tu_read_file(dir, name, &size);
+    if (size != count * elem) {
+        fprintf(stderr, "%s/%s: %zu bytes, expected %zu\n", dir, name, size, count * elem);
+        exit(99);
+    }
+    return p;
+}
+
+static void rows_of(const int64_t *ids, size_t n, int64_t id, size_t *first, size_t *count)
+{
+    size_t i = 0;
+    while (i < n && ids[i] != id)
+        i++;
+    *first = i;
+    while (i < n && ids[i] == id)
+        i++;
+    *count = i - *first;
+}
+
+static void golden_load(void)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/asmk-small", tu_golden_dir());
+    G.centroids = load(dir, "centroids.f32", K * DIM, 4);
+    G.db = load(dir, "db_desc.f32", 12000 * DIM, 4);
+    G.q = load(dir, "q_desc.f32", 2300 * DIM, 4);
+    G.db_ids = load(dir, "db_imids.i64", 12000, 8);
+    G.q_ids = load(dir, "q_imids.i64", 2300, 8);
+    G.cbid.k = K;
+    G.cbid.dim = DIM;
+    G.cbid.checksum = sf_codebook_checksum_data(G.centroids, K, DIM);
+    sf_error err;
+    if (sf_asmk_codebook_create(G.centroids, K, DIM, &G.cb, &err) != SF_OK) {
+        fprintf(stderr, "codebook: %s\n", err.message);
+        exit(99);
+    }
+    G.loaded = 1;
+}
+
+static void golden_free(void)
+{
+    free(G.centroids);
+    free(G.db);
+    free(G.q);
+    free(G.db_ids);
+    free(G.q_ids);
+    sf_asmk_codebook_free(G.cb);
+}
+
+static void db_rows(int m, const float **desc, size_t *n)
+{
+    size_t first;
+    rows_of(G.db_ids, 12000, m, &first, n);
+    *desc = G.db + first * DIM;
+}
+
+/* The aggregated vectors of query q (ma 5). */
+static void query_agg(int q, int binary, sf_asmk_agg *agg)
+{
+    size_t first, count;
+    rows_of(G.q_ids, 2300, q, &first, &count);
+    int32_t *words = malloc(count * 5 * sizeof *words);
+    sf_error err;
+    if (sf_asmk_codebook_quantize(G.cb, G.q + first * DIM, count, 5, words, &err) != SF_OK ||
+        sf_asmk_aggregate(G.cb, G.q + first * DIM, count, words, 5, binary, agg, &err) != SF_OK) {
+        fprintf(stderr, "query %d: %s\n", q, err.message);
+        exit(99);
+    }
+    free(words);
+}
+
+static sf_index_params make_params(int binary, int idf)
+{
+    sf_index_params p;
+    sf_index_params_default(&p);
+    p.asmk.binary = binary;
+    p.asmk.use_idf = idf;
+    return p;
+}
+
+static void key_of_img(int m, char *key, size_t size) { snprintf(key, size, "db%02d", m); }
+
+/* Create path (removing an old one) and add images [lo, hi) in one commit. */
+static sf_index *build(const char *path, int binary, int idf, int lo, int hi, size_t stage)
+{
+    sf_error err;
+    sf_error_clear(&err);
+    unlink(path);
+    sf_index_params p = make_params(binary, idf);
+    sf_status st = sf_index_create(path, &p, &G.cbid, "centroids.f32", &err);
+    CHECK(st == SF_OK, "create %s: %s", path, err.message);
+    sf_index_writer_options o;
+    sf_index_writer_options_default(&o);
+    o.stage_bytes = stage;
+    sf_index_writer *w;
+    st = sf_index_writer_open(path, &G.cbid, &o, &w, &err);
+    CHECK(st == SF_OK, "writer %s: %s", path, err.message);
+    if (st != SF_OK)
+        return NULL;
+    for (int m = lo; m < hi; m++) {
+        const float *d;
+        size_t n;
+        char key[32];
+        db_rows(m, &d, &n);
+        key_of_img(m, key, sizeof key);
+        st = sf_index_writer_add_descriptors(w, G.cb, key, d, n, NULL, &err);
+        CHECK(st == SF_OK, "add %s: %s", key, err.message);
+    }
+    st = sf_index_writer_commit(w, &err);
+    CHECK(st == SF_OK, "commit %s: %s", path, err.message);
+    sf_index_writer_free(w);
+    sf_index *idx = NULL;
+    st = sf_index_open(path, &idx, &err);
+    CHECK(st == SF_OK, "open %s: %s", path, err.message);
+    return idx;
+}
+
+/* Scores of query q by image number (from the key), NaN where absent. */
+static void scores_by_image(const sf_index *const *shards, size_t n, int q, int binary,
+                            int threads, double *out)
+{
+    sf_index_search_options o;
+    sf_index_search_options_default(&o);
+    o.threads = threads;
+    o.allow_local_idf = 1;
+    sf_index_searcher *s;
+    sf_error err;
+    for (int m = 0; m < N_DB; m++)
+        out[m] = NAN;
+    if (sf_index_searcher_create(shards, n, &o, &s, &err) != SF_OK) {
+        CHECK(0, "searcher: %s", err.message);
+        return;
+    }
+    size_t total = sf_index_searcher_n_ids(s);
+    double *sc = malloc((total + 1) * sizeof *sc);
+    sf_asmk_agg agg;
+    query_agg(q, binary, &agg);
+    sf_status st = sf_index_searcher_scores(s, &agg, sc, &err);
+    CHECK(st == SF_OK, "search: %s", err.message);
+    size_t g = 0;
+    for (size_t sh = 0; sh < n; sh++)
+        for (size_t id = 0; id < sf_index_n_ids(shards[sh]); id++, g++) {
+            sf_index_image im;
+            if (sf_index_get_image(shards[sh], id, &im, &err) != SF_OK || !im.live) {
+                CHECK(!im.live ? isnan(sc[g]) : 0, "removed id %zu scored %g", id, sc[g]);
+                continue;
+            }
+            int m = atoi(im.key + 2);
+            out[m] = sc[g];
+        }
+    sf_asmk_agg_release(&agg);
+    free(sc);
+    sf_index_searcher_free(s);
+}
+
+static int same_scores(const double *a, const double *b, int n)
+{
+    return memcmp(a, b, (size_t)n * sizeof *a) == 0;
+}
+
+/* ---- Parity with the fixtures and the in-memory IVF ---- */
+
+static double max_rel(const double *a, const double *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs(a[i] - b[i]) / (fabs(b[i]) > 0 ? fabs(b[i]) : 1);
+        m = isnan(d) ? INFINITY : fmax(m, d);
+    }
+    return m;
+}
+
+static void check_parity(const char *prefix, int binary, int idf, int n_indexed)
+{
+    char path[4096], name[128], dir[4096];
+    snprintf(dir, sizeof dir, "%s/asmk-small", tu_golden_dir());
+    snprintf(name, sizeof name, "parity-%sindex", prefix);
+    path_in_tmp(path, sizeof path, name);
+    sf_index *idx = build(path, binary, idf, 0, n_indexed, 0);
+    if (!idx)
+        return;
+    sf_error err;
+    CHECK(sf_index_verify(idx, &err) == SF_OK, "%sverify: %s", prefix, err.message);
+
+    sf_asmk_params ap = make_params(binary, idf).asmk;
+    sf_asmk_ivf *ivf;
+    sf_asmk_ivf_create(G.centroids, K, DIM, &ap, &ivf, &err);
+    for (int m = 0; m < n_indexed; m++) {
+        const float *d;
+        size_t n;
+        db_rows(m, &d, &n);
+        sf_asmk_ivf_add_descriptors(ivf, (uint32_t)m, d, n, 1, &err);
+    }
+    sf_asmk_ivf_finalize(ivf, &err);
+    /* The stored norms are the IVF's, bit for bit. */
+    int norms_equal = 1;
+    for (int m = 0; m < n_indexed; m++) {
+        sf_index_image im;
+        sf_index_get_image(idx, (size_t)m, &im, &err);
+        norms_equal &= memcmp(&im.norm, &sf_asmk_ivf_norm_factor(ivf)[m], 8) == 0;
+    }
+    CHECK(norms_equal, "%snorms differ from the IVF's", prefix);
+
+    snprintf(name, sizeof name, "%sranks.i64", prefix);
+    int64_t *eranks = load(dir, name, (size_t)N_Q * n_indexed, 8);
+    snprintf(name, sizeof name, "%sscores.f64", prefix);
+    double *escores = load(dir, name, (size_t)N_Q * n_indexed, 8);
+    double *sc = malloc((size_t)n_indexed * sizeof *sc), *ref = malloc((size_t)n_indexed * 8);
+    double *aligned = malloc((size_t)n_indexed * 8), *by_id = malloc((size_t)n_indexed * 8);
+    uint32_t *order = malloc((size_t)n_indexed * 4);
+    sf_index_hit *hits = malloc((size_t)n_indexed * sizeof *hits);
+    double worst = 0;
+    int not_exact = 0, rank_bad = 0, topk_bad = 0;
+    const sf_index *shards[1] = { idx };
+    for (int q = 0; q < N_Q; q++) {
+        sf_asmk_agg agg;
+        query_agg(q, binary, &agg);
+        for (int t = 1; t <= 4; t++) {
+            sf_index_search_options o;
+            sf_index_search_options_default(&o);
+            o.threads = t <= 3 ? t : 2;
+            o.tile = t <= 3 ? 0 : 7;
+            sf_status st = sf_index_search_scores(shards, 1, &agg, &o, sc, &err);
+            CHECK(st == SF_OK, "%ssearch: %s", prefix, err.message);
+            sf_asmk_ivf_search(ivf, &agg, ref, &err);
+            not_exact += !same_scores(sc, ref, n_indexed);
+        }
+        const int64_t *er = eranks + (size_t)q * n_indexed;
+        const double *es = escores + (size_t)q * n_indexed;
+        for (int j = 0; j < n_indexed; j++) {
+            by_id[er[j]] = es[j];
+            aligned[j] = sc[er[j]];
+        }
+        worst = fmax(worst, max_rel(aligned, es, (size_t)n_indexed));
+        sf_asmk_rank(sc, (size_t)n_indexed, order, &err);
+        for (int j = 0; j < n_indexed; j++)
+            if ((int64_t)order[j] != er[j] && by_id[order[j]] != by_id[er[j]])
+                rank_bad++;
+        /* Top-k is the head of the full ranking. */
+        size_t n_hits;
+        sf_status st = sf_index_search(shards, 1, &agg, NULL, 7, hits, &n_hits, &err);
+        CHECK(st == SF_OK && n_hits == (size_t)(n_indexed < 7 ? n_indexed : 7), "%stop-k: %s",
+              prefix, err.message);
+        for (size_t j = 0; j < n_hits; j++) {
+            char key[32];
+            key_of_img((int)order[j], key, sizeof key);
+            topk_bad += hits[j].id != order[j] || hits[j].score != sc[order[j]] ||
+                        hits[j].key_len != strlen(key) || memcmp(hits[j].key, key, 4) != 0;
+        }
+        sf_asmk_agg_release(&agg);
+    }
+    CHECK(worst <= 1e-5, "%sscores: relative error %g against the fixture", prefix, worst);
+    CHECK(rank_bad == 0, "%sranks: %d positions differ outside ties", prefix, rank_bad);
+    CHECK(not_exact == 0, "%s%d searches differ from sf_asmk_ivf_search", prefix, not_exact);
+    CHECK(topk_bad == 0, "%s%d top-k hits differ from the ranking", prefix, topk_bad);
+    printf("parity %-7s %2d images: rel %.3g vs fixture, %d inexact vs IVF, %d rank diffs\n",
+           *prefix ? prefix : "bin_", n_indexed, worst, not_exact, rank_bad);
+    free(sc);
+    free(ref);
+    free(aligned);
+    free(by_id);
+    free(order);
+    free(hits);
+    free(eranks);
+    free(escores);
+    sf_asmk_ivf_free(ivf);
+    sf_index_close(idx);
+}
+
+/* ---- Updates ---- */
+
+static sf_index_writer *writer(const char *path)
+{
+    sf_index_writer *w = NULL;
+    sf_error err;
+    sf_status st = sf_index_writer_open(path, &G.cbid, NULL, &w, &err);
+    CHECK(st == SF_OK, "writer %s: %s", path, err.message);
+    return w;
+}
+
+static void add_img(sf_index_writer *w, int m, int as, int *replaced)
+{
+    const float *d;
+    size_t n;
+    char key[32];
+    sf_error err;
+    db_rows(m, &d, &n);
+    key_of_img(as, key, sizeof key);
+    sf_status st = sf_index_writer_add_descriptors(w, G.cb, key, d, n, replaced, &err);
+    CHECK(st == SF_OK, "add %s: %s", key, err.message);
+}
+
+static void commit(sf_index_writer *w)
+{
+    sf_error err;
+    sf_status st = sf_index_writer_commit(w, &err);
+    CHECK(st == SF_OK, "commit: %s", err.message);
+}
+
+static sf_index *reopen(const char *path)
+{
+    sf_index *idx = NULL;
+    sf_error err;
+    sf_status st = sf_index_open(path, &idx, &err);
+    CHECK(st == SF_OK, "open %s: %s", path, err.message);
+    if (st == SF_OK)
+        CHECK(sf_index_verify(idx, &err) == SF_OK, "verify %s: %s", path, err.message);
+    return idx;
+}
+
+/* Compare every query's scores with ref (by image number). */
+static int differs_from(const sf_index *idx, int binary, const double ref[N_Q][N_DB])
+{
+    int bad = 0;
+    for (int q = 0; q < N_Q; q++) {
+        double sc[N_DB];
+        const sf_index *sh[1] = { idx };
+        scores_by_image(sh, 1, q, binary, 2, sc);
+        bad += !same_scores(sc, ref[q], N_DB);
+    }
+    return bad;
+}
+
+static void check_updates(int binary, int idf)
+{
+    char one[4096], path[4096];
+    const char *tag = binary ? (idf ? "bin+idf" : "bin") : "float";
+    path_in_tmp(one, sizeof one, "upd-one");
+    path_in_tmp(path, sizeof path, "upd");
+    sf_error err;
+
+    /* Reference: images 0..39 in one commit. */
+    sf_index *ref_idx = build(one, binary, idf, 0, N_DB, 0);
+    if (!ref_idx)
+        return;
+    static double ref[N_Q][N_DB];
+    for (int q = 0; q < N_Q; q++) {
+        const sf_index *sh[1] = { ref_idx };
+        scores_by_image(sh, 1, q, binary, 1, ref[q]);
+    }
+    sf_index_close(ref_idx);
+
+    /* The same in four batches, one per commit. */
+    sf_index *idx = build(path, binary, idf, 0, 10, 0);
+    sf_index_close(idx);
+    for (int b = 1; b < 4; b++) {
+        sf_index_writer *w = writer(path);
+        for (int m = 10 * b; m < 10 * b + 10; m++)
+            add_img(w, m, m, NULL);
+        commit(w);
+        sf_index_writer_free(w);
+    }
+    idx = reopen(path);
+    CHECK(differs_from(idx, binary, ref) == 0, "%s: batches differ from one go", tag);
+    CHECK(sf_index_n_images(idx) == N_DB, "%s: %zu images", tag, sf_index_n_images(idx));
+    sf_index_info info;
+    sf_index_get_info(idx, &info, &err);
+    CHECK(info.n_segments == 4 && info.generation == 5, "%s: %zu segments, generation %llu", tag,
+          info.n_segments, (unsigned long long)info.generation);
+    sf_index_close(idx);
+
+    /* Add all but with wrong vectors under some keys, remove some, re-add:
+     * a replaced key must end up with the image it was last given. */
+    idx = build(path, binary, idf, 0, 0, 0);
+    sf_index_close(idx);
+    sf_index_writer *w = writer(path);
+    for (int m = 0; m < N_DB; m++)
+        add_img(w, (m % 5 == 0) ? (m + 1) % N_DB : m, m, NULL); /* db00 gets db01's vectors */
+    commit(w);
+    for (int m = 0; m < N_DB; m += 3) {
+        char key[32];
+        key_of_img(m, key, sizeof key);
+        CHECK(sf_index_writer_remove(w, key, &err) == SF_OK, "remove %s: %s", key, err.message);
+    }
+    CHECK(sf_index_writer_remove(w, "db00", &err) == SF_ERR_NOT_FOUND, "removed twice");
+    CHECK(sf_index_writer_remove(w, "nope", &err) == SF_ERR_NOT_FOUND, "missing key removed");
+    commit(w);
+    sf_index_writer_free(w);
+    w = writer(path);
+    int replaced = 0, n_replaced = 0;
+    for (int m = 0; m < N_DB; m++) {
+        if (m % 3 == 0 || m % 5 == 0) {
+            add_img(w, m, m, &replaced);
+            n_replaced += replaced;
+        }
+    }
+    /* Replaced within one batch: staged twice, the second wins. */
+    add_img(w, 2, 7, &replaced);
+    CHECK(replaced, "%s: a staged key was not replaced", tag);
+    add_img(w, 7, 7, &replaced);
+    CHECK(replaced, "%s: a staged key was not replaced", tag);
+    CHECK(sf_index_writer_n_images(w) == N_DB, "%s: writer counts %zu images", tag,
+          sf_index_writer_n_images(w));
+    commit(w);
+    sf_index_writer_free(w);
+    /* Keys 0,5,10.. (m%5==0, not m%3==0) were live with wrong vectors: replaced. */
+    int want_replaced = 0;
+    for (int m = 0; m < N_DB; m++)
+        want_replaced += m % 5 == 0 && m % 3 != 0;
+    CHECK(n_replaced == want_replaced, "%s: %d keys replaced, expected %d", tag, n_replaced,
+          want_replaced);
+    idx = reopen(path);
+    CHECK(sf_index_n_images(idx) == N_DB, "%s: %zu images after add-remove-add", tag,
+          sf_index_n_images(idx));
+    CHECK(differs_from(idx, binary, ref) == 0, "%s: add-remove-add differs from one go", tag);
+    size_t id;
+    CHECK(sf_index_find(idx, "db07", &id, &err) == SF_OK && sf_index_is_live(idx, id),
+          "find db07: %s", err.message);
+    sf_index_get_info(idx, &info, &err);
+    size_t ids_before = info.n_ids;
+    sf_index_close(idx);
+
+    /* Compaction renumbers and changes nothing else. */
+    w = writer(path);
+    CHECK(sf_index_writer_compact(w, &err) == SF_OK, "%s: compact: %s", tag, err.message);
+    /* The writer goes on over the compacted file. */
+    add_img(w, 3, 3, &replaced);
+    CHECK(replaced, "%s: key lost by compaction", tag);
+    commit(w);
+    sf_index_writer_free(w);
+    idx = reopen(path);
+    sf_index_get_info(idx, &info, &err);
+    CHECK(info.n_ids == N_DB + 1 && ids_before > N_DB && info.n_segments == 2,
+          "%s: after compaction %zu ids (before %zu), %zu segments", tag, info.n_ids, ids_before,
+          info.n_segments);
+    CHECK(differs_from(idx, binary, ref) == 0, "%s: compaction changed the scores", tag);
+    sf_index_close(idx);
+    w = writer(path);
+    CHECK(sf_index_writer_compact(w, &err) == SF_OK, "%s: compact: %s", tag, err.message);
+    sf_index_writer_free(w);
+    idx = reopen(path);
+    sf_index_get_info(idx, &info, &err);
+    CHECK(info.n_ids == N_DB && info.n_segments == 1, "%s: %zu ids, %zu segments", tag,
+          info.n_ids, info.n_segments);
+    CHECK(differs_from(idx, binary, ref) == 0, "%s: second compaction changed the scores", tag);
+    sf_index_close(idx);
+
+    /* Segments written out mid-batch (a tiny staging limit): the same. */
+    idx = build(path, binary, idf, 0, N_DB, 4096);
+    sf_index_get_info(idx, &info, &err);
+    CHECK(info.n_segments > 5, "%s: %zu segments with a tiny staging limit", tag,
+          info.n_segments);
+    CHECK(sf_index_verify(idx, &err) == SF_OK, "%s: verify: %s", tag, err.message);
+    CHECK(differs_from(idx, binary, ref) == 0, "%s: many segments differ from one", tag);
+    sf_index_close(idx);
+    printf("updates %-7s: batches, add-remove-add, replace, compact, segments: ok\n", tag);
+}
+
+/* ---- Shards ---- */
+
+static void check_shards(void)
+{
+    char a[4096], b[4096], one[4096];
+    path_in_tmp(one, sizeof one, "shard-one");
+    path_in_tmp(a, sizeof a, "shard-a");
+    path_in_tmp(b, sizeof b, "shard-b");
+    sf_error err;
+    for (int idf = 0; idf <= 1; idf++) {
+        sf_index *x = build(one, 1, idf, 0, N_DB, 0);
+        sf_index *s1 = build(a, 1, idf, 0, 17, 0);
+        sf_index *s2 = build(b, 1, idf, 17, N_DB, 0);
+        if (!x || !s1 || !s2)
+            return;
+        const sf_index *two[2] = { s1, s2 };
+        const sf_index *single[1] = { x };
+        sf_index_searcher *s;
+        sf_status st = sf_index_searcher_create(two, 2, NULL, &s, &err);
+        if (idf) {
+            CHECK(st == SF_ERR_UNSUPPORTED, "idf shards accepted without allow_local_idf");
+        } else {
+            CHECK(st == SF_OK, "shards: %s", err.message);
+            CHECK(sf_index_searcher_n_ids(s) == N_DB, "shards: %zu ids",
+                  sf_index_searcher_n_ids(s));
+            sf_index_searcher_free(s);
+        }
+        int bad = 0;
+        for (int q = 0; q < N_Q; q++) {
+            double s_one[N_DB], s_two[N_DB];
+            scores_by_image(single, 1, q, 1, 1, s_one);
+            scores_by_image(two, 2, q, 1, 2, s_two);
+            bad += !same_scores(s_one, s_two, N_DB);
+            /* Each shard alone scores its images as it does among the others. */
+            double s_a[N_DB];
+            const sf_index *only[1] = { s2 };
+            scores_by_image(only, 1, q, 1, 1, s_a);
+            for (int m = 17; m < N_DB; m++)
+                bad += memcmp(&s_a[m], &s_two[m], 8) != 0;
+        }
+        if (idf)
+            CHECK(bad > 0, "idf shards unexpectedly equal one index");
+        else
+            CHECK(bad == 0, "shards differ from one index in %d places", bad);
+        /* Hits carry global ids and keys. */
+        sf_asmk_agg agg;
+        query_agg(0, 1, &agg);
+        sf_index_hit hits[N_DB];
+        size_t n;
+        sf_index_search_options o;
+        sf_index_search_options_default(&o);
+        o.allow_local_idf = 1;
+        st = sf_index_search(two, 2, &agg, &o, N_DB, hits, &n, &err);
+        CHECK(st == SF_OK && n == N_DB, "shard search: %s", err.message);
+        int ids_ok = 1;
+        for (size_t i = 0; i < n; i++) {
+            int m = atoi(hits[i].key + 2);
+            ids_ok &= hits[i].global_id == (size_t)m &&
+                      hits[i].shard == (m < 17 ? 0u : 1u) &&
+                      hits[i].id == (size_t)(m < 17 ? m : m - 17);
+            if (i)
+                ids_ok &= hits[i].score <= hits[i - 1].score;
+        }
+        CHECK(ids_ok, "shard hits: ids, shards or order wrong");
+        sf_asmk_agg_release(&agg);
+        sf_index_close(x);
+        sf_index_close(s1);
+        sf_index_close(s2);
+    }
+    /* Mixed parameters or codebooks are refused. */
+    sf_index *s1 = build(a, 1, 0, 0, 3, 0);
+    sf_index *s2 = build(b, 0, 0, 3, 6, 0);
+    const sf_index *two[2] = { s1, s2 };
+    sf_index_searcher *s;
+    CHECK(sf_index_searcher_create(two, 2, NULL, &s, &err) == SF_ERR_INVALID_ARGUMENT,
+          "binary and float shards accepted");
+    sf_index_close(s1);
+    sf_index_close(s2);
+    printf("shards: ok\n");
+}
+
+/* ---- Misuse ---- */
+
+static void check_misuse(void)
+{
+    char path[4096];
+    path_in_tmp(path, sizeof path, "misuse");
+    sf_index *idx = build(path, 1, 0, 0, 2, 0);
+    sf_index_close(idx);
+    sf_error err;
+    sf_index_params p = make_params(1, 0);
+    CHECK(sf_index_create(path, &p, &G.cbid, NULL, &err) == SF_ERR_INVALID_ARGUMENT &&
+              strstr(err.message, "exists"),
+          "create over an index: %s", err.message);
+    sf_index_codebook_id other = G.cbid;
+    other.checksum ^= 1;
+    sf_index_writer *w;
+    CHECK(sf_index_writer_open(path, &other, NULL, &w, &err) == SF_ERR_INVALID_ARGUMENT &&
+              strstr(err.message, "codebook"),
+          "another codebook accepted: %s", err.message);
+    CHECK(sf_index_writer_open(path, NULL, NULL, &w, &err) == SF_OK, "%s", err.message);
+    sf_asmk_agg agg;
+    memset(&agg, 0, sizeof agg);
+    CHECK(sf_index_writer_add(w, "x", &agg, NULL, &err) == SF_ERR_INVALID_ARGUMENT,
+          "add without a codebook");
+    CHECK(sf_index_writer_remove(w, "db01", &err) == SF_OK, "remove: %s", err.message);
+    commit(w);
+    sf_index_writer_free(w);
+    w = writer(path);
+    query_agg(0, 0, &agg); /* float vectors for a binary index */
+    CHECK(sf_index_writer_add(w, "x", &agg, NULL, &err) == SF_ERR_INVALID_ARGUMENT,
+          "float vectors in a binary index");
+    CHECK(sf_index_writer_add(w, "", &agg, NULL, &err) == SF_ERR_INVALID_ARGUMENT, "empty key");
+    sf_asmk_agg_release(&agg);
+    /* An image without vectors is allowed and scores 0. */
+    memset(&agg, 0, sizeof agg);
+    agg.dim = DIM;
+    agg.binary = 1;
+    CHECK(sf_index_writer_add(w, "empty", &agg, NULL, &err) == SF_OK, "%s", err.message);
+    commit(w);
+    sf_index_writer_free(w);
+    idx = reopen(path);
+    CHECK(sf_index_n_images(idx) == 2, "%zu images", sf_index_n_images(idx));
+    query_agg(0, 1, &agg);
+    double sc[8];
+    const sf_index *sh[1] = { idx };
+    CHECK(sf_index_search_scores(sh, 1, &agg, NULL, sc, &err) == SF_OK, "%s", err.message);
+    CHECK(isnan(sc[1]) && sc[2] == 0.0 && sc[0] > 0, "scores %g %g %g", sc[0], sc[1], sc[2]);
+    agg.words[0] = K;
+    CHECK(sf_index_search_scores(sh, 1, &agg, NULL, sc, &err) == SF_ERR_INVALID_ARGUMENT,
+          "query word out of range");
+    sf_asmk_agg_release(&agg);
+    CHECK(sf_index_check_codebook(idx, &other, &err) == SF_ERR_INVALID_ARGUMENT,
+          "check_codebook");
+    CHECK(strcmp(sf_index_codebook_path(idx), "centroids.f32") == 0, "codebook path '%s'",
+          sf_index_codebook_path(idx));
+    sf_index_close(idx);
+    CHECK(sf_index_open("/nonexistent/x", &idx, &err) == SF_ERR_NOT_FOUND, "open missing");
+    sf_index_close(NULL);
+    sf_index_writer_free(NULL);
+    sf_index_searcher_free(NULL);
+}
+
+/* ---- Crashes ---- */
+
+static size_t live_count(const char *path)
+{
+    sf_index *idx = reopen(path);
+    size_t n = idx ? sf_index_n_images(idx) : (size_t)-1;
+    sf_index_close(idx);
+    return n;
+}
+
+/* A child adds db images [lo, hi) and commits (or compacts), crashing at
+ * point; returns its exit status. */
+static int crash_child(const char *path, int lo, int hi, int compact, int point)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", point);
+        setenv("SF_INDEX_TEST_CRASH", v, 1);
+        sf_index_writer *w;
+        sf_error err;
+        if (sf_index_writer_open(path, &G.cbid, NULL, &w, &err) != SF_OK)
+            _exit(3);
+        for (int m = lo; m < hi; m++) {
+            const float *d;
+            size_t n;
+            char key[32];
+            db_rows(m, &d, &n);
+            key_of_img(m, key, sizeof key);
+            if (sf_index_writer_add_descriptors(w, G.cb, key, d, n, NULL, &err) != SF_OK)
+                _exit(4);
+        }
+        if (compact == 1 && sf_index_writer_remove(w, "db00", &err) != SF_OK)
+            _exit(5);
+        sf_status st = compact ? sf_index_writer_compact(w, &err) : sf_index_writer_commit(w, &err);
+        _exit(st == SF_OK ? 0 : 6);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void check_crashes(void)
+{
+    char path[4096];
+    path_in_tmp(path, sizeof path, "crash");
+    for (int point = 1; point <= 9; point++) {
+        sf_index *idx = build(path, 1, 1, 0, 10, 0);
+        sf_index_close(idx);
+        int rc = crash_child(path, 10, 15, 0, point);
+        CHECK(rc == 86, "point %d: the writer exited %d, not at the crash point", point, rc);
+        size_t n = live_count(path);
+        size_t want = point <= 7 ? 10 : 15;
+        CHECK(n == want, "crash at %d: %zu images, expected %zu", point, n, want);
+        /* The next writer recovers (cuts the tail) and commits. */
+        rc = crash_child(path, 20, 22, 0, 0);
+        CHECK(rc == 0, "after crash %d: writer exited %d", point, rc);
+        n = live_count(path);
+        CHECK(n == want + 2, "after crash %d: %zu images, expected %zu", point, n, want + 2);
+    }
+    for (int point = 11; point <= 14; point++) {
+        sf_index *idx = build(path, 0, 0, 0, 10, 0);
+        sf_index_close(idx);
+        int rc = crash_child(path, 10, 12, 1, point);
+        CHECK(rc == 86, "compact point %d: the writer exited %d", point, rc);
+        /* The commit before compaction completed: 10 + 2 - 1 either way. */
+        size_t n = live_count(path);
+        CHECK(n == 11, "compact crash at %d: %zu images", point, n);
+        sf_index *x = reopen(path);
+        sf_index_info info;
+        sf_error err;
+        sf_index_get_info(x, &info, &err);
+        CHECK(info.n_segments == (point <= 13 ? 2u : 1u), "compact crash at %d: %zu segments",
+              point, info.n_segments);
+        sf_index_close(x);
+        rc = crash_child(path, 20, 22, 2, 0);
+        CHECK(rc == 0 && live_count(path) == 13, "after compact crash %d: exit %d", point, rc);
+        char tmp[4200];
+        snprintf(tmp, sizeof tmp, "%s.compact.tmp", path);
+        CHECK(access(tmp, F_OK) != 0, "compact crash %d: the temporary file was left", point);
+    }
+    printf("crash points 1-9, 11-14: index intact\n");
+
+    /* SIGKILL at random moments of a writer that commits batch after
+     * batch: every completed commit survives. */
+    unsigned seed = (unsigned)time(NULL);
+    srand(seed);
+    int lost = 0, kills = 0;
+    for (int round = 0; round < 12; round++) {
+        sf_index *idx = build(path, 1, round & 1, 0, 0, 0);
+        sf_index_close(idx);
+        int fds[2];
+        if (pipe(fds) != 0)
+            exit(99);
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(fds[0]);
+            sf_index_writer *w;
+            sf_error err;
+            for (int b = 0;; b++) {
+                if (sf_index_writer_open(path, &G.cbid, NULL, &w, &err) != SF_OK)
+                    _exit(3);
+                for (int m = 0; m < 2; m++) {
+                    const float *d;
+                    size_t n;
+                    char key[32];
+                    db_rows((2 * b + m) % N_DB, &d, &n);
+                    snprintf(key, sizeof key, "k%d", 2 * b + m);
+                    sf_index_writer_add_descriptors(w, G.cb, key, d, n, NULL, &err);
+                }
+                if (sf_index_writer_commit(w, &err) != SF_OK)
+                    _exit(6);
+                if (write(fds[1], "x", 1) != 1)
+                    _exit(7);
+                sf_index_writer_free(w);
+            }
+        }
+        close(fds[1]);
+        usleep((useconds_t)(5000 + rand() % 60000));
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        kills += WIFSIGNALED(status);
+        char buf[4096];
+        ssize_t r;
+        size_t done = 0;
+        while ((r = read(fds[0], buf, sizeof buf)) > 0)
+            done += (size_t)r;
+        close(fds[0]);
+        size_t n = live_count(path);
+        if (n < 2 * done || n > 2 * done + 2) {
+            lost++;
+            CHECK(0, "kill round %d: %zu images after %zu completed commits", round, n, done);
+        }
+    }
+    CHECK(kills > 0, "no writer was killed");
+    printf("SIGKILL: 12 rounds (seed %u), %d killed, %d lost commits\n", seed, kills, lost);
+}
+
+/* ---- Lock ---- */
+
+/* A child that waits for the go byte on fd, then opens a writer (which
+ * blocks while the parent holds the lock), checks that it sees the
+ * parent's last commit (want images: it did wait), optionally adds db
+ * image m, and exits 0.  Forked before the parent opens its writer: a
+ * child inherits open descriptors and with them the parent's flock. */
+static pid_t lock_child(const char *path, int fd, int m, size_t want)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    char c;
+    if (read(fd, &c, 1) != 1)
+        _exit(9);
+    sf_index_writer *w;
+    sf_error err;
+    if (sf_index_writer_open(path, &G.cbid, NULL, &w, &err) != SF_OK)
+        _exit(1);
+    if (sf_index_writer_n_images(w) != want)
+        _exit(3);
+    if (m >= 0) {
+        add_img(w, m, m, NULL);
+        if (sf_index_writer_commit(w, &err) != SF_OK)
+            _exit(2);
+    }
+    sf_index_writer_free(w);
+    _exit(0);
+}
+
+static void check_lock(void)
+{
+    char path[4096];
+    path_in_tmp(path, sizeof path, "lock");
+    sf_index *idx = build(path, 1, 0, 0, 2, 0);
+    sf_index_close(idx);
+    int go[2];
+    if (pipe(go) != 0)
+        exit(99);
+    pid_t pid = lock_child(path, go[0], -1, 3);
+    sf_index_writer *a = writer(path), *b = NULL;
+    sf_error err;
+    sf_index_writer_options o;
+    sf_index_writer_options_default(&o);
+    o.no_wait = 1;
+    CHECK(sf_index_writer_open(path, NULL, &o, &b, &err) == SF_ERR_IO &&
+              strstr(err.message, "locked"),
+          "a second writer was not refused: %s", err.message);
+    /* Readers are not blocked. */
+    idx = reopen(path);
+    sf_index_close(idx);
+    if (write(go[1], "x", 1) != 1)
+        exit(99);
+    usleep(300000);
+    add_img(a, 5, 5, NULL);
+    commit(a);
+    sf_index_writer_free(a);
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "the second writer did not wait for the first one's commit (status %d)", status);
+
+    /* A waiting writer follows a compaction to the new file. */
+    pid = lock_child(path, go[0], 6, 4);
+    a = writer(path);
+    if (write(go[1], "x", 1) != 1)
+        exit(99);
+    usleep(200000);
+    CHECK(sf_index_writer_compact(a, &err) == SF_OK, "compact: %s", err.message);
+    usleep(100000);
+    add_img(a, 7, 7, NULL);
+    commit(a);
+    sf_index_writer_free(a);
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer after compaction: %d", status);
+    CHECK(live_count(path) == 5, "after compaction and two writers: %zu images",
+          live_count(path));
+    close(go[0]);
+    close(go[1]);
+    printf("lock: ok\n");
+}
+
+/* ---- Damaged files ---- */
+
+static unsigned char *read_all(const char *path, size_t *size)
+{
+    return tu_read_file(NULL, path, size);
+}
+
+/* Flip every bit position's byte of data once; count opens that fail
+ * without naming the file, flips that go unnoticed (outside `unused`), and
+ * opens that fell back to an older commit. */
+static void flip_all(const unsigned char *data, size_t size, uint64_t gen, int compacted,
+                     int *bad, int *silent, int *older)
+{
+    unsigned char *copy = malloc(size);
+    sf_error err;
+    for (size_t i = 0; i < size; i++) {
+        memcpy(copy, data, size);
+        copy[i] ^= (unsigned char)(1u << (i % 8));
+        sf_index *idx;
+        sf_status st = sf_index_open_memory(copy, size, "flip", &idx, &err);
+        /* The slack after each 64-byte slot in its 512-byte sector, and
+         * the empty second slot of a compacted file (sf-index(5)). */
+        int unused = (i >= 576 && i < 1024) || (i >= 1088 && i < 1536) ||
+                     (compacted && i >= 1024);
+        if (st == SF_OK) {
+            sf_index_info info;
+            sf_index_get_info(idx, &info, &err);
+            if (info.generation < gen) {
+                (*older)++; /* the newest slot was damaged: the older commit is used */
+            } else if (sf_index_verify(idx, &err) == SF_OK && !unused) {
+                if (getenv("SF_TEST_DEBUG"))
+                    fprintf(stderr, "silent flip at %zu\n", i);
+                (*silent)++;
+            }
+            sf_index_close(idx);
+        } else if (strncmp(err.message, "flip: ", 6) != 0) {
+            (*bad)++;
+        }
+    }
+    free(copy);
+}
+
+static void check_damage(void)
+{
+    char path[4096];
+    path_in_tmp(path, sizeof path, "damage");
+    sf_index *idx = build(path, 1, 1, 0, 3, 0);
+    sf_index_close(idx);
+    sf_index_writer *w = writer(path); /* a second commit: both slots used */
+    add_img(w, 3, 3, NULL);
+    commit(w);
+    sf_index_writer_free(w);
+    size_t size;
+    unsigned char *data = read_all(path, &size);
+    sf_error err;
+
+    int bad = 0;
+    for (size_t cut = 0; cut < size; cut += cut < 2048 ? 97 : 1013) {
+        sf_status st = sf_index_open_memory(data, cut, "cut", &idx, &err);
+        if (st == SF_OK) {
+            bad++;
+            sf_index_close(idx);
+        } else if (strncmp(err.message, "cut: ", 5) != 0) {
+            bad++;
+        }
+    }
+    CHECK(bad == 0, "%d truncated files opened or gave unnamed errors", bad);
+
+    /* Two commits: the superseded commit record and slot are not read, but
+     * damage to the newest slot falls back to the previous commit. */
+    int silent = 0, older = 0;
+    flip_all(data, size, 3, 0, &bad, &silent, &older);
+    CHECK(bad == 0, "%d damaged files gave unnamed errors", bad);
+    CHECK(older > 0 && older <= 64 * 8, "%d flips fell back to the older commit", older);
+    free(data);
+
+    /* Compacted: one commit, every byte that is read is checked. */
+    w = writer(path);
+    CHECK(sf_index_writer_compact(w, &err) == SF_OK, "compact: %s", err.message);
+    sf_index_writer_free(w);
+    data = read_all(path, &size);
+    int older2 = 0;
+    silent = 0;
+    flip_all(data, size, 4, 1, &bad, &silent, &older2);
+    CHECK(bad == 0, "%d damaged files gave unnamed errors", bad);
+    CHECK(silent == 0, "%d bit flips went unnoticed", silent);
+    CHECK(older2 == 0, "%d flips of a one-commit file fell back", older2);
+    printf("damage: every truncation refused; every flip of a %zu-byte index caught; "
+           "with two commits %d flips fell back to the previous commit\n", size, older);
+    free(data);
+}
+
+/* ---- Synthetic: threads, many images, float kernel ---- */
+
+/* Random aggregated vectors: n_words distinct ascending words of k. */
+static void random_agg(sf_asmk_agg *a, size_t k, size_t dim, int binary, size_t n_words)
+{
+    memset(a, 0, sizeof *a);
+    a->dim = dim;
+    a->binary = binary;
+    a->words = malloc(n_words * sizeof *a->words);
+    size_t np = sf_asmk_packed_size(dim);
+    if (binary)
+        a->packed = malloc(n_words * np * sizeof *a->packed + 4);
+    else
+        a->vectors = malloc(n_words * dim * sizeof *a->vectors + 4);
+    size_t n = 0;
+    for (size_t w = 0; w < k && n < n_words; w++)
+        if (rnd() % (k - w) < n_words - n)
+            a->words[n++] = (int32_t)w;
+    a->n = n;
+    for (size_t i = 0; i < n; i++) {
+        if (binary) {
+            for (size_t t = 0; t < np; t++)
+                a->packed[i * np + t] = (uint32_t)rnd();
+            if (dim % 32)
+                a->packed[i * np + np - 1] &= ~(UINT32_MAX >> (dim % 32));
+        } else {
+            double s = 0;
+            for (size_t d = 0; d < dim; d++) {
+                a->vectors[i * dim + d] = rnd_normal();
+                s += (double)a->vectors[i * dim + d] * a->vectors[i * dim + d];
+            }
+            for (size_t d = 0; d < dim; d++)
+                a->vectors[i * dim + d] /= (float)sqrt(s);
+        }
+    }
+}
+
+static void check_synthetic(int binary, int idf, size_t dim)
+{
+    const size_t k = 512, n_img = 3000;
+    char path[4096];
+    path_in_tmp(path, sizeof path, "synth");
+    unlink(path);
+    rng_state = 42 + dim + (size_t)idf;
+    float *cent = calloc(k * dim, sizeof *cent);
+    sf_index_params p = make_params(binary, idf);
+    p.asmk.similarity_threshold = binary ? -0.2f : 0.05f;
+    p.asmk.alpha = binary ? 3.0f : 2.5f;
+    sf_index_codebook_id cb = { k, dim, 7 };
+    sf_error err;
+    CHECK(sf_index_create(path, &p, &cb, NULL, &err) == SF_OK, "%s", err.message);
+    sf_asmk_ivf *ivf;
+    sf_asmk_ivf_create(cent, k, dim, &p.asmk, &ivf, &err);
+    sf_index_writer_options o;
+    sf_index_writer_options_default(&o);
+    o.stage_bytes = 1 << 20;
+    sf_index_writer *w;
+    CHECK(sf_index_writer_open(path, &cb, &o, &w, &err) == SF_OK, "%s", err.message);
+    for (size_t m = 0; m < n_img; m++) {
+        sf_asmk_agg a;
+        random_agg(&a, k, dim, binary, 1 + rnd() % 120);
+        char key[32];
+        snprintf(key, sizeof key, "s%zu", m);
+        CHECK(sf_index_writer_add(w, key, &a, NULL, &err) == SF_OK, "%s", err.message);
+        sf_asmk_ivf_add(ivf, (uint32_t)m, &a, &err);
+        sf_asmk_agg_release(&a);
+        if (m % 1000 == 999)
+            commit(w);
+    }
+    commit(w);
+    sf_index_writer_free(w);
+    sf_asmk_ivf_finalize(ivf, &err);
+    sf_index *idx = reopen(path);
+    const sf_index *sh[1] = { idx };
+    double *sc = malloc(n_img * sizeof *sc), *ref = malloc(n_img * sizeof *ref);
+    int not_exact = 0;
+    for (int q = 0; q < 6; q++) {
+        sf_asmk_agg a;
+        random_agg(&a, k, dim, binary, 50 + rnd() % 300);
+        sf_asmk_ivf_search(ivf, &a, ref, &err);
+        /* 1, 2 and 3 threads, the default, and small tiles. */
+        for (int t = 1; t <= 6; t++) {
+            sf_index_search_options so;
+            sf_index_search_options_default(&so);
+            so.threads = t <= 3 ? t : t == 4 ? 0 : t - 3;
+            so.tile = t <= 4 ? 0 : t == 5 ? 1 : 333;
+            CHECK(sf_index_search_scores(sh, 1, &a, &so, sc, &err) == SF_OK, "%s", err.message);
+            not_exact += !same_scores(sc, ref, (int)n_img);
+        }
+        sf_asmk_agg_release(&a);
+    }
+    CHECK(not_exact == 0, "synthetic %s%s dim %zu: %d searches differ from the IVF",
+          binary ? "binary" : "float", idf ? "+idf" : "", dim, not_exact);
+    sf_index_info info;
+    sf_index_get_info(idx, &info, &err);
+    printf("synthetic %s%s dim %zu: %zu images, %zu segments, exact with 1-3 threads, "
+           "tiles of 1 and 333 images\n",
+           binary ? "binary" : "float", idf ? "+idf" : "", dim, info.n_images, info.n_segments);
+    free(sc);
+    free(ref);
+    free(cent);
+    sf_index_close(idx);
+    sf_asmk_ivf_free(ivf);
+}
+
+/* ---- Data for the shell test and the fuzz corpus ---- */
+
+static float *synthetic_centroids(size_t k, size_t dim, uint64_t seed)
+{
+    rng_state = seed * 7919 + 1;
+    float *c = malloc(k * dim * sizeof *c);
+    for (size_t i = 0; i < k * dim; i++)
+        c[i] = rnd_normal();
+    return c;
+}
+
+static int write_codebook(int argc, char **argv)
+{
+    if (argc != 6)
+        return 99;
+    size_t k = (size_t)atol(argv[2]), dim = (size_t)atol(argv[3]);
+    float *c = synthetic_centroids(k, dim, (uint64_t)atol(argv[4]));
+    sf_error err;
+    sf_status st = sf_codebook_write(argv[5], c, k, dim, NULL, &err);
+    if (st != SF_OK)
+        fprintf(stderr, "%s\n", err.message);
+    free(c);
+    return st == SF_OK ? 0 : 99;
+}
+
+/* N images of 20..60 descriptors near random centres of a 64-word
+ * codebook made with seed 1 (whatever codebook indexes them). */
+static int write_stream(int argc, char **argv)
+{
+    if (argc != 6 && argc != 7)
+        return 99;
+    long n = atol(argv[2]), first = argc == 7 ? atol(argv[6]) : 0;
+    uint64_t seed = (uint64_t)atol(argv[3]);
+    size_t dim = (size_t)atol(argv[4]);
+    FILE *fp = fopen(argv[5], "wb");
+    if (!fp)
+        return 99;
+    float *cent = synthetic_centroids(64, dim, 1);
+    for (long i = 0; i < n; i++) {
+        rng_state = seed * 1000003 + (uint64_t)(first + i);
+        size_t count = 20 + rnd() % 41;
+        float *d = malloc(count * dim * sizeof *d);
+        for (size_t r = 0; r < count; r++) {
+            const float *c = cent + (rnd() % 64) * dim;
+            for (size_t t = 0; t < dim; t++)
+                d[r * dim + t] = c[t] + 0.3f * rnd_normal();
+        }
+        char key[64];
+        snprintf(key, sizeof key, "img%05ld", first + i);
+        sf_record rec;
+        memset(&rec, 0, sizeof rec);
+        rec.kind = SF_KIND_LOCAL_DESC;
+        rec.dtype = SF_DTYPE_F32;
+        rec.ndim = 2;
+        rec.shape[0] = count;
+        rec.shape[1] = dim;
+        rec.scale = 1.0;
+        rec.key = key;
+        rec.key_len = strlen(key);
+        rec.data = d;
+        rec.data_size = count * dim * 4;
+        sf_error err;
+        /* A strength record first, as sf-lit writes, then the descriptors. */
+        float *s = calloc(count, sizeof *s);
+        sf_record srec = rec;
+        srec.kind = SF_KIND_LOCAL_STRENGTH;
+        srec.ndim = 1;
+        srec.data = s;
+        srec.data_size = count * 4;
+        rec.flags = SF_RECORD_LAST;
+        if (sf_stream_write_record(fp, &srec, &err) != SF_OK ||
+            sf_stream_write_record(fp, &rec, &err) != SF_OK) {
+            fprintf(stderr, "%s\n", err.message);
+            return 99;
+        }
+        free(s);
+        free(d);
+    }
+    free(cent);
+    return fclose(fp) == 0 ? 0 : 99;
+}
+
+static void save(const char *dir, const char *name, const void *data, size_t size)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *fp = fopen(p, "wb");
+    if (!fp || fwrite(data, 1, size, fp) != size || fclose(fp) != 0) {
+        fprintf(stderr, "%s: cannot write\n", p);
+        exit(99);
+    }
+}
+
+/* Tiny indexes (k 4, dim 8 or 5): valid ones of each kind and damaged copies. */
+static int write_fuzz_corpus(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/fuzz-tmp.%ld", dir, (long)getpid());
+    const struct { const char *name; int binary, idf, n, dim; } kinds[] = {
+        { "bin", 1, 0, 3, 8 }, { "float", 0, 0, 2, 5 }, { "bin-idf", 1, 1, 3, 8 },
+        { "empty", 1, 0, 0, 8 }, { "float-idf", 0, 1, 3, 5 },
+    };
+    rng_state = 5;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        unlink(path);
+        sf_index_params p = make_params(kinds[i].binary, kinds[i].idf);
+        sf_index_codebook_id cb = { 4, (uint64_t)kinds[i].dim, 99 };
+        sf_error err;
+        sf_index_writer *w;
+        if (sf_index_create(path, &p, &cb, "cb", &err) != SF_OK ||
+            sf_index_writer_open(path, &cb, NULL, &w, &err) != SF_OK) {
+            fprintf(stderr, "%s\n", err.message);
+            return 99;
+        }
+        for (int m = 0; m < kinds[i].n; m++) {
+            sf_asmk_agg a;
+            random_agg(&a, 4, (size_t)kinds[i].dim, kinds[i].binary, 1 + (size_t)m % 4);
+            char key[8] = { 'k', (char)('a' + m), 0 };
+            sf_index_writer_add(w, key, &a, NULL, &err);
+            sf_asmk_agg_release(&a);
+            if (m == 1)
+                sf_index_writer_commit(w, &err);
+        }
+        if (kinds[i].n > 1)
+            sf_index_writer_remove(w, "ka", &err);
+        sf_index_writer_commit(w, &err);
+        sf_index_writer_free(w);
+        size_t size;
+        unsigned char *d = read_all(path, &size);
+        char name[64];
+        snprintf(name, sizeof name, "%s.six", kinds[i].name);
+        save(dir, name, d, size);
+        if (i == 0) {
+            save(dir, "truncated-header.six", d, 300);
+            save(dir, "truncated-commit.six", d, size - 20);
+            unsigned char *c = malloc(size);
+            memcpy(c, d, size);
+            c[1536 + 70] ^= 4;           /* inside the first segment's directory */
+            save(dir, "flipped-segment.six", c, size);
+            memcpy(c, d, size);
+            c[size - 9] ^= 1;            /* the commit record */
+            save(dir, "flipped-commit.six", c, size);
+            memcpy(c, d, size);
+            c[520] ^= 1;                 /* a slot */
+            save(dir, "flipped-slot.six", c, size);
+            free(c);
+        }
+        free(d);
+    }
+    unlink(path);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--write-codebook") == 0)
+        return write_codebook(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "--write-stream") == 0)
+        return write_stream(argc, argv);
+    if (argc == 3 && strcmp(argv[1], "--write-fuzz-corpus") == 0)
+        return write_fuzz_corpus(argv[2]);
+
+    const char *base = getenv("top_builddir");
+    snprintf(tmpdir, sizeof tmpdir, "%s/tests/tmp/test_index", base ? base : ".");
+    char cmd[8300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", tmpdir, tmpdir);
+    if (system(cmd) != 0)
+        return 99;
+
+    golden_load();
+    check_parity("", 1, 0, N_DB);
+    check_parity("nobin_", 0, 0, N_DB);
+    check_parity("idf_", 1, 1, N_DB);
+    check_parity("idfsub_", 1, 1, 12);
+    check_updates(1, 0);
+    check_updates(1, 1);
+    check_updates(0, 0);
+    check_shards();
+    check_misuse();
+    check_lock();
+    check_damage();
+    check_crashes();
+    golden_free();
+    check_synthetic(1, 0, 128);
+    check_synthetic(1, 1, 40);
+    check_synthetic(0, 1, 16);
+    return tu_finish("test_index");
+}
