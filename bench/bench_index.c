@@ -357,11 +357,9 @@ static int quantize(int argc, char **argv)
     sf_error err;
     if (sf_asmk_codebook_create(c, k, DIM, &cb, &err) != SF_OK)
         return die("codebook", &err);
-    int32_t *w = malloc(n * 5 * sizeof *w);
     double t0 = now();
     sf_asmk_agg a;
-    if (sf_asmk_codebook_quantize(cb, x, n, 5, w, &err) != SF_OK ||
-        sf_asmk_aggregate(cb, x, n, w, 5, 1, &a, &err) != SF_OK)
+    if (sf_asmk_quantize_aggregate(cb, x, n, 5, 1, &a, &err) != SF_OK)
         return die("quantize", &err);
     printf("quantize: 1000 x 128 descriptors, 5 nearest of %zu words, aggregated to %zu "
            "vectors: %.1f ms (one thread)\n", k, a.n, 1000 * (now() - t0));
@@ -369,7 +367,6 @@ static int quantize(int argc, char **argv)
     sf_asmk_codebook_free(cb);
     free(c);
     free(x);
-    free(w);
     return 0;
 }
 

@@ -574,23 +574,34 @@ sf_status sf_asmk_ivf_add(sf_asmk_ivf *ivf, uint32_t image_id, const sf_asmk_agg
     return SF_OK;
 }
 
+sf_status sf_asmk_quantize_aggregate(const sf_asmk_codebook *cb, const float *desc, size_t n,
+                                     int ma, int binary, sf_asmk_agg *out, sf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (ma < 1)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, "quantize: %d words per descriptor", ma);
+    size_t total = mul_size(n, (size_t)ma);
+    if (n != 0 && total == 0)
+        return sf_error_set(err, SF_ERR_TOO_LARGE, "quantize: %zu descriptors", n);
+    int32_t *words = malloc((total ? total : 1) * sizeof *words);
+    if (!words)
+        return sf_error_set(err, SF_ERR_NOMEM, "quantize: out of memory for %zu descriptors", n);
+    sf_status st = sf_asmk_codebook_quantize(cb, desc, n, ma, words, err);
+    if (st == SF_OK)
+        st = sf_asmk_aggregate(cb, desc, n, words, ma, binary, out, err);
+    free(words);
+    return st;
+}
+
 sf_status sf_asmk_ivf_add_descriptors(sf_asmk_ivf *ivf, uint32_t image_id, const float *desc,
                                       size_t n, int ma, sf_error *err)
 {
-    size_t total = mul_size(n, (size_t)(ma > 0 ? ma : 1));
-    int32_t *words = malloc((total ? total : 1) * sizeof *words);
-    if (!words)
-        return sf_error_set(err, SF_ERR_NOMEM, "ivf: out of memory for %zu descriptors", n);
     sf_asmk_agg agg;
-    sf_status st = sf_asmk_codebook_quantize(ivf->codebook, desc, n, ma, words, err);
-    if (st == SF_OK)
-        st = sf_asmk_aggregate(ivf->codebook, desc, n, words, ma, ivf->params.binary, &agg, err);
-    else
-        memset(&agg, 0, sizeof agg);
+    sf_status st = sf_asmk_quantize_aggregate(ivf->codebook, desc, n, ma, ivf->params.binary,
+                                              &agg, err);
     if (st == SF_OK)
         st = sf_asmk_ivf_add(ivf, image_id, &agg, err);
     sf_asmk_agg_release(&agg);
-    free(words);
     return st;
 }
 
@@ -673,20 +684,12 @@ sf_status sf_asmk_ivf_search(const sf_asmk_ivf *ivf, const sf_asmk_agg *query, d
 sf_status sf_asmk_ivf_search_descriptors(const sf_asmk_ivf *ivf, const float *desc, size_t n,
                                          int ma, double *scores, sf_error *err)
 {
-    size_t total = mul_size(n, (size_t)(ma > 0 ? ma : 1));
-    int32_t *words = malloc((total ? total : 1) * sizeof *words);
-    if (!words)
-        return sf_error_set(err, SF_ERR_NOMEM, "ivf: out of memory for %zu descriptors", n);
     sf_asmk_agg agg;
-    sf_status st = sf_asmk_codebook_quantize(ivf->codebook, desc, n, ma, words, err);
-    if (st == SF_OK)
-        st = sf_asmk_aggregate(ivf->codebook, desc, n, words, ma, ivf->params.binary, &agg, err);
-    else
-        memset(&agg, 0, sizeof agg);
+    sf_status st = sf_asmk_quantize_aggregate(ivf->codebook, desc, n, ma, ivf->params.binary,
+                                              &agg, err);
     if (st == SF_OK)
         st = sf_asmk_ivf_search(ivf, &agg, scores, err);
     sf_asmk_agg_release(&agg);
-    free(words);
     return st;
 }
 

@@ -1022,19 +1022,12 @@ sf_status sf_index_writer_add_descriptors(sf_index_writer *w, const sf_asmk_code
     const int ma = w->cur.params.ma_database;
     if (n > SIZE_MAX / 4 / (size_t)ma)
         return sf_error_set(err, SF_ERR_TOO_LARGE, "%s: %s: %zu descriptors", w->path, key, n);
-    int32_t *words = malloc((n ? n : 1) * (size_t)ma * sizeof *words);
-    if (!words)
-        return sf_error_set(err, SF_ERR_NOMEM, "%s: %s: out of memory", w->path, key);
     sf_asmk_agg agg;
-    memset(&agg, 0, sizeof agg);
-    sf_status st = sf_asmk_codebook_quantize(codebook, desc, n, ma, words, err);
-    if (st == SF_OK)
-        st = sf_asmk_aggregate(codebook, desc, n, words, ma, w->cur.params.asmk.binary, &agg,
-                               err);
+    sf_status st = sf_asmk_quantize_aggregate(codebook, desc, n, ma, w->cur.params.asmk.binary,
+                                              &agg, err);
     if (st == SF_OK)
         st = sf_index_writer_add(w, key, &agg, replaced, err);
     sf_asmk_agg_release(&agg);
-    free(words);
     return st;
 }
 

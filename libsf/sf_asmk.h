@@ -79,6 +79,13 @@ sf_status sf_asmk_aggregate(const sf_asmk_codebook *codebook, const float *desc,
                             sf_error *err);
 void sf_asmk_agg_release(sf_asmk_agg *agg);
 
+/* Quantise each descriptor to its ma nearest words, then aggregate: what
+ * an image goes through before it is added to an index or searched.  out
+ * is always safe to release. */
+sf_status sf_asmk_quantize_aggregate(const sf_asmk_codebook *codebook, const float *desc,
+                                     size_t n, int ma, int binary, sf_asmk_agg *out,
+                                     sf_error *err);
+
 /* ---- Per-word scoring kernels ----
  *
  * Score one query vector against the count database entries of one visual
