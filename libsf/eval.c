@@ -139,6 +139,23 @@ static size_t concat(uint32_t *out, const uint32_t *a, size_t na, const uint32_t
     return na + nb;
 }
 
+static size_t protocol_sets(const sf_gnd_query *g, sf_eval_protocol proto, uint32_t *positives,
+                            uint32_t *ignored, size_t *n_ignored)
+{
+    size_t np;
+    if (proto == SF_EVAL_EASY) {
+        np = concat(positives, g->easy, g->n_easy, NULL, 0);
+        *n_ignored = concat(ignored, g->junk, g->n_junk, g->hard, g->n_hard);
+    } else if (proto == SF_EVAL_MEDIUM) {
+        np = concat(positives, g->easy, g->n_easy, g->hard, g->n_hard);
+        *n_ignored = concat(ignored, g->junk, g->n_junk, NULL, 0);
+    } else {
+        np = concat(positives, g->hard, g->n_hard, NULL, 0);
+        *n_ignored = concat(ignored, g->junk, g->n_junk, g->easy, g->n_easy);
+    }
+    return np;
+}
+
 sf_status sf_eval_revisited_compute(const sf_gnd *gnd, const uint32_t *ranks, size_t n_ranked,
                                     sf_eval_revisited *out, double *aps, double *pks,
                                     sf_error *err)
@@ -164,17 +181,7 @@ sf_status sf_eval_revisited_compute(const sf_gnd *gnd, const uint32_t *ranks, si
         size_t scored = 0;
         for (size_t q = 0; q < gnd->n_queries; q++) {
             const sf_gnd_query *g = &gnd->queries[q];
-            size_t np, nj;
-            if (proto == SF_EVAL_EASY) {
-                np = concat(positives, g->easy, g->n_easy, NULL, 0);
-                nj = concat(ignored, g->junk, g->n_junk, g->hard, g->n_hard);
-            } else if (proto == SF_EVAL_MEDIUM) {
-                np = concat(positives, g->easy, g->n_easy, g->hard, g->n_hard);
-                nj = concat(ignored, g->junk, g->n_junk, NULL, 0);
-            } else {
-                np = concat(positives, g->hard, g->n_hard, NULL, 0);
-                nj = concat(ignored, g->junk, g->n_junk, g->easy, g->n_easy);
-            }
+            size_t nj, np = protocol_sets(g, (sf_eval_protocol)proto, positives, ignored, &nj);
             double ap, pk[SF_EVAL_N_KAPPAS];
             st = sf_eval_ranking(ranks + q * n_ranked, n_ranked, positives, np, ignored, nj,
                                  sf_eval_kappas, SF_EVAL_N_KAPPAS, &ap, pk, err);
@@ -201,6 +208,63 @@ sf_status sf_eval_revisited_compute(const sf_gnd *gnd, const uint32_t *ranks, si
     free(positives);
     free(ignored);
     return st;
+}
+
+sf_status sf_eval_revisited_recall(const sf_gnd *gnd, sf_eval_protocol protocol,
+                                   const uint32_t *ranks, size_t n_ranked, const int *ks,
+                                   size_t n_ks, double *recall, size_t *n_counted, sf_error *err)
+{
+    if ((int)protocol < 0 || (int)protocol >= SF_EVAL_N_PROTOCOLS)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, "recall: no protocol %d",
+                            (int)protocol);
+    for (size_t i = 0; i < n_ks; i++)
+        if (ks[i] < 1)
+            return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, "recall at %d: k must be >= 1",
+                                ks[i]);
+    size_t most = 1;
+    for (size_t q = 0; q < gnd->n_queries; q++) {
+        const sf_gnd_query *g = &gnd->queries[q];
+        size_t n = g->n_easy + g->n_hard + g->n_junk;
+        if (n > most)
+            most = n;
+    }
+    uint32_t *pos = malloc(most * sizeof *pos), *ign = malloc(most * sizeof *ign);
+    size_t *hits = calloc(n_ks ? n_ks : 1, sizeof *hits);
+    if (!pos || !ign || !hits) {
+        free(pos);
+        free(ign);
+        free(hits);
+        return sf_error_set(err, SF_ERR_NOMEM, "recall: out of memory");
+    }
+    size_t counted = 0;
+    for (size_t q = 0; q < gnd->n_queries; q++) {
+        size_t ni, np = protocol_sets(&gnd->queries[q], protocol, pos, ign, &ni);
+        np = sorted_set(pos, np, pos);
+        ni = sorted_set(ign, ni, ign);
+        if (np == 0)
+            continue;
+        counted++;
+        const uint32_t *row = ranks + q * n_ranked;
+        size_t p = 0, first = SIZE_MAX;
+        for (size_t i = 0; i < n_ranked; i++) {
+            if (find_u32(pos, np, row[i]) >= 0) {
+                first = p;
+                break;
+            }
+            if (find_u32(ign, ni, row[i]) < 0)
+                p++;
+        }
+        for (size_t j = 0; j < n_ks; j++)
+            hits[j] += first < (size_t)ks[j];
+    }
+    for (size_t j = 0; j < n_ks; j++)
+        recall[j] = counted ? (double)hits[j] / (double)counted : NAN;
+    if (n_counted)
+        *n_counted = counted;
+    free(pos);
+    free(ign);
+    free(hits);
+    return SF_OK;
 }
 
 /* ---- Reading whole files ---- */
@@ -762,6 +826,48 @@ sf_status sf_groups_load_tsv(const char *path, sf_groups **out, sf_error *err)
     st = sf_groups_parse_tsv(data, size, path, out, err);
     free(data);
     return st;
+}
+
+sf_status sf_gnd_from_groups(const sf_groups *groups, const uint32_t *query_ids,
+                             size_t n_queries, sf_gnd **out, sf_error *err)
+{
+    *out = NULL;
+    const size_t n = groups->n;
+    if (!query_ids && n_queries != n)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, "groups: %zu queries for %zu files",
+                            n_queries, n);
+    for (size_t r = 0; query_ids && r < n_queries; r++)
+        if (query_ids[r] >= n)
+            return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                                "groups: query %zu is file %lu of %zu", r,
+                                (unsigned long)query_ids[r], n);
+    sf_gnd *g = calloc(1, sizeof *g);
+    if (!g || !(g->queries = calloc(n_queries ? n_queries : 1, sizeof *g->queries))) {
+        free(g);
+        return sf_error_set(err, SF_ERR_NOMEM, "groups: out of memory");
+    }
+    g->n_queries = n_queries;
+    for (size_t r = 0; r < n_queries; r++) {
+        size_t qf = query_ids ? query_ids[r] : r;
+        sf_gnd_query *q = &g->queries[r];
+        int single = strncmp(groups->groups[qf], "single_", 7) == 0;
+        size_t m = 0;
+        for (size_t i = 0; i < n && !single; i++)
+            m += i != qf && strcmp(groups->groups[i], groups->groups[qf]) == 0;
+        q->easy = malloc((m ? m : 1) * sizeof *q->easy);
+        q->junk = malloc(sizeof *q->junk);
+        if (!q->easy || !q->junk) {
+            sf_gnd_free(g);
+            return sf_error_set(err, SF_ERR_NOMEM, "groups: out of memory");
+        }
+        for (size_t i = 0; i < n && !single; i++)
+            if (i != qf && strcmp(groups->groups[i], groups->groups[qf]) == 0)
+                q->easy[q->n_easy++] = (uint32_t)i;
+        q->junk[0] = (uint32_t)qf;
+        q->n_junk = 1;
+    }
+    *out = g;
+    return SF_OK;
 }
 
 sf_status sf_eval_recall(const sf_groups *groups, const uint32_t *ranks, size_t n_rows,

@@ -23,6 +23,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "index_internal.h"
 
 #ifdef __SSE2__
@@ -59,6 +61,8 @@ struct sf_index_searcher {
     float *pw;      /* binary: powf(u_h, alpha) for h = 0..bits */
     uint64_t *keep; /* binary: all ones where u_h >= threshold, else 0 */
     bin_kernel kernel;
+    uint64_t *key_table; /* open addressing: global id + 1, 0 empty */
+    uint64_t key_mask;
 };
 
 void sf_index_search_options_default(sf_index_search_options *opt)
@@ -282,6 +286,7 @@ void sf_index_searcher_free(sf_index_searcher *s)
     free(s->scores);
     free(s->pw);
     free(s->keep);
+    free(s->key_table);
     free(s);
 }
 
@@ -621,6 +626,187 @@ sf_status sf_index_searcher_scores(sf_index_searcher *s, const sf_asmk_agg *q, d
     free(started);
     free(qdiv);
     return st;
+}
+
+/* ---- A few images ---- */
+
+static size_t shard_of(const sf_index_searcher *s, uint64_t gid)
+{
+    size_t lo = 0, hi = s->n_shards;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->base[mid] <= gid)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    while (lo + 1 < s->n_shards && gid >= s->base[lo + 1])
+        lo++;
+    return lo;
+}
+
+/* The score of one image, adding in query order as run_job does. */
+static sf_status score_one(const sf_index_searcher *s, const sf_asmk_agg *q, size_t sh,
+                           uint64_t m, const double *qdiv, float *tab, double *out,
+                           sf_error *err)
+{
+    const sf_index *idx = s->shards[sh];
+    if (!ix_live(idx->live, m)) {
+        *out = NAN;
+        return SF_OK;
+    }
+    const ix_segment *seg = ix_segment_of(idx, m);
+    if (!seg)
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: image %llu has no segment", idx->name,
+                            (unsigned long long)m);
+    const uint32_t local = (uint32_t)(m - seg->slot_base);
+    const double *ns = idx->norm_sqrt + m;
+    const size_t bits = 32 * s->n_u32;
+    double acc = 0.0;
+    for (size_t qi = 0; qi < q->n; qi++) {
+        uint64_t o0, o1;
+        sf_status st = ix_word_range(idx, seg, (uint64_t)q->words[qi], &o0, &o1, err);
+        if (st != SF_OK)
+            return st;
+        uint64_t e = lower_bound(seg->ids, o0, o1, local);
+        if (e >= o1 || seg->ids[e] != local)
+            continue;
+        float idf = idx->idf ? idx->idf[q->words[qi]] : 1.0f;
+        const unsigned char *vec = seg->vecs + e * s->vec_bytes;
+        if (s->params.asmk.binary) {
+            const float *t = s->pw;
+            if (idx->idf) {
+                for (size_t h = 0; h <= bits; h++)
+                    tab[h] = s->pw[h] * idf;
+                t = tab;
+            }
+            s->kernel(q->packed + qi * s->n_u32, vec, &seg->ids[e], 1, (size_t)s->n_u32, local,
+                      1, t, s->keep, ns, &acc);
+        } else {
+            const uint32_t zero = 0;
+            sf_asmk_score_word_float(q->vectors + qi * s->dim, (const float *)(const void *)vec,
+                                     &zero, 1, (size_t)s->dim, idf, ns, &s->params.asmk, &acc);
+        }
+    }
+    *out = qdiv[sh] > 0.0 ? acc / qdiv[sh] : acc;
+    return SF_OK;
+}
+
+sf_status sf_index_searcher_scores_subset(sf_index_searcher *s, const sf_asmk_agg *q,
+                                          const size_t *global_ids, size_t n, double *scores,
+                                          sf_error *err)
+{
+    sf_status st = check_query(s, q, err);
+    if (st != SF_OK)
+        return st;
+    const uint64_t total = s->base[s->n_shards];
+    for (size_t i = 0; i < n; i++)
+        if ((uint64_t)global_ids[i] >= total)
+            return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                                "search: image %zu of %llu", global_ids[i],
+                                (unsigned long long)total);
+    double *qdiv = malloc(s->n_shards * sizeof *qdiv);
+    float *tab = malloc((32 * s->n_u32 + 1) * sizeof *tab);
+    if (!qdiv || !tab) {
+        free(qdiv);
+        free(tab);
+        return sf_error_set(err, SF_ERR_NOMEM, "search: out of memory");
+    }
+    for (size_t sh = 0; sh < s->n_shards; sh++) {
+        const sf_index *idx = s->shards[sh];
+        double q_norm = 0.0;
+        for (size_t i = 0; i < q->n; i++)
+            q_norm += idx->idf ? idx->idf[q->words[i]] : 1.0f;
+        qdiv[sh] = q_norm > 0.0 ? sqrt(q_norm) : 0.0;
+    }
+    for (size_t i = 0; i < n && st == SF_OK; i++) {
+        size_t sh = shard_of(s, global_ids[i]);
+        st = score_one(s, q, sh, global_ids[i] - s->base[sh], qdiv, tab, &scores[i], err);
+    }
+    free(qdiv);
+    free(tab);
+    return st;
+}
+
+static uint64_t key_hash(const char *key, size_t len)
+{
+    return (uint64_t)XXH3_64bits(key, len);
+}
+
+static sf_status build_key_table(sf_index_searcher *s, sf_error *err)
+{
+    uint64_t live = 0;
+    for (size_t sh = 0; sh < s->n_shards; sh++)
+        live += s->shards[sh]->n_live;
+    uint64_t size = 16;
+    while (size < 2 * live)
+        size *= 2;
+    s->key_table = calloc((size_t)size, sizeof *s->key_table);
+    if (!s->key_table)
+        return sf_error_set(err, SF_ERR_NOMEM, "search: out of memory for %llu keys",
+                            (unsigned long long)live);
+    s->key_mask = size - 1;
+    for (size_t sh = 0; sh < s->n_shards; sh++) {
+        const sf_index *idx = s->shards[sh];
+        for (uint64_t m = 0; m < idx->n_slots; m++) {
+            if (!ix_live(idx->live, m))
+                continue;
+            sf_index_image im;
+            sf_status st = sf_index_get_image(idx, (size_t)m, &im, err);
+            if (st != SF_OK) {
+                free(s->key_table);
+                s->key_table = NULL;
+                return st;
+            }
+            uint64_t h = key_hash(im.key, im.key_len) & s->key_mask;
+            while (s->key_table[h])
+                h = (h + 1) & s->key_mask;
+            s->key_table[h] = s->base[sh] + m + 1;
+        }
+    }
+    return SF_OK;
+}
+
+sf_status sf_index_searcher_key(const sf_index_searcher *s, size_t global_id, const char **key,
+                                size_t *key_len, sf_error *err)
+{
+    if ((uint64_t)global_id >= s->base[s->n_shards])
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, "search: no image %zu", global_id);
+    size_t sh = shard_of(s, global_id);
+    sf_index_image im;
+    sf_status st = sf_index_get_image(s->shards[sh], (size_t)(global_id - s->base[sh]), &im, err);
+    if (st == SF_OK) {
+        *key = im.key;
+        *key_len = im.key_len;
+    }
+    return st;
+}
+
+sf_status sf_index_searcher_find(sf_index_searcher *s, const char *key, size_t key_len,
+                                 size_t *global_id, sf_error *err)
+{
+    if (!s->key_table) {
+        sf_status st = build_key_table(s, err);
+        if (st != SF_OK)
+            return st;
+    }
+    /* The first shard holding the key was inserted first, so it is met
+     * first along the probe sequence. */
+    for (uint64_t h = key_hash(key, key_len) & s->key_mask; s->key_table[h];
+         h = (h + 1) & s->key_mask) {
+        const char *k;
+        size_t len;
+        size_t gid = (size_t)(s->key_table[h] - 1);
+        sf_status st = sf_index_searcher_key(s, gid, &k, &len, err);
+        if (st != SF_OK)
+            return st;
+        if (len == key_len && memcmp(k, key, len) == 0) {
+            *global_id = gid;
+            return SF_OK;
+        }
+    }
+    return sf_error_set(err, SF_ERR_NOT_FOUND, "no image '%.*s' in the index",
+                        (int)(key_len < 200 ? key_len : 200), key);
 }
 
 /* Ranking order: higher score first, NaN last, then lower id. */

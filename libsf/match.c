@@ -12,6 +12,8 @@ void sf_match_options_default(sf_match_options *options)
     options->ratio = 0.9;
     options->same_index = 0;
     options->normalize = 1;
+    options->a_template = NULL;
+    options->b_template = NULL;
 }
 
 void sf_match_list_release(sf_match_list *list)
@@ -151,7 +153,10 @@ sf_status sf_match_find(const float *a, size_t na, const float *b, size_t nb, si
         }
         for (size_t j = 0; j < nb; j++) {
             size_t i = col_best[j];
-            if (row_best[i] != j || (opt.same_index && i != j))
+            int other_template = opt.a_template && opt.b_template
+                                     ? opt.a_template[i] != opt.b_template[j]
+                                     : i != j;
+            if (row_best[i] != j || (opt.same_index && other_template))
                 continue; /* not mutual, or another template */
             double d1 = sqrt(col_d1[j]), d2 = sqrt(col_d2[j]);
             /* No second neighbour (d2 infinite) passes; two at distance 0

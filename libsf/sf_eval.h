@@ -77,6 +77,18 @@ sf_status sf_eval_revisited_compute(const sf_gnd *gnd, const uint32_t *ranks, si
                                     sf_eval_revisited *out, double *aps, double *pks,
                                     sf_error *err);
 
+/* Recall@k of ranks (gnd->n_queries x n_ranked) under one protocol:
+ * recall[i] is the fraction of the queries with positives whose first
+ * positive, once the protocol's ignored ids are removed, is among the
+ * first ks[i] results (NaN when no query has positives).  Rankings may
+ * hold ids of no database image (SF_EVAL_NO_ID, e.g. padding after a
+ * short result list): they are results that are never positive. */
+#define SF_EVAL_NO_ID UINT32_MAX
+sf_status sf_eval_revisited_recall(const sf_gnd *gnd, sf_eval_protocol protocol,
+                                   const uint32_t *ranks, size_t n_ranked, const int *ks,
+                                   size_t n_ks, double *recall, size_t *n_counted,
+                                   sf_error *err);
+
 /* ---- Groups: `file<TAB>group` answer keys ---- */
 
 typedef struct sf_groups sf_groups;
@@ -93,6 +105,16 @@ const char *sf_groups_file(const sf_groups *groups, size_t i);
 const char *sf_groups_group(const sf_groups *groups, size_t i);
 /* Index of file (exact match), or -1. */
 long sf_groups_find(const sf_groups *groups, const char *file);
+
+/* The groups as a revisited ground truth, the files being both the
+ * database (id = line order) and the queries: query r is file
+ * query_ids[r] (query_ids NULL: n_queries must be the number of files and
+ * query r is file r).  Its positives (easy) are the other files of its
+ * group and the file itself is junk (never a result of itself); a file in
+ * a `single_*` group or alone in its group has no positives.  Under the
+ * Medium and Easy protocols this is plain AP over the group. */
+sf_status sf_gnd_from_groups(const sf_groups *groups, const uint32_t *query_ids,
+                             size_t n_queries, sf_gnd **out, sf_error *err);
 
 /* Recall@k over the files as both database (index = line order) and
  * queries.  Row r of ranks (n_rows x n_ranked) ranks the database for

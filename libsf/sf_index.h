@@ -160,7 +160,26 @@ sf_status sf_index_searcher_search(sf_index_searcher *searcher, const sf_asmk_ag
                                    size_t top_k, sf_index_hit *hits, size_t *n_hits,
                                    sf_error *err);
 
-/* One-shot forms of the two above. */
+/* Score only the n images global_ids (live or not, any order) for the
+ * query, into scores[0 .. n): each equals, bit for bit, what
+ * sf_index_searcher_scores gives that image; a removed image gets NaN.
+ * Costs a binary search per query word and image instead of a pass over
+ * every list: the way to re-rank a short list of candidates (from a
+ * global-descriptor search) in an index too large to score whole. */
+sf_status sf_index_searcher_scores_subset(sf_index_searcher *searcher, const sf_asmk_agg *query,
+                                          const size_t *global_ids, size_t n, double *scores,
+                                          sf_error *err);
+
+/* The global id of the live image with this key in any shard (the first
+ * shard holding it), or SF_ERR_NOT_FOUND.  The first call reads every
+ * key once into a hash table (about 16 bytes per image). */
+sf_status sf_index_searcher_find(sf_index_searcher *searcher, const char *key, size_t key_len,
+                                 size_t *global_id, sf_error *err);
+/* The key of a global id (owned by its shard). */
+sf_status sf_index_searcher_key(const sf_index_searcher *searcher, size_t global_id,
+                                const char **key, size_t *key_len, sf_error *err);
+
+/* One-shot forms of sf_index_searcher_scores and _search. */
 sf_status sf_index_search_scores(const sf_index *const *shards, size_t n_shards,
                                  const sf_asmk_agg *query, const sf_index_search_options *opt,
                                  double *scores, sf_error *err);

@@ -16,8 +16,12 @@ extern "C" {
 
 typedef struct sf_match_options {
     double ratio;    /* keep when d(j,i) / d(j,i2) <= ratio (0.9) */
-    int same_index;  /* keep only pairs with equal row (template) index */
+    int same_index;  /* keep only pairs from the same template: equal
+                        a_template/b_template values, or equal rows when
+                        those are NULL (one row per template) */
     int normalize;   /* L2-normalise the rows first: x / max(|x|, 1e-12) (1) */
+    const int32_t *a_template; /* na template indexes (local_index), or NULL */
+    const int32_t *b_template; /* nb template indexes, or NULL */
 } sf_match_options;
 
 void sf_match_options_default(sf_match_options *options);

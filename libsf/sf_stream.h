@@ -54,7 +54,15 @@ typedef enum sf_kind {
     SF_KIND_GLOBAL = 10,        /* f32 d global descriptor */
     SF_KIND_PIXELS = 11,        /* u8 H x W x 3 resized sRGB image */
     SF_KIND_SOURCE = 12,        /* i64 [width, height] of the decoded file */
-    SF_KIND_REDUCED = 13        /* f32 N x d reduced super-features, per scale */
+    SF_KIND_REDUCED = 13,       /* f32 N x d reduced super-features, per scale */
+    /* Search results (sf-match, sf-rank): the record key is the query's. */
+    SF_KIND_HIT_KEYS = 14,      /* u8 [bytes] database keys, each followed by a NUL,
+                                   best first */
+    SF_KIND_HIT_SCORES = 15,    /* f64 [n] their scores */
+    SF_KIND_MATCH_PAIRS = 16,   /* i32 [M x 2] matched rows (query, database) of the
+                                   local_desc records; index: the hit's position */
+    SF_KIND_MATCH_SIMILARITY = 17 /* f32 [M] cosine similarity of each pair; index:
+                                     the hit's position */
 } sf_kind;
 #define SF_KIND_OPTIONAL 0x8000u
 

@@ -56,6 +56,10 @@ static const char *const kinds[] = {
     [SF_KIND_PIXELS] = "pixels",
     [SF_KIND_SOURCE] = "source",
     [SF_KIND_REDUCED] = "reduced",
+    [SF_KIND_HIT_KEYS] = "hit_keys",
+    [SF_KIND_HIT_SCORES] = "hit_scores",
+    [SF_KIND_MATCH_PAIRS] = "match_pairs",
+    [SF_KIND_MATCH_SIMILARITY] = "match_similarity",
 };
 #define N_KINDS (int)(sizeof kinds / sizeof kinds[0])
 

@@ -24,6 +24,23 @@ need_photos() {
     [ -n "${SF_PHOTOS_DIR:-}" ] && [ -f "$SF_PHOTOS_DIR/multiview/groups.tsv" ] \
         || skip "photos not found (SF_PHOTOS_DIR=${SF_PHOTOS_DIR:-}); run shared/datasets/fetch_photos.sh"
 }
+# awk_ap GROUPS < TSV: the AP of each query of a full sf-rank TSV ranking
+# against a file<TAB>group key, computed here independently of libsf: the
+# query is left out of its own ranking, images the key does not name are
+# negatives, positives are the rest of its group (none for single_*), AP
+# by the trapezoid rule (spec section 8).  Keys must equal the key's
+# names.  Prints "query<TAB>AP" sorted, for queries with positives.
+awk_ap() {
+    awk -F'\t' '
+    NR == FNR { g[$1] = $2; n[$2]++; next }
+    !($1 in g) || $3 == $1 { next }
+    { q = $1; if (q != last) { r[q] = 0; f[q] = 0 }; last = q
+      if (($3 in g) && g[$3] == g[q] && g[q] !~ /^single_/) {
+          j = f[q]; rk = r[q]
+          ap[q] += ((rk ? j / rk : 1) + (j + 1) / (rk + 1)) / (2 * (n[g[q]] - 1)); f[q]++ }
+      r[q]++ }
+    END { for (q in ap) printf "%s\t%.6f\n", q, ap[q] }' "$1" - | sort
+}
 finish() {
     echo "$(basename "$0"): $checks checks, $fails failed"
     [ "$fails" -eq 0 ]

@@ -598,6 +598,96 @@ static void check_shards(void)
     printf("shards: ok\n");
 }
 
+/* ---- Scoring a few images, finding keys ---- */
+
+/* Subset scores equal full scores bit for bit, over several segments,
+ * removed images and two shards; keys are found in the right shard. */
+static void check_subset(int binary, int idf)
+{
+    char a[4096], b[4096];
+    path_in_tmp(a, sizeof a, "subset-a");
+    path_in_tmp(b, sizeof b, "subset-b");
+    sf_error err;
+    /* A small stage makes several segments. */
+    sf_index *s1 = build(a, binary, idf, 0, 20, 4096);
+    sf_index *s2 = build(b, binary, idf, 20, N_DB, 0);
+    if (!s1 || !s2)
+        return;
+    sf_index_close(s1);
+    sf_index_writer *w = writer(a);
+    CHECK(w && sf_index_writer_remove(w, "db03", &err) == SF_OK, "remove: %s", err.message);
+    int replaced;
+    add_img(w, 5, 7, &replaced); /* db07 now holds image 5, in a new segment */
+    commit(w);
+    sf_index_writer_free(w);
+    s1 = reopen(a);
+    sf_index_info in;
+    CHECK(s1 && sf_index_get_info(s1, &in, &err) == SF_OK && in.n_segments > 2,
+          "expected several segments");
+    const sf_index *two[2] = { s1, s2 };
+    sf_index_search_options o;
+    sf_index_search_options_default(&o);
+    o.allow_local_idf = 1;
+    sf_index_searcher *s;
+    if (sf_index_searcher_create(two, 2, &o, &s, &err) != SF_OK) {
+        CHECK(0, "searcher: %s", err.message);
+        return;
+    }
+    const size_t total = sf_index_searcher_n_ids(s);
+    double *full = malloc(total * sizeof *full), *sub = malloc(2 * total * sizeof *sub);
+    size_t *ids = malloc(2 * total * sizeof *ids);
+    int bad = 0;
+    for (int q = 0; q < N_Q; q++) {
+        sf_asmk_agg agg;
+        query_agg(q, binary, &agg);
+        CHECK(sf_index_searcher_scores(s, &agg, full, &err) == SF_OK, "%s", err.message);
+        /* Every id, backwards, then a few again. */
+        size_t n = 0;
+        for (size_t i = total; i-- > 0;)
+            ids[n++] = i;
+        for (size_t i = 0; i < total; i += 3)
+            ids[n++] = i;
+        CHECK(sf_index_searcher_scores_subset(s, &agg, ids, n, sub, &err) == SF_OK, "%s",
+              err.message);
+        for (size_t i = 0; i < n; i++)
+            bad += memcmp(&sub[i], &full[ids[i]], sizeof(double)) != 0;
+        sf_asmk_agg_release(&agg);
+    }
+    CHECK(bad == 0, "subset scores (binary %d, idf %d) differ from full scores in %d places",
+          binary, idf, bad);
+    size_t out_of_range = total;
+    sf_asmk_agg q0;
+    query_agg(0, binary, &q0);
+    CHECK(sf_index_searcher_scores_subset(s, &q0, &out_of_range, 1, sub, &err) ==
+              SF_ERR_INVALID_ARGUMENT, "an id beyond the shards was accepted");
+    sf_asmk_agg_release(&q0);
+
+    /* Keys: each live image is found at its global id; removed ones not. */
+    int key_bad = 0;
+    for (size_t g = 0; g < total; g++) {
+        const char *k;
+        size_t len, found;
+        CHECK(sf_index_searcher_key(s, g, &k, &len, &err) == SF_OK, "%s", err.message);
+        int live = sf_index_is_live(g < sf_index_n_ids(s1) ? s1 : s2,
+                                    g < sf_index_n_ids(s1) ? g : g - sf_index_n_ids(s1));
+        sf_status st = sf_index_searcher_find(s, k, len, &found, &err);
+        key_bad += live ? !(st == SF_OK && found == g) : (st == SF_OK && found == g);
+    }
+    size_t found;
+    CHECK(key_bad == 0, "find: %d keys not found at their id", key_bad);
+    CHECK(sf_index_searcher_find(s, "db03", 4, &found, &err) == SF_ERR_NOT_FOUND,
+          "a removed key was found");
+    CHECK(sf_index_searcher_find(s, "nope", 4, &found, &err) == SF_ERR_NOT_FOUND,
+          "an unknown key was found");
+    free(full);
+    free(sub);
+    free(ids);
+    sf_index_searcher_free(s);
+    sf_index_close(s1);
+    sf_index_close(s2);
+    printf("subset (binary %d, idf %d): ok\n", binary, idf);
+}
+
 /* ---- Misuse ---- */
 
 static void check_misuse(void)
@@ -1259,6 +1349,9 @@ int main(int argc, char **argv)
     check_updates(1, 1);
     check_updates(0, 0);
     check_shards();
+    check_subset(1, 0);
+    check_subset(1, 1);
+    check_subset(0, 0);
     check_misuse();
     check_lock();
     check_damage();

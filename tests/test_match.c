@@ -109,6 +109,39 @@ static void check_case(const char *dir, const char *prefix, size_t n, size_t dim
                    eq ? "equal" : "DIFFERENT", n_slip);
         sf_match_list_release(&m);
 
+        /* Templates given as arrays: rows of p shuffled, each keeping its
+         * template, must give the same pairs, moved with their rows. */
+        uint32_t *perm = malloc(n * sizeof *perm);
+        int32_t *ta = malloc(n * sizeof *ta), *tb = malloc(n * sizeof *tb);
+        float *ps = malloc(n * dim * sizeof *ps);
+        for (size_t j = 0; j < n; j++)
+            perm[j] = (uint32_t)((j * 7 + 3) % n); /* 7 is prime to n here */
+        for (size_t j = 0; j < n; j++) {
+            ta[j] = (int32_t)j;
+            tb[j] = (int32_t)perm[j];
+            memcpy(ps + j * dim, p + perm[j] * dim, dim * sizeof *ps);
+        }
+        opt.a_template = ta;
+        opt.b_template = tb;
+        st = sf_match_find(q, n, ps, n, dim, &opt, &m, &err);
+        CHECK(st == SF_OK, "%s: %s", prefix, err.message);
+        size_t found = 0;
+        int moved = 1;
+        for (size_t i = 0; i < m.count; i++) {
+            moved &= m.a[i] == perm[m.b[i]];
+            for (size_t k = 0; k < n_same; k++)
+                found += same[k] == m.a[i];
+        }
+        CHECK(m.count == n_same && found == n_same && moved,
+              "%s template arrays (normalize %d): %zu matches, expected %zu", prefix, normalize,
+              m.count, n_same);
+        sf_match_list_release(&m);
+        opt.a_template = opt.b_template = NULL;
+        free(perm);
+        free(ta);
+        free(tb);
+        free(ps);
+
         /* All mutual pairs. */
         opt.same_index = 0;
         st = sf_match_find(q, n, p, n, dim, &opt, &m, &err);

@@ -205,15 +205,16 @@ static void test_names(void)
 
     static const char *const knames[] = { NULL, "image", "feature_map", "superfeatures",
         "attention", "strength", "local_desc", "local_strength", "local_scale",
-        "local_index", "global", "pixels", "source", "reduced" };
-    for (int k = 1; k <= 13; k++) {
+        "local_index", "global", "pixels", "source", "reduced", "hit_keys", "hit_scores",
+        "match_pairs", "match_similarity" };
+    for (int k = 1; k <= 17; k++) {
         CHECK(sf_kind_name(k) && strcmp(sf_kind_name(k), knames[k]) == 0, "kind %d", k);
         CHECK(sf_kind_from_name(knames[k]) == k, "kind name %s", knames[k]);
     }
     CHECK(sf_kind_name(SF_KIND_GLOBAL | SF_KIND_OPTIONAL)
           && strcmp(sf_kind_name(SF_KIND_GLOBAL | SF_KIND_OPTIONAL), "global") == 0,
           "optional bit ignored by sf_kind_name");
-    CHECK(sf_kind_name(0) == NULL && sf_kind_name(14) == NULL && sf_kind_name(0x8123) == NULL,
+    CHECK(sf_kind_name(0) == NULL && sf_kind_name(18) == NULL && sf_kind_name(0x8123) == NULL,
           "unknown kinds");
     CHECK(sf_kind_from_name("Image") == 0 && sf_kind_from_name("") == 0, "bad kind names");
 

@@ -1,0 +1,175 @@
+#!/bin/sh
+# sf-match (index, shards, pairwise) and sf-rank (TSV, pairs, stream,
+# merging, evaluation) on synthetic streams; bad input and usage errors.
+# Real photos and global mode: tests/search_photos.sh.
+. "$top_srcdir/tests/lib.sh"
+
+for p in sf-match sf-rank sf-index; do
+    command -v $p >/dev/null 2>&1 || { echo "$p is not on PATH" >&2; exit 99; }
+done
+gen="$top_builddir/tests/test_index"
+cd "$TMP" || exit 99
+$gen --write-codebook 64 16 1 cb.sfcb || exit 99
+$gen --write-codebook 64 8 1 cb8.sfcb || exit 99
+$gen --write-stream 30 7 16 a.sfs || exit 99      # img00000..img00029
+$gen --write-stream 20 8 16 b.sfs 30 || exit 99   # img00030..img00049
+cat a.sfs b.sfs > ab.sfs
+sf-index -q create -C cb.sfcb all.six && sf-index -q add all.six ab.sfs || exit 99
+sf-index -q create -C cb.sfcb sa.six && sf-index -q add sa.six a.sfs || exit 99
+sf-index -q create -C cb.sfcb sb.six && sf-index -q add sb.six b.sfs || exit 99
+
+run() {
+    n=$1; shift
+    "$@" >"$n.out" 2>"$n.err"
+    rc=$?
+}
+expect_rc() {
+    checks=$((checks + 1))
+    [ "$rc" -eq "$1" ] || fail "$2: exit status $rc, expected $1 (stderr: $(head -c 300 "$n.err"))"
+}
+has() { checks=$((checks + 1)); grep -q -- "$2" "$1" || fail "$3: '$2' not in $1: $(head -c 300 "$1")"; }
+same() { checks=$((checks + 1)); cmp -s "$1" "$2" || fail "$3: $1 and $2 differ: $(diff "$1" "$2" | head -5)"; }
+lines() { wc -l < "$1" | tr -d ' '; }
+
+# ---- query mode ----
+run q sf-match -i all.six ab.sfs
+expect_rc 0 "query mode"
+check "query mode writes nothing on stderr" [ ! -s q.err ]
+sf-cat --text q.sfs >/dev/null 2>&1
+sf-cat --text q.out > q.txt
+check "two records per query" [ "$(lines q.txt)" = 100 ]
+has q.txt "^img00049	hit_scores	.*last$" "hit_scores ends each image"
+run tsv sf-rank -k 1 q.out
+expect_rc 0 "sf-rank"
+check "every image finds itself first" [ "$(awk -F'\t' '$1 == $3 && $2 == 1' tsv.out | wc -l)" = 50 ]
+check "TSV: query, rank, key, score" [ "$(awk -F'\t' 'NF != 4 || $4 !~ /^[0-9.e-]+$/' tsv.out | wc -l)" = 0 ]
+sf-rank -k 0 q.out > all.tsv
+check "sf-match -k 100 (default) keeps all 50" [ "$(lines all.tsv)" = 2500 ]
+sf-match -i all.six -k 3 ab.sfs | sf-rank -k 0 > k3.tsv
+check "sf-match -k 3" [ "$(lines k3.tsv)" = 150 ]
+check "scores descend" [ "$(awk -F'\t' '$1 == q && $4 > s { print }; { q = $1; s = $4 }' all.tsv | wc -l)" = 0 ]
+sf-rank -k 5 --no-self q.out > noself.tsv
+check "--no-self" [ "$(awk -F'\t' '$1 == $3' noself.tsv | wc -l)" = 0 ] && [ "$(lines noself.tsv)" = 250 ]
+# stdin and ma
+sf-match -i all.six --ma 1 < a.sfs | sf-rank -k 0 > ma1.tsv
+check "--ma 1 changes the scores" sh -c "! cmp -s ma1.tsv all.tsv"
+
+# ---- shards ----
+sf-match -i sa.six -i sb.six ab.sfs | sf-rank -k 0 > shards.tsv
+same all.tsv shards.tsv "two shards searched as one"
+sf-match -i sa.six ab.sfs > ha.sfs
+sf-match -i sb.six ab.sfs > hb.sfs
+sf-rank -k 0 hb.sfs ha.sfs > merged.tsv
+same all.tsv merged.tsv "shard results merged by sf-rank"
+sf-match -i sa.six -k 4 ab.sfs > ha4.sfs
+sf-match -i sb.six -k 4 ab.sfs > hb4.sfs
+sf-rank -k 4 ha4.sfs hb4.sfs > merged4.tsv
+sf-rank -k 4 q.out > top4.tsv
+same top4.tsv merged4.tsv "top 4 of each shard merge into the top 4"
+sf-rank -k 0 -f stream ha.sfs hb.sfs > merged.sfs
+sf-rank -k 0 merged.sfs > again.tsv
+same all.tsv again.tsv "--format stream round trip"
+
+# ---- pairs ----
+sf-rank -k 3 -f pairs q.out > pairs.txt
+check "pairs: no self pair" [ "$(awk -F'\t' '$1 == $2' pairs.txt | wc -l)" = 0 ]
+check "pairs: each once, a < b" [ "$(awk -F'\t' '$1 >= $2' pairs.txt | wc -l)" = 0 ] && \
+    [ "$(sort pairs.txt | uniq -d | wc -l)" = 0 ]
+want=$(sf-rank -k 3 q.out | awk -F'\t' '$1 != $3' | awk -F'\t' '{ if ($1 < $3) print $1 "\t" $3; else print $3 "\t" $1 }' | sort -u | wc -l)
+check "pairs: every pair of the top 3" [ "$(lines pairs.txt)" = "$want" ]
+
+# ---- pairwise mode ----
+run pw sf-match --pairwise a.sfs a.sfs
+expect_rc 0 "pairwise"
+sf-rank -k 1 pw.out > pw1.tsv
+# Rows of each image's local_desc: every feature matches itself.
+sf-cat --text --kind local_desc a.sfs | awk -F'\t' '{ split($6, s, "x"); print $1 "\t1\t" $1 "\t" s[1] }' > self.tsv
+same self.tsv pw1.tsv "pairwise: each image's best match is itself, with all its features"
+n0=$(head -1 self.tsv | cut -f4)
+sf-cat --text --kind match_pairs pw.out | head -1 > pairs0.txt
+has pairs0.txt "^img00000	match_pairs	index=0	.*i32	${n0}x2" "matched pairs of the first hit"
+run sim sf-cat --text --kind match_similarity pw.out
+has sim.out "max=1" "a feature matched to itself has similarity 1"
+sf-match --pairwise a.sfs --no-pairs b.sfs > nopairs.sfs
+check "--no-pairs keeps counts only" [ "$(sf-cat --text nopairs.sfs | grep -c match_)" = 0 ]
+sf-match --pairwise a.sfs --min-matches 1000 b.sfs | sf-rank > none.tsv
+check "--min-matches above every count leaves no hits" [ ! -s none.tsv ]
+run tmpl sf-match --pairwise a.sfs --same-template b.sfs
+expect_rc 1 "--same-template without local_index"
+has tmpl.err "needs local_index records" "--same-template without local_index"
+
+# ---- evaluation ----
+# A key where img0000N and img0001N form groups; img00029 alone.
+awk 'BEGIN { for (i = 0; i < 29; i++) printf "img%05d\tg%d\n", i, i % 10; print "img00029\tsingle_x" }' > groups.tsv
+run ev sf-rank --groups groups.tsv --per-query q.out
+expect_rc 0 "--groups"
+has ev.err "20 queries are not in groups.tsv" "queries outside the key: one line"
+check "one warning line" [ "$(lines ev.err)" = 1 ]
+has ev.out "^# protocol	queries	mAP	mP@1	mP@5	mP@10	R@1	R@5	R@10$" "report header"
+has ev.out "^groups	29	" "29 queries with positives"
+# Recompute every AP independently (awk_ap in lib.sh).
+sf-rank -k 0 q.out | awk_ap groups.tsv > ap_awk.txt
+awk -F'\t' '$2 == "groups" { print $1 "\t" $3 }' ev.out | sort | grep -v "^img00029" > ap_sf.txt
+same ap_awk.txt ap_sf.txt "per-query AP equals an independent computation"
+mean=$(awk -F'\t' '{ s += $2 } END { printf "%.4f", s / NR }' ap_awk.txt)
+got=$(awk -F'\t' '$1 == "groups" { printf "%.4f", $3 }' ev.out)
+check "mAP is the mean AP ($mean vs $got)" [ "$mean" = "$got" ]
+r1=$(sf-rank -k 1 --no-self q.out | awk -F'\t' 'NR == FNR { g[$1] = $2; next } ($1 in g) && ($3 in g) && g[$1] == g[$3] { h++ } END { printf "%.6f", h / 29 }' groups.tsv -)
+check "R@1 ($r1)" [ "$(awk -F'\t' '$1 == "groups" { print $7 }' ev.out)" = "$r1" ]
+# revisited format: each image is its own only easy positive
+sf-index list all.six > db.txt
+head -5 db.txt > queries.txt
+awk '{ printf "- {easy: [%d], hard: [], junk: []}\n", NR - 1 }' queries.txt > gnd.yaml
+run gnd sf-rank --gnd gnd.yaml --db-list db.txt --query-list queries.txt q.out
+expect_rc 0 "--gnd"
+has gnd.out "^easy	5	1.000000	1.000000	" "self found first: AP 1 (easy)"
+has gnd.out "^hard	0	nan" "no hard positives"
+run gndmiss sf-rank --gnd gnd.yaml --db-list db.txt --query-list queries.txt ha4.sfs
+expect_rc 0 "--gnd with a shard's results"
+run gnd2 sf-rank --gnd gnd.yaml --query-list queries.txt q.out
+expect_rc 2 "--gnd without --db-list"
+head -3 queries.txt > q3.txt
+run gnd3 sf-rank --gnd gnd.yaml --db-list db.txt --query-list q3.txt q.out
+expect_rc 2 "query list of another length"
+has gnd3.err "q3.txt names 3 queries, gnd.yaml has 5" "query list length message"
+
+# ---- bad input ----
+run cb8 sf-match -i all.six -C cb8.sfcb a.sfs
+expect_rc 3 "another codebook"
+has cb8.err "codebook" "another codebook is named"
+$gen --write-stream 3 7 8 dim8.sfs 100 || exit 99
+cat dim8.sfs a.sfs > mixed.sfs
+run mixed sf-match -i all.six mixed.sfs
+expect_rc 1 "a query of another dimension"
+check "one line per bad query" [ "$(lines mixed.err)" = 3 ]
+check "the good queries are answered" [ "$(sf-rank -k 1 mixed.out | wc -l)" = 30 ]
+has mixed.err "^sf-match: img00100: local_desc is not one K x 16 float32 array" "bad query message"
+head -c 5000 q.out > cut.sfs
+run cut sf-rank cut.sfs
+expect_rc 3 "truncated hits"
+check "nothing printed from a broken merge" [ ! -s cut.out ]
+run cutm sf-rank q.out cut.sfs
+expect_rc 3 "truncated shard"
+check "no partial merge" [ ! -s cutm.out ]
+run nofile sf-rank nonexistent.sfs
+expect_rc 3 "missing input"
+has nofile.err "^sf-rank: nonexistent.sfs: No such file or directory$" "missing input message"
+run nofeat sf-rank a.sfs
+has nofeat.err "no hit records in this stream" "features instead of hits"
+run noidx sf-match -i nonexistent.six a.sfs
+expect_rc 3 "missing index"
+
+# ---- usage ----
+run u1 sf-match a.sfs
+expect_rc 2 "no mode"
+run u2 sf-match -i all.six --pairwise a.sfs a.sfs
+expect_rc 2 "two modes"
+run u3 sf-rank -f json q.out
+expect_rc 2 "unknown format"
+run u4 sf-rank --recall 0 --groups groups.tsv q.out
+expect_rc 2 "recall at 0"
+run u5 sf-rank --groups groups.tsv --gnd gnd.yaml q.out
+expect_rc 2 "two answer keys"
+run u6 sf-match -i all.six --ratio 2 a.sfs
+expect_rc 2 "ratio above 1"
+finish

@@ -1,0 +1,247 @@
+/* Hit lists (sf_hits.h): ranking, merging shard lists, their records;
+ * and the groups answer key as a revisited ground truth (sf_eval.h),
+ * checked against the independent sf_eval_recall and sf_eval_ranking. */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sf_eval.h"
+#include "sf_hits.h"
+#include "testutil.h"
+
+static void add(sf_hit_list *l, const char *key, double score)
+{
+    sf_error err;
+    CHECK(sf_hit_list_append(l, key, strlen(key), score, &err) == SF_OK, "%s", err.message);
+}
+
+static int list_is(const sf_hit_list *l, const char *want)
+{
+    char got[512] = "";
+    for (size_t i = 0; i < l->count; i++) {
+        strcat(got, l->keys[i]);
+        strcat(got, i + 1 < l->count ? " " : "");
+    }
+    if (strcmp(got, want) != 0) {
+        printf("  got '%s', want '%s'\n", got, want);
+        return 0;
+    }
+    return 1;
+}
+
+static void check_rank(void)
+{
+    sf_hit_list l;
+    sf_error err;
+    sf_hit_list_init(&l);
+    /* Two shards' lists for one query, appended in shard order. */
+    add(&l, "a", 0.5);
+    add(&l, "b", NAN);
+    add(&l, "c", 0.9);
+    add(&l, "d", 0.5);
+    add(&l, "e", 0.7); /* shard 2 */
+    add(&l, "f", 0.5);
+    add(&l, "c", 0.2); /* a worse copy of c */
+    add(&l, "q", 0.8);
+    CHECK(sf_hit_list_rank(&l, NULL, 0, &err) == SF_OK, "%s", err.message);
+    CHECK(list_is(&l, "c q e a d f b"), "rank: ties by position, NaN last, copies dropped");
+    CHECK(l.scores[0] == 0.9 && l.scores[3] == 0.5 && isnan(l.scores[6]), "scores follow");
+    CHECK(sf_hit_list_rank(&l, "q", 3, &err) == SF_OK, "%s", err.message);
+    CHECK(list_is(&l, "c e a"), "exclude the query, then the top 3");
+    sf_hit_list_clear(&l);
+    CHECK(sf_hit_list_rank(&l, "x", 5, &err) == SF_OK && l.count == 0, "empty list");
+    /* A copy that ranks better than the first listing wins. */
+    add(&l, "x", 0.1);
+    add(&l, "y", 0.3);
+    add(&l, "x", 0.6);
+    CHECK(sf_hit_list_rank(&l, NULL, 0, &err) == SF_OK, "%s", err.message);
+    CHECK(list_is(&l, "x y") && l.scores[0] == 0.6, "best copy kept");
+    CHECK(sf_hit_list_append(&l, "a\0b", 3, 1.0, &err) == SF_ERR_INVALID_ARGUMENT,
+          "a key with a NUL accepted");
+    CHECK(sf_hit_list_append(&l, "", 0, 1.0, &err) == SF_ERR_INVALID_ARGUMENT,
+          "an empty key accepted");
+    sf_hit_list_release(&l);
+    sf_hit_list_release(&l); /* twice is harmless */
+}
+
+static void expect_bad_records(const char *blob, size_t size, uint64_t n_scores,
+                               const char *want)
+{
+    double scores[4] = { 1, 2, 3, 4 };
+    sf_record k = { .kind = SF_KIND_HIT_KEYS, .dtype = SF_DTYPE_U8, .ndim = 1,
+                    .shape = { size }, .key = "q", .key_len = 1, .data = blob,
+                    .data_size = size };
+    sf_record s = { .kind = SF_KIND_HIT_SCORES, .dtype = SF_DTYPE_F64, .ndim = 1,
+                    .shape = { n_scores }, .key = "q", .key_len = 1, .data = scores,
+                    .data_size = n_scores * 8 };
+    sf_hit_list l;
+    sf_hit_list_init(&l);
+    sf_error err;
+    sf_status st = sf_hit_list_append_records(&l, &k, &s, &err);
+    CHECK(st == SF_ERR_FORMAT && strstr(err.message, want), "bad records: got %d '%s', want '%s'",
+          st, st ? err.message : "", want);
+    sf_hit_list_release(&l);
+}
+
+static void check_records(void)
+{
+    sf_hit_list l, back;
+    sf_error err;
+    sf_hit_list_init(&l);
+    sf_hit_list_init(&back);
+    add(&l, "photos/one.jpg", 0.25);
+    add(&l, "two", -1.5);
+    add(&l, "three", 1e300);
+    sf_record k, s;
+    char *blob;
+    double *sc;
+    CHECK(sf_hit_list_to_records(&l, "query.jpg", &k, &s, &blob, &sc, &err) == SF_OK, "%s",
+          err.message);
+    CHECK(k.kind == SF_KIND_HIT_KEYS && k.shape[0] == 25 && !memcmp(blob, "photos/one.jpg\0two\0", 19),
+          "hit_keys layout");
+    CHECK(sf_record_validate(&k, &err) == SF_OK && sf_record_validate(&s, &err) == SF_OK,
+          "records invalid: %s", err.message);
+    /* Through a stream and back. */
+    FILE *fp = tmpfile();
+    CHECK(fp && sf_stream_write_record(fp, &k, &err) == SF_OK &&
+              sf_stream_write_record(fp, &s, &err) == SF_OK, "write");
+    rewind(fp);
+    sf_stream_reader *r;
+    const sf_record *rec;
+    CHECK(sf_stream_reader_create(&r, fp, "t", &err) == SF_OK, "reader");
+    sf_record kk = { 0 };
+    void *kdata = NULL;
+    CHECK(sf_stream_read_record(r, &rec, &err) == SF_OK && rec, "read keys");
+    kk = *rec;
+    kdata = malloc(rec->data_size);
+    memcpy(kdata, rec->data, rec->data_size);
+    kk.data = kdata;
+    CHECK(sf_stream_read_record(r, &rec, &err) == SF_OK && rec, "read scores");
+    CHECK(sf_hit_list_append_records(&back, &kk, rec, &err) == SF_OK, "%s", err.message);
+    CHECK(back.count == 3 && !strcmp(back.keys[0], "photos/one.jpg") &&
+              !strcmp(back.keys[2], "three") && back.scores[1] == -1.5 &&
+              back.scores[2] == 1e300,
+          "round trip");
+    free(kdata);
+    sf_stream_reader_free(r);
+    fclose(fp);
+    free(blob);
+    free(sc);
+    /* An empty list is two empty records. */
+    sf_hit_list_clear(&l);
+    CHECK(sf_hit_list_to_records(&l, "q", &k, &s, &blob, &sc, &err) == SF_OK &&
+              k.data_size == 0 && s.shape[0] == 0 && sf_record_validate(&k, &err) == SF_OK,
+          "empty records");
+    free(blob);
+    free(sc);
+    sf_hit_list_release(&l);
+    sf_hit_list_release(&back);
+
+    expect_bad_records("a\0b", 3, 2, "does not end with a NUL");
+    expect_bad_records("a\0b\0", 4, 3, "2 hit keys for 3 scores");
+    expect_bad_records("a\0\0", 3, 2, "hit 1 has an empty or too long key");
+    double one = 1;
+    sf_record k2 = { .kind = SF_KIND_HIT_KEYS, .dtype = SF_DTYPE_I32, .ndim = 1,
+                     .shape = { 1 }, .key = "q", .key_len = 1, .data = "a\0\0", .data_size = 4 };
+    sf_record s2 = { .kind = SF_KIND_HIT_SCORES, .dtype = SF_DTYPE_F64, .ndim = 1,
+                     .shape = { 1 }, .key = "q", .key_len = 1, .data = &one, .data_size = 8 };
+    sf_hit_list_init(&l);
+    CHECK(sf_hit_list_append_records(&l, &k2, &s2, &err) == SF_ERR_FORMAT, "i32 keys accepted");
+    k2.dtype = SF_DTYPE_U8;
+    s2.dtype = SF_DTYPE_F32;
+    CHECK(sf_hit_list_append_records(&l, &k2, &s2, &err) == SF_ERR_FORMAT, "f32 scores accepted");
+    sf_hit_list_release(&l);
+}
+
+static uint64_t state = 7;
+static uint32_t rnd(uint32_t n)
+{
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (uint32_t)((state >> 33) % n);
+}
+
+/* Groups as ground truth: by hand on a small key, then against
+ * sf_eval_recall and sf_eval_ranking on random rankings. */
+static void check_groups_gnd(void)
+{
+    const char *tsv = "a\tg1\nb\tg1\nc\tg1\nd\tg2\ne\tg2\nf\tsingle_f\ng\tg3\n";
+    sf_groups *g;
+    sf_error err;
+    CHECK(sf_groups_parse_tsv(tsv, strlen(tsv), "g.tsv", &g, &err) == SF_OK, "%s", err.message);
+    if (!g)
+        return;
+    sf_gnd *gnd;
+    CHECK(sf_gnd_from_groups(g, NULL, 7, &gnd, &err) == SF_OK, "%s", err.message);
+    CHECK(gnd->queries[0].n_easy == 2 && gnd->queries[0].easy[0] == 1 &&
+              gnd->queries[0].easy[1] == 2 && gnd->queries[0].n_junk == 1 &&
+              gnd->queries[0].junk[0] == 0 && gnd->queries[3].n_easy == 1 &&
+              gnd->queries[5].n_easy == 0 && gnd->queries[6].n_easy == 0,
+          "groups gnd contents");
+    /* Query a: ranking a(self, ignored) d b X c -> positives at 1 and 3
+     * after removing a: AP = (1/1... by the trapezoid rule. */
+    uint32_t rank_a[5] = { 0, 3, 1, SF_EVAL_NO_ID, 2 };
+    double ap, pk[1];
+    int k1 = 1;
+    uint32_t pos[2] = { 1, 2 }, ign[1] = { 0 };
+    CHECK(sf_eval_ranking(rank_a, 5, pos, 2, ign, 1, &k1, 1, &ap, pk, &err) == SF_OK, "%s",
+          err.message);
+    /* positives at 0-based ranks 1 and 3: ((0/1 + 1/2) + (1/3 + 2/4)) / 4 */
+    CHECK(fabs(ap - (0.5 + 1.0 / 3 + 0.5) / 4) < 1e-15, "AP with a NO_ID result: %g", ap);
+    sf_gnd_free(gnd);
+
+    /* Random full rankings: recall from the gnd equals sf_eval_recall. */
+    enum { N = 7, R = 7 };
+    uint32_t ranks[N * R];
+    int ks[4] = { 1, 2, 3, 6 };
+    int bad = 0;
+    for (int trial = 0; trial < 200; trial++) {
+        for (int q = 0; q < N; q++) {
+            uint32_t *row = ranks + q * R;
+            for (int i = 0; i < R; i++)
+                row[i] = (uint32_t)i;
+            for (int i = R - 1; i > 0; i--) {
+                uint32_t j = rnd((uint32_t)i + 1), t = row[i];
+                row[i] = row[j];
+                row[j] = t;
+            }
+        }
+        double r1[4], r2[4];
+        size_t c1, c2;
+        CHECK(sf_gnd_from_groups(g, NULL, N, &gnd, &err) == SF_OK, "%s", err.message);
+        CHECK(sf_eval_revisited_recall(gnd, SF_EVAL_MEDIUM, ranks, R, ks, 4, r1, &c1, &err) ==
+                  SF_OK, "%s", err.message);
+        CHECK(sf_eval_recall(g, ranks, N, R, NULL, ks, 4, r2, &c2, &err) == SF_OK, "%s",
+              err.message);
+        bad += c1 != c2 || memcmp(r1, r2, sizeof r1) != 0;
+        sf_eval_revisited res;
+        CHECK(sf_eval_revisited_compute(gnd, ranks, R, &res, NULL, NULL, &err) == SF_OK, "%s",
+              err.message);
+        bad += res.n_scored[SF_EVAL_MEDIUM] != 5 || !isnan(res.map[SF_EVAL_HARD]) ||
+               res.map[SF_EVAL_EASY] != res.map[SF_EVAL_MEDIUM];
+        sf_gnd_free(gnd);
+    }
+    CHECK(bad == 0, "groups gnd disagrees with sf_eval_recall in %d trials", bad);
+    /* A subset of queries. */
+    uint32_t qids[2] = { 6, 3 };
+    CHECK(sf_gnd_from_groups(g, qids, 2, &gnd, &err) == SF_OK && gnd->n_queries == 2 &&
+              gnd->queries[1].easy[0] == 4 && gnd->queries[1].junk[0] == 3,
+          "subset gnd");
+    sf_gnd_free(gnd);
+    qids[0] = 7;
+    CHECK(sf_gnd_from_groups(g, qids, 2, &gnd, &err) == SF_ERR_INVALID_ARGUMENT,
+          "query beyond the files accepted");
+    CHECK(sf_gnd_from_groups(g, NULL, 6, &gnd, &err) == SF_ERR_INVALID_ARGUMENT,
+          "6 queries for 7 files accepted");
+    sf_groups_free(g);
+}
+
+int main(void)
+{
+    check_rank();
+    check_records();
+    check_groups_gnd();
+    return tu_finish("test_hits");
+}
