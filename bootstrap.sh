@@ -4,7 +4,7 @@
 set -e
 cd "$(dirname "$0")"
 PACKAGES="build-essential autoconf automake libtool pkg-config
-  libvips-dev libdnnl-dev libxxhash-dev libyaml-dev clang"
+  libvips-dev libdnnl-dev libxxhash-dev libyaml-dev clang xxhash parallel"
 missing=
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' \

@@ -376,6 +376,11 @@ static size_t hits_wanted(const matcher *m, size_t available)
 static int search_index(matcher *m, const char *key, sf_cli_batch *out)
 {
     sf_error err;
+    sf_hit_list hl;
+    sf_hit_list_init(&hl);
+    /* Nothing to match with: every image would score 0, none is a hit. */
+    if (m->qn == 0)
+        return emit_hits(m, key, &hl, out);
     sf_asmk_agg agg;
     if (sf_asmk_quantize_aggregate(m->acb, m->qdesc, m->qn, m->ma, m->params->asmk.binary,
                                    &agg, &err) != SF_OK) {
@@ -398,8 +403,6 @@ static int search_index(matcher *m, const char *key, sf_cli_batch *out)
             exit(SF_EXIT_FATAL);
         return 1;
     }
-    sf_hit_list hl;
-    sf_hit_list_init(&hl);
     for (size_t i = 0; i < n && st == SF_OK; i++)
         st = sf_hit_list_append(&hl, m->hits[i].key, m->hits[i].key_len, m->hits[i].score,
                                 &err);
