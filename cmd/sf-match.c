@@ -67,6 +67,12 @@ static const char options_help[] =
 
 enum mode { MODE_NONE, MODE_INDEX, MODE_PAIRWISE, MODE_GLOBAL };
 
+/* A database image and its score, for global mode. */
+typedef struct scored_t {
+    double score;
+    size_t id;
+} scored_t;
+
 /* One image of a --pairwise or --global database stream. */
 typedef struct db_image {
     char *key;
@@ -104,6 +110,8 @@ typedef struct matcher {
     /* pairwise and global modes */
     db_image *db;
     size_t n_db, dim, gdim;
+    float *gmat; /* global: n_db x gdim, contiguous for the scan */
+    scored_t *cand;
 
     /* the query image being read */
     float *qdesc;
@@ -143,6 +151,8 @@ static void db_free(matcher *m)
         free(m->db[i].global);
     }
     free(m->db);
+    free(m->gmat);
+    free(m->cand);
 }
 
 /* Read every image of the stream: local_desc (and local_index) for
@@ -232,6 +242,17 @@ static int load_db(matcher *m)
                 if (!d)
                     out_of_memory(cli);
                 m->db = d;
+                if (!want_local) {
+                    float *g = realloc(m->gmat, cap * m->gdim * sizeof *g);
+                    if (!g)
+                        out_of_memory(cli);
+                    m->gmat = g;
+                }
+            }
+            if (cur.global) {
+                memcpy(m->gmat + m->n_db * m->gdim, cur.global, m->gdim * sizeof(float));
+                free(cur.global);
+                cur.global = NULL;
             }
             cur.key = strdup(rec->key);
             if (!cur.key)
@@ -373,6 +394,18 @@ static size_t hits_wanted(const matcher *m, size_t available)
 
 /* ---- Query mode ---- */
 
+/* The query's aggregated vectors for the index; 1 after reporting why not. */
+static int query_agg(matcher *m, const char *key, sf_asmk_agg *agg)
+{
+    sf_error err;
+    if (sf_asmk_quantize_aggregate(m->acb, m->qdesc, m->qn, m->ma, m->params->asmk.binary, agg,
+                                   &err) == SF_OK)
+        return 0;
+    sf_asmk_agg_release(agg);
+    sf_cli_error(m->cli, "%s: %s", key, err.message);
+    return 1;
+}
+
 static int search_index(matcher *m, const char *key, sf_cli_batch *out)
 {
     sf_error err;
@@ -382,12 +415,8 @@ static int search_index(matcher *m, const char *key, sf_cli_batch *out)
     if (m->qn == 0)
         return emit_hits(m, key, &hl, out);
     sf_asmk_agg agg;
-    if (sf_asmk_quantize_aggregate(m->acb, m->qdesc, m->qn, m->ma, m->params->asmk.binary,
-                                   &agg, &err) != SF_OK) {
-        sf_asmk_agg_release(&agg);
-        sf_cli_error(m->cli, "%s: %s", key, err.message);
+    if (query_agg(m, key, &agg) != 0)
         return 1;
-    }
     size_t want = hits_wanted(m, sf_index_searcher_n_ids(m->searcher));
     if (want > m->hits_cap) {
         free(m->hits);
@@ -502,51 +531,101 @@ static int match_pairwise(matcher *m, const char *key, sf_cli_batch *out)
 
 /* ---- Global mode ---- */
 
-typedef struct scored {
-    double score;
-    size_t id;
-} scored;
+/* Higher score first, NaN last, then lower id. */
+static int better(const scored_t *x, const scored_t *y)
+{
+    int nx = isnan(x->score), ny = isnan(y->score);
+    if (nx != ny)
+        return ny;
+    if (!nx && x->score != y->score)
+        return x->score > y->score;
+    return x->id < y->id;
+}
 
 static int by_score(const void *a, const void *b)
 {
-    const scored *x = a, *y = b;
-    int nx = isnan(x->score), ny = isnan(y->score);
-    if (nx != ny)
-        return nx - ny;
-    if (!nx && x->score != y->score)
-        return x->score > y->score ? -1 : 1;
-    return (x->id > y->id) - (x->id < y->id);
+    const scored_t *x = a, *y = b;
+    return better(x, y) ? -1 : better(y, x);
+}
+
+/* Sixteen partial sums that the compiler keeps in vector registers. */
+static float dot_f32(const float *a, const float *b, size_t n)
+{
+    float acc[16] = { 0 };
+    size_t d = 0;
+    for (; d + 16 <= n; d += 16)
+        for (int l = 0; l < 16; l++)
+            acc[l] += a[d + l] * b[d + l];
+    float s = 0.0f;
+    for (int l = 0; l < 16; l++)
+        s += acc[l];
+    for (; d < n; d++)
+        s += a[d] * b[d];
+    return s;
+}
+
+static void sift_down(scored_t *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && better(&h[w], &h[l]))
+            w = l;
+        if (r < n && better(&h[w], &h[r]))
+            w = r;
+        if (w == i)
+            return;
+        scored_t t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+/* The best want images by global score into m->cand, best first: a heap
+ * whose root is the worst kept, so a scan of a million images costs a
+ * comparison for most. */
+static size_t global_candidates(matcher *m, size_t want)
+{
+    scored_t *h = m->cand;
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_db; i++) {
+        scored_t c = { dot_f32(m->gmat + i * m->gdim, m->qglobal, m->gdim), i };
+        if (n < want) {
+            /* Sift up into the min-heap of "better". */
+            size_t j = n++;
+            h[j] = c;
+            while (j > 0 && better(&h[(j - 1) / 2], &h[j])) {
+                scored_t t = h[j];
+                h[j] = h[(j - 1) / 2];
+                h[(j - 1) / 2] = t;
+                j = (j - 1) / 2;
+            }
+        } else if (want > 0 && better(&c, &h[0])) {
+            h[0] = c;
+            sift_down(h, n, 0);
+        }
+    }
+    qsort(h, n, sizeof *h, by_score);
+    return n;
 }
 
 static int search_global(matcher *m, const char *key, sf_cli_batch *out)
 {
-    scored *s = xmalloc(m->cli, m->n_db * sizeof *s);
-    for (size_t i = 0; i < m->n_db; i++) {
-        const float *g = m->db[i].global;
-        double dot = 0.0;
-        for (size_t d = 0; d < m->gdim; d++)
-            dot += (double)g[d] * (double)m->qglobal[d];
-        s[i] = (scored){ dot, i };
-    }
-    qsort(s, m->n_db, sizeof *s, by_score);
-    size_t n = m->n_db;
+    size_t want = m->searcher ? m->rerank : (m->top_k ? m->top_k : m->n_db);
+    if (want > m->n_db)
+        want = m->n_db;
+    scored_t *s = m->cand;
+    size_t n = global_candidates(m, want);
     sf_error err;
     if (m->searcher) {
-        /* ASMK re-ranks the first candidates; the rest are not reported. */
-        n = m->rerank < n ? m->rerank : n;
+        /* ASMK re-ranks the candidates; the rest are not reported. */
         if (!m->have_desc) {
             sf_cli_error(m->cli, "%s: no local_desc record to re-rank with", key);
-            free(s);
             return 1;
         }
         sf_asmk_agg agg;
-        if (sf_asmk_quantize_aggregate(m->acb, m->qdesc, m->qn, m->ma, m->params->asmk.binary,
-                                       &agg, &err) != SF_OK) {
-            sf_asmk_agg_release(&agg);
-            sf_cli_error(m->cli, "%s: %s", key, err.message);
-            free(s);
+        if (query_agg(m, key, &agg) != 0)
             return 1;
-        }
         size_t *ids = xmalloc(m->cli, n * sizeof *ids);
         size_t *where = xmalloc(m->cli, n * sizeof *where);
         double *asmk = xmalloc(m->cli, n * sizeof *asmk);
@@ -589,7 +668,6 @@ static int search_global(matcher *m, const char *key, sf_cli_batch *out)
     }
     emit_hits(m, key, &hl, out);
     sf_hit_list_release(&hl);
-    free(s);
     return 0;
 }
 
@@ -696,16 +774,22 @@ int main(int argc, char **argv)
     int status = SF_EXIT_OK;
     if (m.mode == MODE_INDEX || global_with_index)
         status = open_indexes(&m);
+    int db_status = SF_EXIT_OK;
     if (status == SF_EXIT_OK && m.db_path) {
-        status = load_db(&m);
-        if (status == SF_EXIT_FAILURE)
-            status = SF_EXIT_OK; /* reported; the other images serve */
+        /* Database images that failed are reported; the others serve. */
+        db_status = load_db(&m);
+        if (db_status == SF_EXIT_FATAL)
+            status = db_status;
     }
-    if (status == SF_EXIT_OK && m.mode == MODE_GLOBAL)
+    if (status == SF_EXIT_OK && m.mode == MODE_GLOBAL) {
         m.qglobal = xmalloc(&cli, (m.gdim ? m.gdim : 1) * sizeof *m.qglobal);
+        m.cand = xmalloc(&cli, (m.n_db ? m.n_db : 1) * sizeof *m.cand);
+    }
     if (status == SF_EXIT_OK) {
         sf_cli_filter f = { query_record, query_end, query_reset };
         status = sf_cli_run_filter(&cli, argc, argv, optind, &f, &m);
+        if (db_status > status)
+            status = db_status;
     }
 
     sf_index_searcher_free(m.searcher);

@@ -210,6 +210,16 @@ sf_status sf_eval_revisited_compute(const sf_gnd *gnd, const uint32_t *ranks, si
     return st;
 }
 
+/* recall[j] from the count of queries with a positive within ks[j]. */
+static void recall_means(const size_t *hits, size_t n_ks, size_t counted, double *recall,
+                         size_t *n_counted)
+{
+    for (size_t j = 0; j < n_ks; j++)
+        recall[j] = counted ? (double)hits[j] / (double)counted : NAN;
+    if (n_counted)
+        *n_counted = counted;
+}
+
 sf_status sf_eval_revisited_recall(const sf_gnd *gnd, sf_eval_protocol protocol,
                                    const uint32_t *ranks, size_t n_ranked, const int *ks,
                                    size_t n_ks, double *recall, size_t *n_counted, sf_error *err)
@@ -257,10 +267,7 @@ sf_status sf_eval_revisited_recall(const sf_gnd *gnd, sf_eval_protocol protocol,
         for (size_t j = 0; j < n_ks; j++)
             hits[j] += first < (size_t)ks[j];
     }
-    for (size_t j = 0; j < n_ks; j++)
-        recall[j] = counted ? (double)hits[j] / (double)counted : NAN;
-    if (n_counted)
-        *n_counted = counted;
+    recall_means(hits, n_ks, counted, recall, n_counted);
     free(pos);
     free(ign);
     free(hits);
@@ -942,10 +949,7 @@ sf_status sf_eval_recall(const sf_groups *groups, const uint32_t *ranks, size_t 
             hits[j] += first < (size_t)ks[j];
     }
     if (st == SF_OK) {
-        for (size_t j = 0; j < n_ks; j++)
-            recall[j] = counted ? (double)hits[j] / (double)counted : NAN;
-        if (n_counted)
-            *n_counted = counted;
+        recall_means(hits, n_ks, counted, recall, n_counted);
     }
     free(k);
     free(gid);

@@ -537,6 +537,19 @@ static sf_status check_query(const sf_index_searcher *s, const sf_asmk_agg *q, s
     return SF_OK;
 }
 
+/* Per shard: sqrt of the query's normaliser (its vectors, or the sum of
+ * their idf), or 0 for none. */
+static void query_divisors(const sf_index_searcher *s, const sf_asmk_agg *q, double *qdiv)
+{
+    for (size_t sh = 0; sh < s->n_shards; sh++) {
+        const sf_index *idx = s->shards[sh];
+        double q_norm = 0.0;
+        for (size_t i = 0; i < q->n; i++)
+            q_norm += idx->idf ? idx->idf[q->words[i]] : 1.0f;
+        qdiv[sh] = q_norm > 0.0 ? sqrt(q_norm) : 0.0;
+    }
+}
+
 /* Rough number of list entries the query visits, to decide on threads. */
 static uint64_t estimate_work(const sf_index_searcher *s, const sf_asmk_agg *q)
 {
@@ -563,13 +576,7 @@ sf_status sf_index_searcher_scores(sf_index_searcher *s, const sf_asmk_agg *q, d
     double *qdiv = malloc(s->n_shards * sizeof *qdiv);
     if (!qdiv)
         return sf_error_set(err, SF_ERR_NOMEM, "search: out of memory");
-    for (size_t sh = 0; sh < s->n_shards; sh++) {
-        const sf_index *idx = s->shards[sh];
-        double q_norm = 0.0;
-        for (size_t i = 0; i < q->n; i++)
-            q_norm += idx->idf ? idx->idf[q->words[i]] : 1.0f;
-        qdiv[sh] = q_norm > 0.0 ? sqrt(q_norm) : 0.0;
-    }
+    query_divisors(s, q, qdiv);
 
     /* Threads asked for are used; by default only where they pay. */
     int nt = s->threads;
@@ -712,13 +719,7 @@ sf_status sf_index_searcher_scores_subset(sf_index_searcher *s, const sf_asmk_ag
         free(tab);
         return sf_error_set(err, SF_ERR_NOMEM, "search: out of memory");
     }
-    for (size_t sh = 0; sh < s->n_shards; sh++) {
-        const sf_index *idx = s->shards[sh];
-        double q_norm = 0.0;
-        for (size_t i = 0; i < q->n; i++)
-            q_norm += idx->idf ? idx->idf[q->words[i]] : 1.0f;
-        qdiv[sh] = q_norm > 0.0 ? sqrt(q_norm) : 0.0;
-    }
+    query_divisors(s, q, qdiv);
     for (size_t i = 0; i < n && st == SF_OK; i++) {
         size_t sh = shard_of(s, global_ids[i]);
         st = score_one(s, q, sh, global_ids[i] - s->base[sh], qdiv, tab, &scores[i], err);

@@ -11,17 +11,6 @@ $gen --write-stream "$TMP/noscale.sfs" 3 10 16 noscale || exit 99
 $gen --write-stream "$TMP/dim8.sfs" 2 10 8 || exit 99
 cd "$TMP" || exit 99
 
-run() {
-    n=$1; shift
-    "$@" >"$n.out" 2>"$n.err"
-    rc=$?
-}
-expect_rc() {
-    checks=$((checks + 1))
-    [ "$rc" -eq "$1" ] || fail "$2: exit status $rc, expected $1 (stderr: $(head -c 300 "$n.err"))"
-}
-empty() { checks=$((checks + 1)); [ ! -s "$1" ] || fail "$2: $1 is not empty: $(head -c 300 "$1")"; }
-has() { checks=$((checks + 1)); grep -q -- "$2" "$1" || fail "$3: '$2' not in $1: $(head -c 300 "$1")"; }
 info() { sf-codebook --info "$1" | sed -n "s/^$2: //p"; }
 
 # ---- training ----

@@ -17,17 +17,6 @@ $gen --write-stream 10 9 16 c.sfs || exit 99         # img00000..img00009, other
 $gen --write-stream 20 7 16 a2.sfs 10 || exit 99     # img00010..img00029 as in a.sfs
 $gen --write-stream 3 7 8 dim8.sfs 100 || exit 99
 
-run() {
-    n=$1; shift
-    "$@" >"$n.out" 2>"$n.err"
-    rc=$?
-}
-expect_rc() {
-    checks=$((checks + 1))
-    [ "$rc" -eq "$1" ] || fail "$2: exit status $rc, expected $1 (stderr: $(head -c 300 "$n.err"))"
-}
-empty() { checks=$((checks + 1)); [ ! -s "$1" ] || fail "$2: $1 is not empty: $(head -c 300 "$1")"; }
-has() { checks=$((checks + 1)); grep -q -- "$2" "$1" || fail "$3: '$2' not in $1: $(head -c 300 "$1")"; }
 info() { sf-index info "$1" | sed -n "s/^$2: //p"; }
 same_value() { checks=$((checks + 1)); [ "$(info "$1" "$3")" = "$(info "$2" "$3")" ] || fail "$1 and $2 differ in $3: $(info "$1" "$3") / $(info "$2" "$3")"; }
 

@@ -24,6 +24,20 @@ need_photos() {
     [ -n "${SF_PHOTOS_DIR:-}" ] && [ -f "$SF_PHOTOS_DIR/multiview/groups.tsv" ] \
         || skip "photos not found (SF_PHOTOS_DIR=${SF_PHOTOS_DIR:-}); run shared/datasets/fetch_photos.sh"
 }
+# run NAME CMD...: stdout to NAME.out, stderr to NAME.err, status in $rc.
+run() {
+    n=$1; shift
+    "$@" >"$n.out" 2>"$n.err"
+    rc=$?
+}
+# expect_rc WANT DESCRIPTION: the status of the last run
+expect_rc() {
+    checks=$((checks + 1))
+    [ "$rc" -eq "$1" ] || fail "$2: exit status $rc, expected $1 (stderr: $(head -c 300 "$n.err"))"
+}
+# empty FILE DESCRIPTION; has FILE PATTERN DESCRIPTION (grep)
+empty() { checks=$((checks + 1)); [ ! -s "$1" ] || fail "$2: $1 is not empty: $(head -c 300 "$1")"; }
+has() { checks=$((checks + 1)); grep -q -- "$2" "$1" || fail "$3: '$2' not in $1: $(head -c 300 "$1")"; }
 # awk_ap GROUPS < TSV: the AP of each query of a full sf-rank TSV ranking
 # against a file<TAB>group key, computed here independently of libsf: the
 # query is left out of its own ranking, images the key does not name are

@@ -18,16 +18,6 @@ sf-index -q create -C cb.sfcb all.six && sf-index -q add all.six ab.sfs || exit 
 sf-index -q create -C cb.sfcb sa.six && sf-index -q add sa.six a.sfs || exit 99
 sf-index -q create -C cb.sfcb sb.six && sf-index -q add sb.six b.sfs || exit 99
 
-run() {
-    n=$1; shift
-    "$@" >"$n.out" 2>"$n.err"
-    rc=$?
-}
-expect_rc() {
-    checks=$((checks + 1))
-    [ "$rc" -eq "$1" ] || fail "$2: exit status $rc, expected $1 (stderr: $(head -c 300 "$n.err"))"
-}
-has() { checks=$((checks + 1)); grep -q -- "$2" "$1" || fail "$3: '$2' not in $1: $(head -c 300 "$1")"; }
 same() { checks=$((checks + 1)); cmp -s "$1" "$2" || fail "$3: $1 and $2 differ: $(diff "$1" "$2" | head -5)"; }
 lines() { wc -l < "$1" | tr -d ' '; }
 
@@ -97,6 +87,12 @@ check "--min-matches above every count leaves no hits" [ ! -s none.tsv ]
 run tmpl sf-match --pairwise a.sfs --same-template b.sfs
 expect_rc 1 "--same-template without local_index"
 has tmpl.err "needs local_index records" "--same-template without local_index"
+
+# ---- global mode: bad input (real descriptors: tests/search_photos.sh) ----
+run g sf-match --global a.sfs a.sfs
+expect_rc 1 "global mode without global records"
+has g.err "^sf-match: a.sfs: img00000: no global record (sf-lit --global)$" "database image without global"
+has g.err "^sf-match: img00000: no global record (sf-lit --global)$" "query without global"
 
 # ---- evaluation ----
 # A key where img0000N and img0001N form groups; img00029 alone.

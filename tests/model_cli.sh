@@ -10,16 +10,6 @@ r18=$SF_GOLDEN_DIR/r18-small/model.pth
 r50=$SF_GOLDEN_DIR/r50-fire/model.pth
 cd "$TMP" || exit 99
 
-# run NAME CMD...: stdout to NAME.out, stderr to NAME.err, status in $rc.
-run() {
-    n=$1; shift
-    "$@" >"$n.out" 2>"$n.err"
-    rc=$?
-}
-expect_rc() {
-    checks=$((checks + 1))
-    [ "$rc" -eq "$1" ] || fail "$2: exit status $rc, expected $1 (stderr: $(head -c 300 "$n.err"))"
-}
 field() { sed -n "s/^$1: //p" "$2"; }
 
 # ---- info on the golden models (numbers from their manifest.yaml) ----

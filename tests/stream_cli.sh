@@ -10,25 +10,12 @@ $gen --write-sample optional "$TMP/optional.sfs" || exit 99
 $gen --write-sample big "$TMP/big.sfs" || exit 99
 cd "$TMP" || exit 99
 
-# run NAME CMD...: run with stdout to NAME.out, stderr to NAME.err, status
-# in $rc.
-run() {
-    n=$1; shift
-    "$@" >"$n.out" 2>"$n.err"
-    rc=$?
-}
-# expect_rc WANT DESCRIPTION
-expect_rc() {
-    checks=$((checks + 1))
-    [ "$rc" -eq "$1" ] || fail "$2: exit status $rc, expected $1 (stderr: $(head -c 300 "$n.err"))"
-}
 # same FILE DESCRIPTION: FILE equals the expected text on stdin
 same() {
     cat >"$1.want"
     checks=$((checks + 1))
     cmp -s "$1" "$1.want" || { fail "$2"; diff "$1.want" "$1" >&2; }
 }
-empty() { checks=$((checks + 1)); [ ! -s "$1" ] || fail "$2: $1 is not empty: $(head -c 300 "$1")"; }
 tabs() { tr '|' '\t'; }
 
 # ---- --text ----
