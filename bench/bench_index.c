@@ -12,9 +12,13 @@
  *       1000 descriptors with ma 5, minus repeats); prints ms per query.
  *   bench_index add INDEX N [--vectors V]
  *       The nightly update: lock and open an index, add N more images, commit.
- *   bench_index quantize [--k K]
- *       The query side before the index: quantising 1000 descriptors of
- *       dimension 128 to their 5 nearest of K words and aggregating them.
+ *   bench_index quantize [--k K] [--no-baseline]
+ *       The query side before the index: quantising descriptors of
+ *       dimension 128 (1000, 10 and 1 at a time) to their nearest 1 or 5
+ *       of K words (default 65536), in ms per 1000 descriptors, against
+ *       the scalar quantiser libsf had before (the baseline, single
+ *       threaded, about 3 s in all at K = 65536); then 1000 descriptors
+ *       quantised (ma 5) and aggregated.
  *
  * Visual words follow p(w) ~ 1/(rank + 1000)^0.5 over 65536 words in a
  * shuffled order: an imbalance factor k * sum p^2 of 1.34 (the most used
@@ -345,9 +349,107 @@ static int query(int argc, char **argv)
     return 0;
 }
 
+/* The scalar quantiser libsf had before its sgemm one, kept as the
+ * baseline the new times are compared with: blocks of 64 descriptors
+ * against panels of 64 centroids, each dot product summed in dimension
+ * order. */
+#define OLD_PANEL 64
+#define OLD_ROWS 64
+
+static void old_keep(float *dist, int32_t *ids, int ma, float d, int32_t id)
+{
+    if (!(d < dist[ma - 1]))
+        return;
+    int p = ma - 1;
+    while (p > 0 && d < dist[p - 1]) {
+        dist[p] = dist[p - 1];
+        ids[p] = ids[p - 1];
+        p--;
+    }
+    dist[p] = d;
+    ids[p] = id;
+}
+
+static void old_panel_dots(const float *const x[4], const float *panel, size_t dim,
+                           float acc[4][OLD_PANEL])
+{
+    memset(acc, 0, 4 * OLD_PANEL * sizeof(float));
+    for (size_t d = 0; d < dim; d++) {
+        const float *c = panel + d * OLD_PANEL;
+        const float a0 = x[0][d], a1 = x[1][d], a2 = x[2][d], a3 = x[3][d];
+        for (int j = 0; j < OLD_PANEL; j++) {
+            acc[0][j] += a0 * c[j];
+            acc[1][j] += a1 * c[j];
+            acc[2][j] += a2 * c[j];
+            acc[3][j] += a3 * c[j];
+        }
+    }
+}
+
+/* Norms and panels are the codebook's, built once (not timed). */
+static void old_quantize(const float *panels, const float *norms, size_t k, size_t dim,
+                         const float *desc, size_t n, int ma, int32_t *words)
+{
+    float best[OLD_ROWS * 8], acc[4][OLD_PANEL], xnorm[OLD_ROWS];
+    const size_t n_panels = (k + OLD_PANEL - 1) / OLD_PANEL;
+    for (size_t r0 = 0; r0 < n; r0 += OLD_ROWS) {
+        size_t rows = n - r0 < OLD_ROWS ? n - r0 : OLD_ROWS;
+        for (size_t r = 0; r < rows; r++) {
+            const float *x = desc + (r0 + r) * dim;
+            float s = 0.0f;
+            for (size_t d = 0; d < dim; d++)
+                s += x[d] * x[d];
+            xnorm[r] = s;
+            for (int m = 0; m < ma; m++) {
+                best[r * (size_t)ma + (size_t)m] = INFINITY;
+                words[(r0 + r) * (size_t)ma + (size_t)m] = -1;
+            }
+        }
+        for (size_t p = 0; p < n_panels; p++) {
+            const float *panel = panels + p * OLD_PANEL * dim;
+            size_t j0 = p * OLD_PANEL;
+            size_t cols = k - j0 < OLD_PANEL ? k - j0 : OLD_PANEL;
+            for (size_t r = 0; r < rows; r += 4) {
+                size_t nr = rows - r < 4 ? rows - r : 4;
+                const float *x[4];
+                for (size_t i = 0; i < 4; i++)
+                    x[i] = desc + (r0 + r + (i < nr ? i : nr - 1)) * dim;
+                old_panel_dots(x, panel, dim, acc);
+                for (size_t i = 0; i < nr; i++)
+                    for (size_t j = 0; j < cols; j++) {
+                        float dd = xnorm[r + i] + norms[j0 + j] - 2.0f * acc[i][j];
+                        if (dd < 0.0f)
+                            dd = 0.0f;
+                        old_keep(best + (r + i) * (size_t)ma, words + (r0 + r + i) * (size_t)ma,
+                                 ma, dd, (int32_t)(j0 + j));
+                    }
+            }
+        }
+    }
+}
+
+/* Best of reps runs of the library's quantiser, in seconds. */
+static double time_quantize(const sf_asmk_codebook *cb, const float *x, size_t n, int ma,
+                            int32_t *words, int reps)
+{
+    double best = INFINITY;
+    sf_error err;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        if (sf_asmk_codebook_quantize(cb, x, n, ma, words, &err) != SF_OK) {
+            die("quantize", &err);
+            exit(1);
+        }
+        double t = now() - t0;
+        best = t < best ? t : best;
+    }
+    return best;
+}
+
 static int quantize(int argc, char **argv)
 {
     size_t k = (size_t)atol(opt(argc, argv, "--k", "65536")), n = 1000;
+    int with_old = !flag(argc, argv, "--no-baseline");
     float *c = malloc(k * DIM * sizeof *c), *x = malloc(n * DIM * sizeof *x);
     for (size_t i = 0; i < k * DIM; i++)
         c[i] = (float)((double)(next() >> 11) / 9007199254740992.0 - 0.5);
@@ -357,14 +459,58 @@ static int quantize(int argc, char **argv)
     sf_error err;
     if (sf_asmk_codebook_create(c, k, DIM, &cb, &err) != SF_OK)
         return die("codebook", &err);
+    const size_t n_panels = (k + OLD_PANEL - 1) / OLD_PANEL;
+    float *panels = calloc(n_panels * OLD_PANEL * DIM, sizeof *panels);
+    float *norms = malloc(k * sizeof *norms);
+    for (size_t j = 0; j < k; j++) {
+        float s = 0.0f;
+        for (size_t d = 0; d < DIM; d++) {
+            s += c[j * DIM + d] * c[j * DIM + d];
+            panels[(j / OLD_PANEL) * OLD_PANEL * DIM + d * OLD_PANEL + j % OLD_PANEL] =
+                c[j * DIM + d];
+        }
+        norms[j] = s;
+    }
+    int32_t *w_new = malloc(n * 5 * sizeof *w_new), *w_old = malloc(n * 5 * sizeof *w_old);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    printf("quantize: descriptors of dimension 128 against %zu words, %ld cores, best of "
+           "several runs, in ms per 1000 descriptors\n", k, cores);
+    static const size_t sizes[] = { 1000, 10, 1 };
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+        size_t m = sizes[si];
+        for (int ma = 1; ma <= 5; ma += 4) {
+            double t = time_quantize(cb, x, m, ma, w_new, m < 1000 ? 20 : 3);
+            printf("quantize: %4zu descriptors, ma %d: %7.1f ms (%7.2f ms a call)", m, ma,
+                   1e6 * t / (double)m, 1e3 * t);
+            if (with_old) {
+                double told = INFINITY;
+                for (int r = 0; r < (m < 1000 ? 20 : 2); r++) {
+                    double t0 = now();
+                    old_quantize(panels, norms, k, DIM, x, m, ma, w_old);
+                    double t1 = now() - t0;
+                    told = t1 < told ? t1 : told;
+                }
+                size_t diff = 0;
+                for (size_t i = 0; i < m * (size_t)ma; i++)
+                    diff += w_new[i] != w_old[i];
+                printf("; scalar baseline %7.1f ms, old/new %5.1f; %zu of %zu words differ",
+                       1e6 * told / (double)m, told / t, diff, m * (size_t)ma);
+            }
+            printf("\n");
+        }
+    }
     double t0 = now();
     sf_asmk_agg a;
     if (sf_asmk_quantize_aggregate(cb, x, n, 5, 1, &a, &err) != SF_OK)
         return die("quantize", &err);
-    printf("quantize: 1000 x 128 descriptors, 5 nearest of %zu words, aggregated to %zu "
-           "vectors: %.1f ms (one thread)\n", k, a.n, 1000 * (now() - t0));
+    printf("quantize: 1000 descriptors, 5 nearest of %zu words, aggregated to %zu vectors: "
+           "%.1f ms\n", k, a.n, 1000 * (now() - t0));
     sf_asmk_agg_release(&a);
     sf_asmk_codebook_free(cb);
+    free(panels);
+    free(norms);
+    free(w_new);
+    free(w_old);
     free(c);
     free(x);
     return 0;
@@ -383,6 +529,6 @@ int main(int argc, char **argv)
     fprintf(stderr, "usage: bench_index build INDEX N [--batch B] [--idf] [--vectors V]\n"
                     "       bench_index query INDEX [--queries Q] [--words W] [--threads T]\n"
                     "       bench_index add INDEX N [--vectors V]\n"
-                    "       bench_index quantize [--k K]\n");
+                    "       bench_index quantize [--k K] [--no-baseline]\n");
     return 2;
 }

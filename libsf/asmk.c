@@ -1,25 +1,57 @@
 #include "config.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <dnnl.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #include "sf_asmk.h"
 
-/* Quantisation tiles: a block of descriptors is scored against one panel
- * of centroids at a time.  A panel is the centroids' transpose (dim x
- * PANEL), so the inner loop runs over contiguous centroids and vectorises
- * without reassociating any dot product: each one is still summed in
- * dimension order, like a plain loop. */
-#define PANEL 64
-#define ROW_BLOCK 64
+/* Quantisation tiles: the dot products of a block of descriptors with a
+ * block of centroids come from one oneDNN sgemm call into a per-thread
+ * buffer (2 MiB), read back from cache while the nearest words are picked
+ * out of it.  Taller blocks make sgemm faster (it repacks the centroids
+ * for every call); 512 x 1024 was the fastest on a 2-core Zen 4.
+ *
+ * sgemm's rounding depends on the shape it is given: oneDNN 2.6 sums each
+ * dot product in dimension order with fused multiply-adds (dimensions up
+ * to 256), but with fewer than 16 rows or 2 columns it switches to
+ * kernels that sum in another order.  Blocks are therefore never given
+ * fewer than Q_MIN_ROWS rows (short ones are padded, or go to tiny_dots)
+ * nor Q_MIN_COLS columns (a short last column block joins the one before
+ * it), so that a descriptor gets the same distances, and words, alone or
+ * among thousands, whatever the thread count. */
+#ifndef Q_ROW_BLOCK
+#define Q_ROW_BLOCK 512
+#endif
+#ifndef Q_COL_BLOCK
+#define Q_COL_BLOCK 1024
+#endif
+#define Q_MIN_ROWS 16
+#define Q_MIN_COLS 16
+/* Multiply-adds worth a thread of their own: about 0.1 ms of sgemm, a
+ * few times what starting the thread costs. */
+#define Q_THREAD_WORK 8e6
+
+/* oneDNN runs its sgemm on OpenMP here (libgomp comes with libdnnl).  Each
+ * of our threads asks for a single-threaded sgemm so that the cores are
+ * shared between blocks, not oversubscribed.  Weak: a oneDNN on another
+ * runtime leaves them NULL and this is skipped. */
+extern void omp_set_num_threads(int n) __attribute__((weak));
+extern int omp_get_max_threads(void) __attribute__((weak));
 
 struct sf_asmk_codebook {
     size_t k, dim;
     float *centroids; /* k x dim */
-    float *norms;     /* |c|^2, k */
-    float *panels;    /* ceil(k/PANEL) panels of dim x PANEL, zero-padded */
+    float *norms;     /* |c|^2, k, summed in dimension order */
+    int tiny_ok;      /* tiny_dots gives sgemm's products bit for bit */
 };
 
 struct ivf_list {
@@ -58,6 +90,140 @@ static size_t mul_size(size_t a, size_t b)
     return a * b;
 }
 
+/* Run sgemm on one thread from here on; returns what to pass to
+ * omp_single_end. */
+static int omp_single_begin(void)
+{
+    int prev = omp_get_max_threads && omp_set_num_threads ? omp_get_max_threads() : 0;
+    if (prev > 1)
+        omp_set_num_threads(1);
+    return prev;
+}
+
+static void omp_single_end(int prev)
+{
+    if (prev > 1)
+        omp_set_num_threads(prev); /* matters for the caller's own thread */
+}
+
+/* Below Q_MIN_ROWS rows, sgemm's cost is its copy of the centroids into
+ * its own layout, not the arithmetic: tiny_dots does the same products
+ * straight from the centroids, up to 8 rows at a time (rows in vector
+ * lanes), three times faster.  It sums in dimension order with fused
+ * multiply-adds, like oneDNN's kernels; whether they agree bit for bit
+ * is checked on each codebook (tiny_check), and sgemm on padded rows is
+ * used where they do not. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HAVE_TINY_DOTS 1
+
+/* out[r * ldo + j] = -2 x_r.c_j for r < rows (<= 8), j < cols; xt holds the
+ * rows transposed, dim x 8, unused lanes 0. */
+__attribute__((target("avx2,fma"))) static void tiny_dots(const float *xt, size_t rows,
+                                                          const float *c, size_t cols,
+                                                          size_t dim, float *out, size_t ldo)
+{
+    const __m256 m2 = _mm256_set1_ps(-2.0f);
+    float t[8][8];
+    size_t j = 0;
+    for (; j + 8 <= cols; j += 8) {
+        const float *c0 = c + j * dim;
+        /* The 8 centroids are read in 8 interleaved streams, which the
+         * hardware prefetcher does not follow: fetch the next 8 (one
+         * contiguous run) meanwhile. */
+        const float *next = j + 16 <= cols ? c0 + 8 * dim : c0;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+               a7 = a0;
+        for (size_t d = 0; d < dim; d++) {
+            __m256 xv = _mm256_loadu_ps(xt + d * 8);
+            _mm_prefetch((const char *)(next + d * 8), _MM_HINT_T0);
+            a0 = _mm256_fmadd_ps(xv, _mm256_broadcast_ss(c0 + d), a0);
+            a1 = _mm256_fmadd_ps(xv, _mm256_broadcast_ss(c0 + dim + d), a1);
+            a2 = _mm256_fmadd_ps(xv, _mm256_broadcast_ss(c0 + 2 * dim + d), a2);
+            a3 = _mm256_fmadd_ps(xv, _mm256_broadcast_ss(c0 + 3 * dim + d), a3);
+            a4 = _mm256_fmadd_ps(xv, _mm256_broadcast_ss(c0 + 4 * dim + d), a4);
+            a5 = _mm256_fmadd_ps(xv, _mm256_broadcast_ss(c0 + 5 * dim + d), a5);
+            a6 = _mm256_fmadd_ps(xv, _mm256_broadcast_ss(c0 + 6 * dim + d), a6);
+            a7 = _mm256_fmadd_ps(xv, _mm256_broadcast_ss(c0 + 7 * dim + d), a7);
+        }
+        _mm256_storeu_ps(t[0], _mm256_mul_ps(a0, m2));
+        _mm256_storeu_ps(t[1], _mm256_mul_ps(a1, m2));
+        _mm256_storeu_ps(t[2], _mm256_mul_ps(a2, m2));
+        _mm256_storeu_ps(t[3], _mm256_mul_ps(a3, m2));
+        _mm256_storeu_ps(t[4], _mm256_mul_ps(a4, m2));
+        _mm256_storeu_ps(t[5], _mm256_mul_ps(a5, m2));
+        _mm256_storeu_ps(t[6], _mm256_mul_ps(a6, m2));
+        _mm256_storeu_ps(t[7], _mm256_mul_ps(a7, m2));
+        for (size_t r = 0; r < rows; r++)
+            for (size_t u = 0; u < 8; u++)
+                out[r * ldo + j + u] = t[u][r];
+    }
+    for (; j < cols; j++) {
+        __m256 a = _mm256_setzero_ps();
+        for (size_t d = 0; d < dim; d++)
+            a = _mm256_fmadd_ps(_mm256_loadu_ps(xt + d * 8),
+                                _mm256_broadcast_ss(c + j * dim + d), a);
+        _mm256_storeu_ps(t[0], _mm256_mul_ps(a, m2));
+        for (size_t r = 0; r < rows; r++)
+            out[r * ldo + j] = t[0][r];
+    }
+}
+
+/* Rows x (at most 8, row-major) into xt, dim x 8, zero-padded lanes. */
+static void transpose8(const float *x, size_t rows, size_t dim, float *xt)
+{
+    memset(xt, 0, dim * 8 * sizeof(float));
+    for (size_t r = 0; r < rows; r++)
+        for (size_t d = 0; d < dim; d++)
+            xt[d * 8 + r] = x[r * dim + d];
+}
+
+/* Whether tiny_dots and sgemm agree bit for bit on this machine and this
+ * codebook's dimension: on Q_MIN_ROWS rows made of the centroids against
+ * up to 64 of them.  Where summation orders differ, most of the products
+ * differ in their last bits, so this cannot pass by chance. */
+static int tiny_check(const float *c, size_t k, size_t dim)
+{
+    if (k < 2 || !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        return 0;
+    const size_t cols = k < 64 ? k : 64;
+    float *x = malloc(Q_MIN_ROWS * dim * sizeof *x);
+    float *xt = malloc(dim * 8 * sizeof *xt);
+    float *ref = malloc(Q_MIN_ROWS * cols * sizeof *ref);
+    float *got = malloc(Q_MIN_ROWS * cols * sizeof *got);
+    int ok = x && xt && ref && got;
+    if (ok) {
+        /* Row r: centroid r rotated by r dimensions, so no product is a
+         * plain square. */
+        for (size_t r = 0; r < Q_MIN_ROWS; r++)
+            for (size_t d = 0; d < dim; d++)
+                x[r * dim + d] = c[(r % k) * dim + (d + r) % dim];
+        int prev = omp_single_begin();
+        ok = dnnl_sgemm('N', 'T', Q_MIN_ROWS, (dnnl_dim_t)cols, (dnnl_dim_t)dim, -2.0f, x,
+                        (dnnl_dim_t)dim, c, (dnnl_dim_t)dim, 0.0f, ref,
+                        (dnnl_dim_t)cols) == dnnl_success;
+        omp_single_end(prev);
+        for (size_t r0 = 0; ok && r0 < Q_MIN_ROWS; r0 += 8) {
+            transpose8(x + r0 * dim, 8, dim, xt);
+            tiny_dots(xt, 8, c, cols, dim, got + r0 * cols, cols);
+        }
+        ok = ok && memcmp(ref, got, Q_MIN_ROWS * cols * sizeof *ref) == 0;
+    }
+    free(x);
+    free(xt);
+    free(ref);
+    free(got);
+    return ok;
+}
+#else
+static int tiny_check(const float *c, size_t k, size_t dim)
+{
+    (void)c;
+    (void)k;
+    (void)dim;
+    return 0;
+}
+#endif
+
 /* ---- Codebook ---- */
 
 sf_status sf_asmk_codebook_create(const float *centroids, size_t k, size_t dim,
@@ -70,10 +236,8 @@ sf_status sf_asmk_codebook_create(const float *centroids, size_t k, size_t dim,
     if (k > INT32_MAX)
         return sf_error_set(err, SF_ERR_TOO_LARGE, "codebook: %zu centroids (at most %d)", k,
                             INT32_MAX);
-    size_t n_panels = (k + PANEL - 1) / PANEL;
     size_t total = mul_size(k, dim);
-    size_t panel_total = mul_size(mul_size(n_panels, PANEL), dim);
-    if (!total || !panel_total)
+    if (!total || total > SIZE_MAX / sizeof(float))
         return sf_error_set(err, SF_ERR_TOO_LARGE, "codebook: %zu x %zu is too large", k, dim);
     for (size_t i = 0; i < total; i++)
         if (!isfinite(centroids[i]))
@@ -88,8 +252,7 @@ sf_status sf_asmk_codebook_create(const float *centroids, size_t k, size_t dim,
     cb->dim = dim;
     cb->centroids = malloc(total * sizeof(float));
     cb->norms = malloc(k * sizeof(float));
-    cb->panels = calloc(panel_total, sizeof(float));
-    if (!cb->centroids || !cb->norms || !cb->panels) {
+    if (!cb->centroids || !cb->norms) {
         sf_asmk_codebook_free(cb);
         return sf_error_set(err, SF_ERR_NOMEM, "codebook: out of memory for %zu x %zu", k, dim);
     }
@@ -100,10 +263,8 @@ sf_status sf_asmk_codebook_create(const float *centroids, size_t k, size_t dim,
         for (size_t d = 0; d < dim; d++)
             s += c[d] * c[d];
         cb->norms[j] = s;
-        float *panel = cb->panels + (j / PANEL) * PANEL * dim;
-        for (size_t d = 0; d < dim; d++)
-            panel[d * PANEL + j % PANEL] = c[d];
     }
+    cb->tiny_ok = tiny_check(cb->centroids, k, dim);
     *out = cb;
     return SF_OK;
 }
@@ -114,7 +275,6 @@ void sf_asmk_codebook_free(sf_asmk_codebook *codebook)
         return;
     free(codebook->centroids);
     free(codebook->norms);
-    free(codebook->panels);
     free(codebook);
 }
 
@@ -124,6 +284,8 @@ const float *sf_asmk_codebook_centroids(const sf_asmk_codebook *codebook)
 {
     return codebook->centroids;
 }
+
+/* ---- Quantisation ---- */
 
 /* Keep the ma smallest distances, ascending.  Centroids arrive in
  * ascending index order and only a strictly smaller distance moves an
@@ -142,21 +304,207 @@ static void keep_nearest(float *dist, int32_t *ids, int ma, float d, int32_t id)
     ids[p] = id;
 }
 
-/* Dot products of four descriptors with the PANEL centroids of a panel. */
-static void panel_dots(const float *const x[4], const float *panel, size_t dim,
-                       float acc[4][PANEL])
+/* Offer one row's distances to columns j0.. j0 + cols - 1 to its list:
+ * (xn + cn[j]) + ip[j] clamped at 0, where ip holds -2 x.c, the same
+ * float32 operations as (|x|^2 + |c|^2) - 2 x.c.  Only a distance below
+ * the list's last can enter it, so whole vectors are compared with that
+ * first and the few that pass go through keep_nearest in column order.
+ * (An unclamped distance below the bound is a necessary condition for the
+ * clamped one; NaN never passes.) */
+#define DEFINE_ROW_SCAN(name, lanes, attr)                                                   \
+    attr static void name(const float *ip, const float *cn, float xn, size_t cols,          \
+                          int32_t j0, float *bd, int32_t *bi, int ma)                       \
+    {                                                                                        \
+        typedef float vf __attribute__((vector_size(4 * (lanes))));                         \
+        typedef int32_t vi __attribute__((vector_size(4 * (lanes))));                       \
+        vf vxn;                                                                              \
+        for (int l = 0; l < (lanes); l++)                                                    \
+            vxn[l] = xn;                                                                     \
+        size_t j = 0;                                                                        \
+        for (; j + (lanes) <= cols; j += (lanes)) {                                          \
+            vf a, b, bound;                                                                  \
+            memcpy(&a, cn + j, sizeof a);                                                    \
+            memcpy(&b, ip + j, sizeof b);                                                    \
+            vf d = (vxn + a) + b;                                                            \
+            for (int l = 0; l < (lanes); l++)                                                \
+                bound[l] = bd[ma - 1];                                                       \
+            vi m = d < bound;                                                                \
+            int32_t any = 0;                                                                 \
+            for (int l = 0; l < (lanes); l++)                                                \
+                any |= m[l];                                                                 \
+            if (any)                                                                         \
+                for (int l = 0; l < (lanes); l++)                                            \
+                    keep_nearest(bd, bi, ma, d[l] < 0.0f ? 0.0f : d[l],                      \
+                                 j0 + (int32_t)j + l);                                       \
+        }                                                                                    \
+        for (; j < cols; j++) {                                                              \
+            float d = (xn + cn[j]) + ip[j];                                                  \
+            keep_nearest(bd, bi, ma, d < 0.0f ? 0.0f : d, j0 + (int32_t)j);                  \
+        }                                                                                    \
+    }
+
+/* 16-byte vectors suit every target; x86-64 with AVX2 gets 32-byte ones
+ * (wider vectors compiled for a narrower target are slower than scalar). */
+DEFINE_ROW_SCAN(row_scan_4, 4, )
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HAVE_SCAN_AVX2 1
+DEFINE_ROW_SCAN(row_scan_avx2, 8, __attribute__((target("avx2"))))
+#endif
+
+typedef void (*row_scan_fn)(const float *ip, const float *cn, float xn, size_t cols, int32_t j0,
+                            float *bd, int32_t *bi, int ma);
+
+static row_scan_fn pick_row_scan(void)
 {
-    memset(acc, 0, 4 * PANEL * sizeof(float));
-    for (size_t d = 0; d < dim; d++) {
-        const float *c = panel + d * PANEL;
-        const float a0 = x[0][d], a1 = x[1][d], a2 = x[2][d], a3 = x[3][d];
-        for (int j = 0; j < PANEL; j++) {
-            acc[0][j] += a0 * c[j];
-            acc[1][j] += a1 * c[j];
-            acc[2][j] += a2 * c[j];
-            acc[3][j] += a3 * c[j];
+#ifdef HAVE_SCAN_AVX2
+    if (__builtin_cpu_supports("avx2"))
+        return row_scan_avx2;
+#endif
+    return row_scan_4;
+}
+
+/* The work is cut into units: a row block against a part (a range of
+ * column blocks).  Each unit keeps, per row, its own list of the ma
+ * nearest in bd/bi; the parts' lists are merged at the end.  A row's
+ * distances do not depend on how the units fall, only on the tiles. */
+typedef struct quant_job {
+    const sf_asmk_codebook *cb;
+    const float *desc;
+    const float *xnorm; /* |x|^2, n */
+    size_t n;
+    int ma;
+    size_t rb_rows, n_rb; /* rows per row block, row blocks */
+    size_t n_cb, parts;   /* column blocks, parts they are split into */
+    float *bd;            /* (n x parts) lists of ma distances */
+    int32_t *bi;          /* and their centroids */
+    int n_threads;
+    row_scan_fn scan;
+} quant_job;
+
+typedef struct quant_worker {
+    const quant_job *job;
+    int index;
+    float *buf; /* sgemm output: one tile */
+    float *pad; /* Q_MIN_ROWS x dim: a short row block, zero-padded or transposed */
+    dnnl_status_t status;
+    pthread_t thread;
+} quant_worker;
+
+static dnnl_status_t quant_unit(const quant_job *job, size_t u, quant_worker *w)
+{
+    const sf_asmk_codebook *cb = job->cb;
+    const size_t dim = cb->dim, ma = (size_t)job->ma;
+    const size_t rb = u / job->parts, part = u % job->parts;
+    const size_t r0 = rb * job->rb_rows;
+    const size_t rows = job->n - r0 < job->rb_rows ? job->n - r0 : job->rb_rows;
+    const float *x = job->desc + r0 * dim;
+    size_t m = rows;
+    const int tiny = rows < Q_MIN_ROWS && cb->tiny_ok;
+#ifdef HAVE_TINY_DOTS
+    if (tiny)
+        for (size_t r = 0; r < rows; r += 8)
+            transpose8(x + r * dim, rows - r < 8 ? rows - r : 8, dim, w->pad + r * dim);
+#endif
+    if (rows < Q_MIN_ROWS && !tiny) {
+        memcpy(w->pad, x, rows * dim * sizeof(float));
+        memset(w->pad + rows * dim, 0, (Q_MIN_ROWS - rows) * dim * sizeof(float));
+        x = w->pad;
+        m = Q_MIN_ROWS;
+    }
+    for (size_t r = 0; r < rows; r++) {
+        size_t at = ((r0 + r) * job->parts + part) * ma;
+        for (size_t i = 0; i < ma; i++) {
+            job->bd[at + i] = INFINITY;
+            job->bi[at + i] = -1;
         }
     }
+    const size_t b0 = part * job->n_cb / job->parts, b1 = (part + 1) * job->n_cb / job->parts;
+    for (size_t b = b0; b < b1; b++) {
+        const size_t c0 = b * Q_COL_BLOCK;
+        const size_t cols = (b + 1 == job->n_cb ? cb->k : c0 + Q_COL_BLOCK) - c0;
+        /* buf = -2 x c^T: exact doubling, so (|x|^2 + |c|^2) + buf rounds
+         * like (|x|^2 + |c|^2) - 2 x.c */
+        if (tiny) {
+#ifdef HAVE_TINY_DOTS
+            for (size_t r = 0; r < rows; r += 8)
+                tiny_dots(w->pad + r * dim, rows - r < 8 ? rows - r : 8,
+                          cb->centroids + c0 * dim, cols, dim, w->buf + r * cols, cols);
+#endif
+        } else {
+            dnnl_status_t s = dnnl_sgemm('N', 'T', (dnnl_dim_t)m, (dnnl_dim_t)cols,
+                                         (dnnl_dim_t)dim, -2.0f, x, (dnnl_dim_t)dim,
+                                         cb->centroids + c0 * dim, (dnnl_dim_t)dim, 0.0f,
+                                         w->buf, (dnnl_dim_t)cols);
+            if (s != dnnl_success)
+                return s;
+        }
+        for (size_t r = 0; r < rows; r++) {
+            size_t at = ((r0 + r) * job->parts + part) * ma;
+            job->scan(w->buf + r * cols, cb->norms + c0, job->xnorm[r0 + r], cols,
+                      (int32_t)c0, job->bd + at, job->bi + at, job->ma);
+        }
+    }
+    return dnnl_success;
+}
+
+static void *quant_thread(void *arg)
+{
+    quant_worker *w = arg;
+    const quant_job *job = w->job;
+    int prev = omp_single_begin();
+    w->status = dnnl_success;
+    const size_t units = job->n_rb * job->parts;
+    for (size_t u = (size_t)w->index; u < units && w->status == dnnl_success;
+         u += (size_t)job->n_threads)
+        w->status = quant_unit(job, u, w);
+    omp_single_end(prev);
+    return NULL;
+}
+
+/* Merge a row's per-part lists, each ascending by (distance, index), into
+ * its ma nearest: the same as one list kept over all columns in order. */
+static void merge_parts(const float *bd, const int32_t *bi, size_t parts, int ma, size_t *head,
+                        int32_t *words)
+{
+    for (size_t p = 0; p < parts; p++)
+        head[p] = 0;
+    for (int m = 0; m < ma; m++) {
+        size_t best = parts;
+        for (size_t p = 0; p < parts; p++) {
+            size_t h = p * (size_t)ma + head[p];
+            if (head[p] == (size_t)ma || bi[h] < 0)
+                continue;
+            if (best == parts) {
+                best = p;
+                continue;
+            }
+            size_t hb = best * (size_t)ma + head[best];
+            if (bd[h] < bd[hb] || (bd[h] == bd[hb] && bi[h] < bi[hb]))
+                best = p;
+        }
+        if (best == parts) {
+            words[m] = -1;
+            continue;
+        }
+        words[m] = bi[best * (size_t)ma + head[best]];
+        head[best]++;
+    }
+}
+
+static size_t gcd_size(size_t a, size_t b)
+{
+    while (b) {
+        size_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+static size_t online_cores(void)
+{
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    return c > 0 ? (size_t)(c < 1024 ? c : 1024) : 1;
 }
 
 sf_status sf_asmk_codebook_quantize(const sf_asmk_codebook *cb, const float *desc, size_t n,
@@ -167,59 +515,111 @@ sf_status sf_asmk_codebook_quantize(const sf_asmk_codebook *cb, const float *des
                             "quantize: %d nearest words asked of a %zu-word codebook", ma, cb->k);
     if (n == 0)
         return SF_OK;
-    const size_t dim = cb->dim;
-    float *best = malloc((size_t)ROW_BLOCK * (size_t)ma * sizeof(float));
-    if (!best)
-        return sf_error_set(err, SF_ERR_NOMEM, "quantize: out of memory");
-    const size_t n_panels = (cb->k + PANEL - 1) / PANEL;
-    float acc[4][PANEL];
-    float xnorm[ROW_BLOCK];
-    sf_status st = SF_OK;
+    const size_t dim = cb->dim, k = cb->k;
 
-    for (size_t r0 = 0; r0 < n && st == SF_OK; r0 += ROW_BLOCK) {
-        size_t rows = n - r0 < ROW_BLOCK ? n - r0 : ROW_BLOCK;
-        for (size_t r = 0; r < rows; r++) {
-            const float *x = desc + (r0 + r) * dim;
+    quant_job job;
+    memset(&job, 0, sizeof job);
+    job.cb = cb;
+    job.desc = desc;
+    job.n = n;
+    job.ma = ma;
+    job.scan = pick_row_scan();
+    /* Threads: as many as the work is worth, up to one per core. */
+    double work = (double)(n < Q_MIN_ROWS ? Q_MIN_ROWS : n) * (double)k * (double)dim;
+    size_t want = online_cores();
+    if ((double)want > work / Q_THREAD_WORK)
+        want = work / Q_THREAD_WORK >= 1.0 ? (size_t)(work / Q_THREAD_WORK) : 1;
+    /* Row blocks of equal size, as tall as allowed: sgemm is fastest on
+     * tall blocks.  To give every thread the same share, the columns are
+     * split into parts so that the units are a multiple of the threads
+     * (splitting columns costs only a merge; thinner row blocks would
+     * slow the sgemm). */
+    job.n_rb = (n + Q_ROW_BLOCK - 1) / Q_ROW_BLOCK;
+    job.rb_rows = (n + job.n_rb - 1) / job.n_rb;
+    job.n_rb = (n + job.rb_rows - 1) / job.rb_rows; /* none left empty */
+    job.n_cb = (k + Q_COL_BLOCK - Q_MIN_COLS) / Q_COL_BLOCK;
+    if (job.n_cb == 0)
+        job.n_cb = 1;
+    job.parts = want / gcd_size(job.n_rb, want);
+    if (job.parts > job.n_cb)
+        job.parts = job.n_cb;
+    size_t units = job.n_rb * job.parts;
+    int nt = (int)(want < units ? want : units);
+    job.n_threads = nt;
+    const size_t last_cols = k - (job.n_cb - 1) * Q_COL_BLOCK;
+    const size_t max_cols = job.n_cb > 1 && last_cols < Q_COL_BLOCK ? Q_COL_BLOCK : last_cols;
+    const size_t max_rows = job.rb_rows < Q_MIN_ROWS ? Q_MIN_ROWS : job.rb_rows;
+    const int need_pad = n - (job.n_rb - 1) * job.rb_rows < Q_MIN_ROWS;
+
+    size_t lists = mul_size(mul_size(n, job.parts), (size_t)ma);
+    size_t buf_floats = mul_size(max_rows, max_cols);
+    if (!lists || !buf_floats || !mul_size(n, dim) || lists > SIZE_MAX / sizeof(float))
+        return sf_error_set(err, SF_ERR_TOO_LARGE, "quantize: %zu descriptors x %d words", n,
+                            ma);
+    float *xnorm = malloc(n * sizeof *xnorm);
+    job.bd = malloc(lists * sizeof *job.bd);
+    /* One part: the lists are the answer. */
+    int32_t *bi_own = job.parts > 1 ? malloc(lists * sizeof *bi_own) : NULL;
+    job.bi = job.parts > 1 ? bi_own : words;
+    size_t *head = job.parts > 1 ? malloc(job.parts * sizeof *head) : NULL;
+    quant_worker *w = calloc((size_t)nt, sizeof *w);
+    sf_status st = SF_OK;
+    if (!xnorm || !job.bd || !job.bi || (job.parts > 1 && !head) || !w)
+        st = sf_error_set(err, SF_ERR_NOMEM, "quantize: out of memory");
+    for (int t = 0; st == SF_OK && t < nt; t++) {
+        w[t].job = &job;
+        w[t].index = t;
+        w[t].buf = malloc(buf_floats * sizeof(float));
+        w[t].pad = need_pad ? malloc(Q_MIN_ROWS * dim * sizeof(float)) : NULL;
+        if (!w[t].buf || (need_pad && !w[t].pad))
+            st = sf_error_set(err, SF_ERR_NOMEM, "quantize: out of memory for %zu x %zu",
+                              max_rows, max_cols);
+    }
+    if (st == SF_OK) {
+        for (size_t r = 0; r < n; r++) {
+            const float *x = desc + r * dim;
             float s = 0.0f;
             for (size_t d = 0; d < dim; d++)
                 s += x[d] * x[d];
             xnorm[r] = s;
-            for (int m = 0; m < ma; m++) {
-                best[r * (size_t)ma + (size_t)m] = INFINITY;
-                words[(r0 + r) * (size_t)ma + (size_t)m] = -1;
-            }
         }
-        for (size_t p = 0; p < n_panels; p++) {
-            const float *panel = cb->panels + p * PANEL * dim;
-            size_t j0 = p * PANEL;
-            size_t cols = cb->k - j0 < PANEL ? cb->k - j0 : PANEL;
-            for (size_t r = 0; r < rows; r += 4) {
-                size_t nr = rows - r < 4 ? rows - r : 4;
-                const float *x[4];
-                /* Short tails repeat the last row; its extra results are dropped. */
-                for (size_t i = 0; i < 4; i++)
-                    x[i] = desc + (r0 + r + (i < nr ? i : nr - 1)) * dim;
-                panel_dots(x, panel, dim, acc);
-                for (size_t i = 0; i < nr; i++) {
-                    float *bd = best + (r + i) * (size_t)ma;
-                    int32_t *bi = words + (r0 + r + i) * (size_t)ma;
-                    for (size_t j = 0; j < cols; j++) {
-                        float dd = xnorm[r + i] + cb->norms[j0 + j] - 2.0f * acc[i][j];
-                        if (dd < 0.0f)
-                            dd = 0.0f;
-                        keep_nearest(bd, bi, ma, dd, (int32_t)(j0 + j));
-                    }
-                }
-            }
-        }
-        for (size_t r = 0; r < rows; r++)
-            if (words[(r0 + r) * (size_t)ma + (size_t)ma - 1] < 0) {
+        job.xnorm = xnorm;
+        int started = 1;
+        for (; started < nt; started++)
+            if (pthread_create(&w[started].thread, NULL, quant_thread, &w[started]) != 0)
+                break;
+        /* The calling thread takes the first share, and those of any
+         * thread that could not be started. */
+        quant_thread(&w[0]);
+        for (int t = started; t < nt; t++)
+            quant_thread(&w[t]);
+        for (int t = 1; t < started; t++)
+            pthread_join(w[t].thread, NULL);
+        for (int t = 0; t < nt && st == SF_OK; t++)
+            if (w[t].status != dnnl_success)
+                st = sf_error_set(err, SF_ERR_BACKEND,
+                                  "quantize: oneDNN sgemm failed (status %d)", (int)w[t].status);
+    }
+    if (st == SF_OK && job.parts > 1)
+        for (size_t r = 0; r < n; r++)
+            merge_parts(job.bd + r * job.parts * (size_t)ma, job.bi + r * job.parts * (size_t)ma,
+                        job.parts, ma, head, words + r * (size_t)ma);
+    if (st == SF_OK)
+        for (size_t r = 0; r < n; r++)
+            if (words[r * (size_t)ma + (size_t)ma - 1] < 0) {
                 st = sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
-                                  "quantize: descriptor %zu has non-finite distances", r0 + r);
+                                  "quantize: descriptor %zu has non-finite distances", r);
                 break;
             }
+    for (int t = 0; w && t < nt; t++) {
+        free(w[t].buf);
+        free(w[t].pad);
     }
-    free(best);
+    free(w);
+    free(head);
+    free(bi_own);
+    free(job.bd);
+    free(xnorm);
     return st;
 }
 

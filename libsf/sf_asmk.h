@@ -43,8 +43,10 @@ const float *sf_asmk_codebook_centroids(const sf_asmk_codebook *codebook);
 
 /* The ma nearest centroids (L2) of each of the n descriptors (n x dim),
  * nearest first, into words (n x ma); equal distances go to the lower
- * centroid index.  Distances are |x|^2 + |c|^2 - 2 x.c in float32, as a
- * blocked matrix product.  1 <= ma <= k. */
+ * centroid index.  Distances are |x|^2 + |c|^2 - 2 x.c in float32, as
+ * blocked matrix products (oneDNN sgemm) on up to one thread per online
+ * core; a descriptor gets the same words whatever the batch size and the
+ * thread count.  1 <= ma <= k. */
 sf_status sf_asmk_codebook_quantize(const sf_asmk_codebook *codebook, const float *desc,
                                     size_t n, int ma, int32_t *words, sf_error *err);
 

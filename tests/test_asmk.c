@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -339,6 +340,202 @@ static void check_blocks(void)
     free(x);
 }
 
+/* The sgemm path at a realistic scale: k = 5003 (several column blocks,
+ * a short last one, not a multiple of 8), n = 300 (split across threads by columns on a
+ * multi-core machine), ma = 5, against a double-precision brute force.
+ * Centroids copied to other indices, across block boundaries, give
+ * exactly equal distances, which must come lowest index first; a third of
+ * the descriptors lie next to (or on) such a centroid so that its copies
+ * are among their nearest. */
+enum { RK = 5003, RD = 100, RN = 300, RMA = 5 };
+
+static const int dup_pairs[][2] = { { 7, 2055 },    { 1023, 1024 }, { 2047, 2048 },
+                                    { 100, 4999 },  { 500, 3000 },  { 500, 4500 },
+                                    { 42, 43 },     { 4095, 4096 }, { 1500, 4990 } };
+#define N_DUPS (sizeof dup_pairs / sizeof *dup_pairs)
+
+struct rnd_case {
+    float *c, *x;
+    int32_t *words;
+    const sf_asmk_codebook *cb;
+    sf_status st;
+};
+
+static void *quantize_in_thread(void *arg)
+{
+    struct rnd_case *rc = arg;
+    sf_error err;
+    rc->st = sf_asmk_codebook_quantize(rc->cb, rc->x, RN, RMA, rc->words, &err);
+    return NULL;
+}
+
+/* The RMA + 1 nearest of row x in double precision, ties to the lower index. */
+static void brute_force(const float *c, const float *x, int32_t *best, double *bd)
+{
+    for (int m = 0; m <= RMA; m++) {
+        best[m] = -1;
+        bd[m] = INFINITY;
+    }
+    for (int j = 0; j < RK; j++) {
+        double d = 0;
+        for (int t = 0; t < RD; t++) {
+            double e = (double)x[t] - c[(size_t)j * RD + t];
+            d += e * e;
+        }
+        for (int m = 0; m <= RMA; m++)
+            if (d < bd[m]) {
+                for (int u = RMA; u > m; u--) {
+                    bd[u] = bd[u - 1];
+                    best[u] = best[u - 1];
+                }
+                bd[m] = d;
+                best[m] = j;
+                break;
+            }
+    }
+}
+
+static void check_random(void)
+{
+    float *c = malloc((size_t)RK * RD * sizeof *c), *x = malloc((size_t)RN * RD * sizeof *x);
+    uint64_t seed = 0x5eed;
+    for (size_t i = 0; i < (size_t)RK * RD + (size_t)RN * RD; i++) {
+        seed = seed * 6364136223846793005u + 1442695040888963407u;
+        float v = (float)(seed >> 40) / 16777216.0f - 0.5f;
+        if (i < (size_t)RK * RD)
+            c[i] = v;
+        else
+            x[i - (size_t)RK * RD] = v;
+    }
+    for (size_t p = 0; p < N_DUPS; p++)
+        memcpy(c + (size_t)dup_pairs[p][1] * RD, c + (size_t)dup_pairs[p][0] * RD,
+               RD * sizeof *c);
+    /* Rows 0..99 near a duplicated centroid, every tenth exactly on it
+     * (distance 0 up to rounding, clamped). */
+    for (int i = 0; i < 100; i++) {
+        const float *a = c + (size_t)dup_pairs[(size_t)i % N_DUPS][i % 2] * RD;
+        for (int t = 0; t < RD; t++)
+            x[(size_t)i * RD + t] = i % 10 == 0 ? a[t] : a[t] + 0.01f * x[(size_t)i * RD + t];
+    }
+
+    sf_asmk_codebook *cb;
+    sf_error err;
+    sf_error_clear(&err);
+    CHECK(sf_asmk_codebook_create(c, RK, RD, &cb, &err) == SF_OK, "%s", err.message);
+    int32_t *words = malloc((size_t)RN * RMA * sizeof *words);
+    CHECK(sf_asmk_codebook_quantize(cb, x, RN, RMA, words, &err) == SF_OK, "%s", err.message);
+
+    /* Rows whose reference distances hold a near tie (two different
+     * values closer than float32 can tell) may order those two either
+     * way: there the words must be near-equal in distance instead. */
+    int exact_bad = 0, near_ties = 0, near_bad = 0, dup_rows = 0;
+    for (int i = 0; i < RN; i++) {
+        int32_t best[RMA + 1];
+        double bd[RMA + 1];
+        brute_force(c, x + (size_t)i * RD, best, bd);
+        int near = 0;
+        for (int m = 0; m < RMA; m++) {
+            double gap = bd[m + 1] - bd[m];
+            near |= gap != 0 && gap <= 1e-5 * (bd[m + 1] + 1e-3);
+            dup_rows += gap == 0 && m == 0;
+        }
+        const int32_t *w = words + (size_t)i * RMA;
+        if (!near) {
+            for (int m = 0; m < RMA; m++)
+                exact_bad += w[m] != best[m];
+            continue;
+        }
+        near_ties++;
+        for (int m = 0; m < RMA; m++) {
+            double d = 0;
+            for (int t = 0; t < RD && w[m] >= 0; t++) {
+                double e = (double)x[(size_t)i * RD + t] - c[(size_t)w[m] * RD + t];
+                d += e * e;
+            }
+            near_bad += w[m] < 0 || fabs(d - bd[m]) > 1e-5 * (bd[m] + 1e-3);
+        }
+    }
+    CHECK(exact_bad == 0, "random k=%d: %d of %d words differ from the double reference",
+          RK, exact_bad, RN * RMA);
+    CHECK(near_bad == 0, "random k=%d: %d words of near-tie rows are off", RK, near_bad);
+    CHECK(dup_rows >= 90, "only %d rows have tied nearest words", dup_rows);
+    printf("random k=%d n=%d ma=%d: %d words differ, %d rows with exact ties, %d with near "
+           "ties\n", RK, RN, RMA, exact_bad, dup_rows, near_ties);
+
+    /* A descriptor gets the same words alone, in small batches (tiny_dots
+     * or padded tiles) and in the whole batch. */
+    int32_t w1[17 * RMA];
+    int alone_bad = 0;
+    for (int i = 0; i < 40; i++) {
+        CHECK(sf_asmk_codebook_quantize(cb, x + (size_t)i * RD, 1, RMA, w1, &err) == SF_OK, "%s",
+              err.message);
+        for (int m = 0; m < RMA; m++)
+            alone_bad += w1[m] != words[(size_t)i * RMA + m];
+    }
+    static const int batch[] = { 2, 9, 15, 17 };
+    for (size_t b = 0; b < sizeof batch / sizeof *batch; b++) {
+        int n = batch[b];
+        CHECK(sf_asmk_codebook_quantize(cb, x + 40 * RD, (size_t)n, RMA, w1, &err) == SF_OK,
+              "%s", err.message);
+        for (int m = 0; m < n * RMA; m++)
+            alone_bad += w1[m] != words[40 * RMA + m];
+    }
+    CHECK(alone_bad == 0, "%d words differ between batch and small calls", alone_bad);
+
+    /* ma 1 is the first of ma 5. */
+    int32_t *first = malloc(RN * sizeof *first);
+    CHECK(sf_asmk_codebook_quantize(cb, x, RN, 1, first, &err) == SF_OK, "%s", err.message);
+    int ma1_bad = 0;
+    for (int i = 0; i < RN; i++)
+        ma1_bad += first[i] != words[(size_t)i * RMA];
+    CHECK(ma1_bad == 0, "ma 1: %d words differ from the first of ma 5", ma1_bad);
+
+    /* Two codebooks quantised at once from two threads, each its own. */
+    float *c2 = malloc((size_t)RK * RD * sizeof *c2);
+    for (size_t i = 0; i < (size_t)RK * RD; i++)
+        c2[i] = -c[(size_t)RK * RD - 1 - i];
+    sf_asmk_codebook *cb2;
+    CHECK(sf_asmk_codebook_create(c2, RK, RD, &cb2, &err) == SF_OK, "%s", err.message);
+    struct rnd_case rc[2] = { { c, x, malloc((size_t)RN * RMA * sizeof(int32_t)), cb, SF_OK },
+                              { c2, x, malloc((size_t)RN * RMA * sizeof(int32_t)), cb2, SF_OK } };
+    int32_t *want2 = malloc((size_t)RN * RMA * sizeof *want2);
+    CHECK(sf_asmk_codebook_quantize(cb2, x, RN, RMA, want2, &err) == SF_OK, "%s", err.message);
+    pthread_t th[2];
+    int started[2];
+    for (int t = 0; t < 2; t++)
+        started[t] = pthread_create(&th[t], NULL, quantize_in_thread, &rc[t]) == 0;
+    for (int t = 0; t < 2; t++) {
+        if (started[t])
+            pthread_join(th[t], NULL);
+        else
+            quantize_in_thread(&rc[t]);
+    }
+    CHECK(rc[0].st == SF_OK && rc[1].st == SF_OK, "threaded quantize failed");
+    CHECK(memcmp(rc[0].words, words, (size_t)RN * RMA * sizeof *words) == 0 &&
+              memcmp(rc[1].words, want2, (size_t)RN * RMA * sizeof *want2) == 0,
+          "concurrent quantisation differs");
+
+    /* A finite descriptor whose squared norm overflows has no finite
+     * distance. */
+    float huge[RD] = { 0 };
+    huge[3] = 1e30f;
+    CHECK(sf_asmk_codebook_quantize(cb, huge, 1, 1, w1, &err) == SF_ERR_INVALID_ARGUMENT,
+          "overflowing descriptor accepted");
+    CHECK(sf_asmk_codebook_quantize(cb, x, 0, RMA, w1, &err) == SF_OK, "n = 0: %s",
+          err.message);
+
+    free(rc[0].words);
+    free(rc[1].words);
+    free(want2);
+    sf_asmk_codebook_free(cb2);
+    free(c2);
+    free(first);
+    free(words);
+    sf_asmk_codebook_free(cb);
+    free(c);
+    free(x);
+}
+
 /* Layout, ties and errors on hand-made data. */
 static void check_small(void)
 {
@@ -466,6 +663,7 @@ int main(void)
 {
     check_small();
     check_blocks();
+    check_random();
     if (tu_failures) /* do not let a missing fixture turn this into a skip */
         return tu_finish("test_asmk");
     check_golden();
