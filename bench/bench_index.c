@@ -499,13 +499,21 @@ static int quantize(int argc, char **argv)
             printf("\n");
         }
     }
-    double t0 = now();
-    sf_asmk_agg a;
-    if (sf_asmk_quantize_aggregate(cb, x, n, 5, 1, &a, &err) != SF_OK)
-        return die("quantize", &err);
+    /* What a query costs before its search: best of three. */
+    double best = INFINITY;
+    size_t n_vectors = 0;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now();
+        sf_asmk_agg a;
+        if (sf_asmk_quantize_aggregate(cb, x, n, 5, 1, &a, &err) != SF_OK)
+            return die("quantize", &err);
+        double t = now() - t0;
+        best = t < best ? t : best;
+        n_vectors = a.n;
+        sf_asmk_agg_release(&a);
+    }
     printf("quantize: 1000 descriptors, 5 nearest of %zu words, aggregated to %zu vectors: "
-           "%.1f ms\n", k, a.n, 1000 * (now() - t0));
-    sf_asmk_agg_release(&a);
+           "%.1f ms\n", k, n_vectors, 1000 * best);
     sf_asmk_codebook_free(cb);
     free(panels);
     free(norms);

@@ -4,7 +4,9 @@
 # synthetic data of realistic shape (see bench/bench_index.c): 65536
 # words, 128-d binary vectors, 800 aggregated vectors per database image,
 # 3000 per query (1000 descriptors, ma 5).  The query time at 3000 images
-# is compared with the Python reference's 66 ms there.
+# is compared with the Python reference's 66 ms there.  A query's time is
+# its search (ms_1thread, ms_default) plus quantising its 1000 descriptors
+# against the 65536 words (measured once, first): ms_total.
 #
 # Usage: bench/index.sh [SIZES]   (default "3000 10000 100000 1000000")
 #   BENCH_INDEX: the bench_index program (default: beside this script,
@@ -25,8 +27,9 @@ trap 'rm -rf "$dir"' EXIT INT TERM
 ref_ms=66
 
 echo "sf index benchmark, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
-"$prog" quantize
-printf '%9s %9s %9s %9s %11s %11s\n' images bytes/img build_s compact_s ms_1thread ms_default
+"$prog" quantize | tee "$dir/quantize.log"
+quant=$(sed -n 's/^quantize: 1000 descriptors, 5 nearest.*: \([0-9.]*\) ms$/\1/p' "$dir/quantize.log")
+printf '%9s %9s %9s %9s %11s %11s %9s\n' images bytes/img build_s compact_s ms_1thread ms_default ms_total
 last_n=; last_ms=
 for n in $sizes; do
     need_kb=$((n * 16 * 2 + 100000))                 # index + compacted copy
@@ -42,12 +45,17 @@ for n in $sizes; do
     build=$(sed -n 's/^build: add+commit \([0-9.]*\) s.*/\1/p' "$log")
     compact=$(sed -n 's/^build: compact \([0-9.]*\) s.*/\1/p' "$log")
     cat "$dir/index.six" > /dev/null     # warm page cache: compaction just rewrote it
+    # and a few queries, so that the lists (and the kernel's idea of which
+    # pages are hot: proactive reclaim such as DAMON evicts idle ones) are
+    # in memory before anything is timed.
+    "$prog" query "$dir/index.six" --queries 10 > /dev/null
     q=$((n >= 100000 ? 20 : 100))
     one=$("$prog" query "$dir/index.six" --threads 1 --queries $q | sed -n 's/.*median \([0-9.]*\) ms.*/\1/p')
     def=$("$prog" query "$dir/index.six" --queries $q | sed -n 's/.*median \([0-9.]*\) ms.*/\1/p')
-    printf '%9s %9s %9s %9s %11s %11s\n' "$n" "$bytes" "$build" "$compact" "$one" "$def"
+    total=$(awk "BEGIN { printf \"%.1f\", $quant + $def }")
+    printf '%9s %9s %9s %9s %11s %11s %9s\n' "$n" "$bytes" "$build" "$compact" "$one" "$def" "$total"
     if [ "$n" -eq 3000 ]; then
-        echo "  3000 images: $(awk "BEGIN { printf \"%.0f\", $ref_ms / $def }")x faster than the reference's $ref_ms ms"
+        echo "  3000 images: search $(awk "BEGIN { printf \"%.0f\", $ref_ms / $def }")x faster than the reference's $ref_ms ms; with quantisation $(awk "BEGIN { printf \"%.2f\", $ref_ms / $total }")x"
     fi
     last_n=$n; last_ms=$def
     rm -f "$dir/index.six"
