@@ -135,9 +135,19 @@ static void *xmalloc(const sf_cli *cli, size_t size)
     return p;
 }
 
+/* A K x dim float32 array (K may be 0); dim 0: any dim but 0. */
 static int is_f32_matrix(const sf_record *rec, size_t dim)
 {
-    return rec->dtype == SF_DTYPE_F32 && rec->ndim == 2 && (dim == 0 || rec->shape[1] == dim);
+    return rec->dtype == SF_DTYPE_F32 && rec->ndim == 2 && rec->shape[1] > 0 &&
+           (dim == 0 || rec->shape[1] == dim);
+}
+
+static int all_finite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return 0;
+    return 1;
 }
 
 /* ---- Loading a small database stream (pairwise, global) ---- */
@@ -188,8 +198,17 @@ static int load_db(matcher *m)
         int kind = rec->kind & ~SF_KIND_OPTIONAL;
         if (want_local && kind == SF_KIND_LOCAL_DESC && !bad) {
             if (!is_f32_matrix(rec, m->dim) || cur.desc) {
-                sf_cli_error(cli, "%s: %s: local_desc is not one K x %zu float32 array", name,
-                             rec->key, m->dim);
+                if (m->dim)
+                    sf_cli_error(cli, "%s: %s: local_desc is not one K x %zu float32 array",
+                                 name, rec->key, m->dim);
+                else
+                    sf_cli_error(cli, "%s: %s: local_desc is not one K x D float32 array "
+                                 "(D > 0)", name, rec->key);
+                bad = 1;
+            } else if (!all_finite(rec->data, (size_t)(rec->data_size / sizeof(float)))) {
+                /* sf_match_find would refuse it with every query. */
+                sf_cli_error(cli, "%s: %s: local_desc holds NaN or infinite values", name,
+                             rec->key);
                 bad = 1;
             } else {
                 m->dim = (size_t)rec->shape[1];
@@ -203,10 +222,14 @@ static int load_db(matcher *m)
             memcpy(cur.tmpl, rec->data, (size_t)rec->data_size);
             tmpl_n = (size_t)rec->shape[0];
         } else if (!want_local && kind == SF_KIND_GLOBAL && !bad) {
-            if (rec->dtype != SF_DTYPE_F32 || rec->ndim != 1 ||
+            if (rec->dtype != SF_DTYPE_F32 || rec->ndim != 1 || rec->shape[0] == 0 ||
                 (m->gdim && rec->shape[0] != m->gdim) || cur.global) {
-                sf_cli_error(cli, "%s: %s: global is not one float32 vector of %zu", name,
-                             rec->key, m->gdim);
+                if (m->gdim)
+                    sf_cli_error(cli, "%s: %s: global is not one float32 vector of %zu",
+                                 name, rec->key, m->gdim);
+                else
+                    sf_cli_error(cli, "%s: %s: global is not one float32 vector of D > 0",
+                                 name, rec->key);
                 bad = 1;
             } else {
                 m->gdim = (size_t)rec->shape[0];
@@ -225,10 +248,22 @@ static int load_db(matcher *m)
             bad = 1;
         }
         if (!bad && cur.tmpl && tmpl_n != cur.n) {
-            sf_cli_warn(cli, "%s: %s: local_index does not match local_desc; ignored", name,
-                        rec->key);
-            free(cur.tmpl);
-            cur.tmpl = NULL;
+            if (m->match.same_index) {
+                sf_cli_error(cli, "%s: %s: local_index has %zu entries for %zu local_desc "
+                             "rows (--same-template needs one each)", name, rec->key, tmpl_n,
+                             cur.n);
+                bad = 1;
+            } else {
+                sf_cli_warn(cli, "%s: %s: local_index does not match local_desc; ignored",
+                            name, rec->key);
+                free(cur.tmpl);
+                cur.tmpl = NULL;
+            }
+        } else if (!bad && want_local && m->match.same_index && !cur.tmpl && cur.n > 0) {
+            /* Left out here rather than failing every query. */
+            sf_cli_error(cli, "%s: %s: --same-template needs a local_index record", name,
+                         rec->key);
+            bad = 1;
         }
         if (bad) {
             free(cur.desc);
@@ -300,6 +335,10 @@ static int open_indexes(matcher *m)
     }
     sf_index_codebook_id id = { sf_codebook_size(m->codebook), sf_codebook_dim(m->codebook),
                                 sf_codebook_checksum(m->codebook) };
+    /* Said once here rather than by every query. */
+    if ((uint64_t)m->ma > id.k)
+        sf_cli_usage_error(cli, "--ma %d: %s has %llu words", m->ma, cb_path,
+                           (unsigned long long)id.k);
     for (size_t i = 0; i < m->n_indexes; i++)
         if (sf_index_check_codebook(m->indexes[i], &id, &err) != SF_OK) {
             sf_cli_error(cli, "%s", err.message);
@@ -343,7 +382,8 @@ static int query_record(void *ctx, const sf_record *rec, sf_cli_batch *out)
             m->qdesc = xmalloc(m->cli, n * dim * sizeof *m->qdesc);
             m->qcap = n * dim;
         }
-        memcpy(m->qdesc, rec->data, (size_t)rec->data_size);
+        if (rec->data_size) /* qdesc is still NULL before the first non-empty query */
+            memcpy(m->qdesc, rec->data, (size_t)rec->data_size);
         m->qn = n;
         m->have_desc = 1;
     } else if (kind == SF_KIND_LOCAL_INDEX && m->mode == MODE_PAIRWISE && !m->have_tmpl &&
@@ -354,13 +394,15 @@ static int query_record(void *ctx, const sf_record *rec, sf_cli_batch *out)
         m->qtmpl_n = (size_t)rec->shape[0];
         m->have_tmpl = 1;
     } else if (kind == SF_KIND_GLOBAL && m->mode == MODE_GLOBAL) {
+        /* An empty database has no dimension to check against: no hits. */
         if (m->have_global || rec->dtype != SF_DTYPE_F32 || rec->ndim != 1 ||
-            rec->shape[0] != m->gdim) {
+            (m->n_db > 0 && rec->shape[0] != m->gdim)) {
             sf_cli_error(m->cli, "%s: global is not one float32 vector of %zu (as the "
                          "database's)", rec->key, m->gdim);
             return 1;
         }
-        memcpy(m->qglobal, rec->data, (size_t)rec->data_size);
+        if (m->n_db > 0)
+            memcpy(m->qglobal, rec->data, (size_t)rec->data_size);
         m->have_global = 1;
     }
     return 0;
@@ -460,8 +502,17 @@ static int by_count(const void *a, const void *b)
 static int match_pairwise(matcher *m, const char *key, sf_cli_batch *out)
 {
     if (m->have_tmpl && m->qtmpl_n != m->qn) {
+        if (m->match.same_index) {
+            sf_cli_error(m->cli, "%s: local_index has %zu entries for %zu local_desc rows "
+                         "(--same-template needs one each)", key, m->qtmpl_n, m->qn);
+            return 1;
+        }
         sf_cli_warn(m->cli, "%s: local_index does not match local_desc; ignored", key);
         m->have_tmpl = 0;
+    }
+    if (m->match.same_index && !m->have_tmpl && m->qn > 0 && m->n_db > 0) {
+        sf_cli_error(m->cli, "%s: --same-template needs a local_index record", key);
+        return 1;
     }
     pair_result *res = xmalloc(m->cli, m->n_db * sizeof *res);
     size_t n_res = 0;
@@ -480,9 +531,17 @@ static int match_pairwise(matcher *m, const char *key, sf_cli_batch *out)
             return 1;
         }
         pair_result r = { i, { 0 } };
-        if (sf_match_find(m->qdesc, m->qn, d->desc, d->n, m->dim, &o, &r.list, &err) != SF_OK) {
+        sf_status st = sf_match_find(m->qdesc, m->qn, d->desc, d->n, m->dim, &o, &r.list, &err);
+        if (st != SF_OK) {
+            /* The database was checked when read: the query is at fault
+             * (NaN in its descriptors, too many of them). */
             sf_cli_error(m->cli, "%s: %s", key, err.message);
-            exit(SF_EXIT_FATAL);
+            if (st == SF_ERR_NOMEM)
+                exit(SF_EXIT_FATAL);
+            for (size_t j = 0; j < n_res; j++)
+                sf_match_list_release(&res[j].list);
+            free(res);
+            return 1;
         }
         if (r.list.count >= m->min_matches && r.list.count > 0)
             res[n_res++] = r;

@@ -195,7 +195,7 @@ static int read_hits(ranker *r, const char *path)
     }
     sf_record keys = { 0 };
     void *keys_data = NULL;
-    int have_keys = 0, status = 0, lists = 0;
+    int have_keys = 0, status = 0, hit_records = 0;
     for (;;) {
         const sf_record *rec;
         if (sf_stream_read_record(reader, &rec, &err) != SF_OK) {
@@ -206,7 +206,12 @@ static int read_hits(ranker *r, const char *path)
         if (!rec)
             break;
         int kind = rec->kind & ~SF_KIND_OPTIONAL;
+        hit_records += kind == SF_KIND_HIT_KEYS || kind == SF_KIND_HIT_SCORES;
         if (kind == SF_KIND_HIT_KEYS) {
+            if (have_keys) {
+                sf_cli_error(r->cli, "%s: %s: hit_keys without hit_scores", name, rec->key);
+                status = SF_EXIT_FAILURE;
+            }
             free(keys_data);
             keys = *rec;
             keys_data = malloc(rec->data_size ? rec->data_size : 1);
@@ -233,13 +238,16 @@ static int read_hits(ranker *r, const char *path)
                     status = SF_EXIT_FAILURE;
                 }
                 have_keys = 0;
-                lists++;
             }
         }
-        if (rec->flags & SF_RECORD_LAST)
+        if ((rec->flags & SF_RECORD_LAST) && have_keys) {
+            /* A list without its scores (cut by a filter?) is not dropped silently. */
+            sf_cli_error(r->cli, "%s: %s: hit_keys without hit_scores", name, rec->key);
+            status = SF_EXIT_FAILURE;
             have_keys = 0;
+        }
     }
-    if (status != SF_EXIT_FATAL && lists == 0)
+    if (status != SF_EXIT_FATAL && hit_records == 0)
         sf_cli_warn(r->cli, "%s: no hit records in this stream (the output of sf-match)", name);
     free(keys_data);
     sf_stream_reader_free(reader);
@@ -368,15 +376,19 @@ static char **read_lines(const sf_cli *cli, const char *path, size_t *n)
         sf_cli_error(cli, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    char **lines = NULL, *line = NULL;
-    size_t cap = 0, lcap = 0;
+    /* Not NULL for an empty file: NULL means failure. */
+    char **lines = malloc(sizeof *lines), *line = NULL;
+    size_t cap = 1, lcap = 0;
+    if (!lines)
+        out_of_memory(cli);
     ssize_t len;
     *n = 0;
+    errno = 0;
     while ((len = getline(&line, &lcap, fp)) >= 0) {
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             line[--len] = '\0';
         if (*n == cap) {
-            cap = cap ? 2 * cap : 256;
+            cap = cap < 256 ? 256 : 2 * cap;
             char **l = realloc(lines, cap * sizeof *l);
             if (!l)
                 out_of_memory(cli);
@@ -385,11 +397,11 @@ static char **read_lines(const sf_cli *cli, const char *path, size_t *n)
         if (!(lines[(*n)++] = strdup(line)))
             out_of_memory(cli);
     }
-    int failed = ferror(fp);
+    int failed = ferror(fp), why = errno;
     free(line);
     fclose(fp);
     if (failed) {
-        sf_cli_error(cli, "%s: read failed", path);
+        sf_cli_error(cli, "%s: %s", path, why ? strerror(why) : "read failed");
         for (size_t i = 0; i < *n; i++)
             free(lines[i]);
         free(lines);
@@ -572,14 +584,19 @@ static int evaluate_gnd(const sf_cli *cli, const eval_opts *o, const ranker *r)
     const query **of_query = calloc(n_q ? n_q : 1, sizeof *of_query);
     if (!of_query)
         out_of_memory(cli);
+    size_t unknown = 0;
+    const char *first_unknown = NULL;
     for (size_t i = 0; i < r->n && status == SF_EXIT_OK; i++) {
         long q = find_name(&qt, r->queries[i].key);
-        if (q < 0)
-            sf_cli_warn(cli, "%s: not a query of %s; left out", r->queries[i].key,
-                        o->query_list);
-        else
+        if (q >= 0)
             of_query[q] = &r->queries[i];
+        else if (!unknown++)
+            first_unknown = r->queries[i].key;
     }
+    /* One line, as with --groups: the database images searched too are no error. */
+    if (unknown)
+        sf_cli_warn(cli, "%zu queries are not in %s (%s%s); left out", unknown, o->query_list,
+                    first_unknown, unknown > 1 ? ", ..." : "");
     if (status == SF_EXIT_OK) {
         size_t width = 1;
         for (size_t q = 0; q < n_q; q++) {
@@ -639,7 +656,7 @@ int main(int argc, char **argv)
     eval_opts eo = { .recall_ks = { 1, 5, 10 }, .n_recall = 3 };
     enum format format = FORMAT_TSV;
     size_t top_k = 10;
-    int top_given = 0, no_self = 0, c;
+    int top_given = 0, no_self = 0, recall_given = 0, c;
     while ((c = sf_cli_getopt(&cli, argc, argv, "k:f:", longopts)) != -1) {
         switch (c) {
         case 'k':
@@ -661,7 +678,10 @@ int main(int argc, char **argv)
         case OPT_GND: eo.gnd = optarg; break;
         case OPT_DB_LIST: eo.db_list = optarg; break;
         case OPT_QUERY_LIST: eo.query_list = optarg; break;
-        case OPT_RECALL: parse_recall(&cli, &eo, optarg); break;
+        case OPT_RECALL:
+            parse_recall(&cli, &eo, optarg);
+            recall_given = 1;
+            break;
         case OPT_PER_QUERY: eo.per_query = 1; break;
         default: sf_cli_usage_error(&cli, "unexpected option");
         }
@@ -671,8 +691,9 @@ int main(int argc, char **argv)
         sf_cli_usage_error(&cli, "--groups and --gnd: choose one answer key");
     if ((eo.db_list || eo.query_list) && !eo.gnd)
         sf_cli_usage_error(&cli, "--db-list and --query-list go with --gnd");
-    if ((eo.per_query) && !evaluating)
-        sf_cli_usage_error(&cli, "--per-query goes with --groups or --gnd");
+    if ((eo.per_query || recall_given) && !evaluating)
+        sf_cli_usage_error(&cli, "%s goes with --groups or --gnd",
+                           eo.per_query ? "--per-query" : "--recall");
     if (evaluating && !top_given)
         top_k = 0;
     if (format == FORMAT_STREAM && !evaluating)

@@ -24,7 +24,8 @@ static size_t sorted_set(const uint32_t *ids, size_t n, uint32_t *out)
 {
     if (n == 0)
         return 0;
-    memcpy(out, ids, n * sizeof *ids);
+    if (out != ids) /* in place is allowed; memcpy onto itself is not */
+        memcpy(out, ids, n * sizeof *ids);
     qsort(out, n, sizeof *out, cmp_u32);
     size_t m = 1;
     for (size_t i = 1; i < n; i++)
@@ -848,30 +849,58 @@ sf_status sf_gnd_from_groups(const sf_groups *groups, const uint32_t *query_ids,
             return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
                                 "groups: query %zu is file %lu of %zu", r,
                                 (unsigned long)query_ids[r], n);
+    /* Files sorted by group, then by index: each group is the run
+     * [lo, hi) of by_group, its files ascending.  (Comparing every query
+     * with every file took minutes for 100k files.) */
+    struct keyed *by_group = malloc((n ? n : 1) * sizeof *by_group);
+    size_t *lo = malloc((n ? n : 1) * sizeof *lo), *hi = malloc((n ? n : 1) * sizeof *hi);
     sf_gnd *g = calloc(1, sizeof *g);
-    if (!g || !(g->queries = calloc(n_queries ? n_queries : 1, sizeof *g->queries))) {
+    if (!by_group || !lo || !hi || !g ||
+        !(g->queries = calloc(n_queries ? n_queries : 1, sizeof *g->queries))) {
+        free(by_group);
+        free(lo);
+        free(hi);
         free(g);
         return sf_error_set(err, SF_ERR_NOMEM, "groups: out of memory");
     }
+    for (size_t i = 0; i < n; i++) {
+        by_group[i].s = groups->groups[i];
+        by_group[i].i = i;
+    }
+    qsort(by_group, n, sizeof *by_group, cmp_keyed);
+    for (size_t a = 0, b; a < n; a = b) {
+        for (b = a + 1; b < n && strcmp(by_group[b].s, by_group[a].s) == 0; b++)
+            ;
+        for (size_t c = a; c < b; c++) {
+            lo[by_group[c].i] = a;
+            hi[by_group[c].i] = b;
+        }
+    }
+    sf_status st = SF_OK;
     g->n_queries = n_queries;
     for (size_t r = 0; r < n_queries; r++) {
         size_t qf = query_ids ? query_ids[r] : r;
         sf_gnd_query *q = &g->queries[r];
         int single = strncmp(groups->groups[qf], "single_", 7) == 0;
-        size_t m = 0;
-        for (size_t i = 0; i < n && !single; i++)
-            m += i != qf && strcmp(groups->groups[i], groups->groups[qf]) == 0;
+        size_t m = single ? 0 : hi[qf] - lo[qf] - 1;
         q->easy = malloc((m ? m : 1) * sizeof *q->easy);
         q->junk = malloc(sizeof *q->junk);
         if (!q->easy || !q->junk) {
-            sf_gnd_free(g);
-            return sf_error_set(err, SF_ERR_NOMEM, "groups: out of memory");
+            st = sf_error_set(err, SF_ERR_NOMEM, "groups: out of memory");
+            break;
         }
-        for (size_t i = 0; i < n && !single; i++)
-            if (i != qf && strcmp(groups->groups[i], groups->groups[qf]) == 0)
-                q->easy[q->n_easy++] = (uint32_t)i;
+        for (size_t c = lo[qf]; c < hi[qf] && !single; c++)
+            if (by_group[c].i != qf)
+                q->easy[q->n_easy++] = (uint32_t)by_group[c].i;
         q->junk[0] = (uint32_t)qf;
         q->n_junk = 1;
+    }
+    free(by_group);
+    free(lo);
+    free(hi);
+    if (st != SF_OK) {
+        sf_gnd_free(g);
+        return st;
     }
     *out = g;
     return SF_OK;

@@ -78,6 +78,9 @@ sf_status sf_hit_list_append_records(sf_hit_list *list, const sf_record *keys,
     if ((scores->kind & ~SF_KIND_OPTIONAL) != SF_KIND_HIT_SCORES ||
         scores->dtype != SF_DTYPE_F64 || scores->ndim != 1)
         return sf_error_set(err, SF_ERR_FORMAT, "%s: hit_scores is not a f64 vector", q);
+    if (keys->data_size != keys->shape[0] || scores->data_size != scores->shape[0] * 8)
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: hit records' sizes do not match their "
+                            "shapes", q);
     const char *p = keys->data;
     const size_t size = (size_t)keys->data_size, n = (size_t)scores->shape[0];
     if (size > 0 && p[size - 1] != '\0')

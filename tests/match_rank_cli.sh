@@ -86,7 +86,8 @@ sf-match --pairwise a.sfs --min-matches 1000 b.sfs | sf-rank > none.tsv
 check "--min-matches above every count leaves no hits" [ ! -s none.tsv ]
 run tmpl sf-match --pairwise a.sfs --same-template b.sfs
 expect_rc 1 "--same-template without local_index"
-has tmpl.err "needs local_index records" "--same-template without local_index"
+has tmpl.err "^sf-match: a.sfs: img00000: --same-template needs a local_index record$" \
+    "--same-template: a database image without local_index is named"
 
 # ---- global mode: bad input (real descriptors: tests/search_photos.sh) ----
 run g sf-match --global a.sfs a.sfs
@@ -118,6 +119,9 @@ head -5 db.txt > queries.txt
 awk '{ printf "- {easy: [%d], hard: [], junk: []}\n", NR - 1 }' queries.txt > gnd.yaml
 run gnd sf-rank --gnd gnd.yaml --db-list db.txt --query-list queries.txt q.out
 expect_rc 0 "--gnd"
+has gnd.err "^sf-rank: 45 queries are not in queries.txt (img00005, ...); left out$" \
+    "--gnd: results of other images: one line"
+check "--gnd: one warning line" [ "$(lines gnd.err)" = 1 ]
 has gnd.out "^easy	5	1.000000	1.000000	" "self found first: AP 1 (easy)"
 has gnd.out "^hard	0	nan" "no hard positives"
 run gndmiss sf-rank --gnd gnd.yaml --db-list db.txt --query-list queries.txt ha4.sfs
@@ -128,6 +132,12 @@ head -3 queries.txt > q3.txt
 run gnd3 sf-rank --gnd gnd.yaml --db-list db.txt --query-list q3.txt q.out
 expect_rc 2 "query list of another length"
 has gnd3.err "q3.txt names 3 queries, gnd.yaml has 5" "query list length message"
+
+: > empty.txt
+run gndempty sf-rank --gnd gnd.yaml --db-list empty.txt --query-list queries.txt q.out
+expect_rc 2 "--gnd with an empty database list"
+has gndempty.err "^sf-rank: gnd.yaml: query 0 lists image 0; empty.txt has 0$" \
+    "an empty list is read as one of 0 names"
 
 # ---- bad input ----
 run cb8 sf-match -i all.six -C cb8.sfcb a.sfs
@@ -154,6 +164,74 @@ run nofeat sf-rank a.sfs
 has nofeat.err "no hit records in this stream" "features instead of hits"
 run noidx sf-match -i nonexistent.six a.sfs
 expect_rc 3 "missing index"
+# A list cut by a filter: keys without scores, scores without keys.
+sf-cat --kind hit_keys -k img00001 q.out > keysonly.sfs
+run ko sf-rank -k 1 keysonly.sfs q.out
+expect_rc 1 "hit_keys without hit_scores"
+has ko.err "^sf-rank: keysonly.sfs: img00001: hit_keys without hit_scores$" "keys without scores"
+check "keys without scores: one line" [ "$(lines ko.err)" = 1 ]
+check "keys without scores: the rest is ranked" [ "$(lines ko.out)" = 50 ]
+sf-cat --kind hit_scores -k img00001 q.out > scoresonly.sfs
+run so sf-rank scoresonly.sfs
+expect_rc 1 "hit_scores without hit_keys"
+has so.err "^sf-rank: scoresonly.sfs: img00001: hit_scores without hit_keys$" "scores without keys"
+check "scores without keys: one line" [ "$(lines so.err)" = 1 ]
+
+# Odd records written by test_hits --write-odd.
+"$top_builddir/tests/test_hits" --write-odd . || exit 99
+cat zero.sfs a.sfs > za.sfs
+for mode in "-i all.six" "--pairwise a.sfs"; do
+    run z sf-match $mode za.sfs
+    expect_rc 0 "$mode: a query of 0 x 16 descriptors"
+    check "$mode: ... has two empty hit records" \
+        [ "$(sf-cat --text z.out | grep -c '^zero	hit_[a-z]*	index=0	scale=1	[uf][86]4*	0	')" = 2 ]
+    check "$mode: the queries after it are answered" \
+        [ "$(sf-rank -k 1 z.out | awk -F'\t' '$1 == $3' | wc -l)" = 30 ]
+done
+cat nodim.sfs a.sfs > nodim_a.sfs
+run nd sf-match --pairwise nodim_a.sfs a.sfs
+expect_rc 1 "pairwise: a database image of 3 x 0 descriptors"
+has nd.err "^sf-match: nodim_a.sfs: nodim: local_desc is not one K x D float32 array (D > 0)$" \
+    "a database image of 3 x 0 descriptors is named"
+check "... and the others serve" [ "$(sf-rank -k 1 nd.out | awk -F'\t' '$1 == $3' | wc -l)" = 30 ]
+cat nan.sfs a.sfs > nan_a.sfs
+run nq sf-match --pairwise a.sfs nan_a.sfs
+expect_rc 1 "pairwise: a query with a NaN"
+has nq.err "^sf-match: nan: match: descriptors are not finite$" "a NaN query is named"
+check "... and the queries after it are answered" \
+    [ "$(sf-rank -k 1 nq.out | awk -F'\t' '$1 == $3' | wc -l)" = 30 ]
+run ndb sf-match --pairwise nan_a.sfs a.sfs
+expect_rc 1 "pairwise: a database image with a NaN"
+has ndb.err "^sf-match: nan_a.sfs: nan: local_desc holds NaN or infinite values$" \
+    "a NaN database image is named"
+check "... once" [ "$(lines ndb.err)" = 1 ]
+check "... and the others serve" [ "$(sf-rank -k 1 ndb.out | awk -F'\t' '$1 == $3' | wc -l)" = 30 ]
+# t2 has 3 templates for 4 descriptors.
+run st sf-match --pairwise tmpl.sfs --same-template --ratio 1 tmpl.sfs
+expect_rc 1 "--same-template with a short local_index"
+has st.err "^sf-match: tmpl.sfs: t2: local_index has 3 entries for 4 local_desc rows" \
+    "--same-template: the database image is named"
+has st.err "^sf-match: t2: local_index has 3 entries for 4 local_desc rows" \
+    "--same-template: the query is named"
+check "--same-template: one line each" [ "$(lines st.err)" = 2 ]
+check "--same-template: t1 and t3 are answered, without t2" \
+    [ "$(sf-rank -k 0 st.out | awk -F'\t' '$1 == $3 && $2 == 1 { printf "%s ", $1 } $3 == "t2"')" = "t1 t3 " ]
+run st0 sf-match --pairwise tmpl.sfs --ratio 1 tmpl.sfs
+expect_rc 0 "without --same-template a short local_index is ignored"
+check "... and every image finds itself" \
+    [ "$(sf-rank -k 1 st0.out | awk -F'\t' '$1 == $3' | wc -l)" = 3 ]
+# Globals of 0, 4, 4 and 3 floats.
+run gd sf-match --global gdb.sfs -k 0 gq.sfs
+expect_rc 1 "global: database vectors of 0 and 3 floats"
+has gd.err "^sf-match: gdb.sfs: g0: global is not one float32 vector of D > 0$" "a 0-float global"
+has gd.err "^sf-match: gdb.sfs: g3: global is not one float32 vector of 4$" "a 3-float global"
+check "global: the 4-float images by dot product" \
+    [ "$(sf-rank -k 0 gd.out | cut -f2,3 | tr '\t\n' '  ')" = "1 g2 2 g1 " ]
+: > nothing.sfs
+run ge sf-match --global nothing.sfs gq.sfs
+expect_rc 0 "global: an empty database"
+check "global: an empty database answers with no hits" \
+    [ "$(sf-cat --text ge.out | grep -c '^q	hit_[a-z]*	index=0	scale=1	[uf][86]4*	0	')" = 2 ]
 
 # ---- usage ----
 run u1 sf-match a.sfs
@@ -168,4 +246,11 @@ run u5 sf-rank --groups groups.tsv --gnd gnd.yaml q.out
 expect_rc 2 "two answer keys"
 run u6 sf-match -i all.six --ratio 2 a.sfs
 expect_rc 2 "ratio above 1"
+run u7 sf-rank --recall 5 q.out
+expect_rc 2 "--recall without an answer key"
+$gen --write-codebook 8 16 1 k8.sfcb || exit 99
+sf-index -q create -C k8.sfcb k8.six && sf-index -q add k8.six a.sfs || exit 99
+run u8 sf-match -i k8.six --ma 9 a.sfs
+expect_rc 2 "--ma above the codebook size"
+has u8.err "^sf-match: --ma 9: .*k8.sfcb has 8 words$" "--ma above the codebook size, said once"
 finish

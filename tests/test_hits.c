@@ -1,6 +1,9 @@
 /* Hit lists (sf_hits.h): ranking, merging shard lists, their records;
  * and the groups answer key as a revisited ground truth (sf_eval.h),
- * checked against the independent sf_eval_recall and sf_eval_ranking. */
+ * checked against the independent sf_eval_recall and sf_eval_ranking.
+ *
+ *   test_hits --write-odd DIR   streams with odd records for
+ *                               tests/match_rank_cli.sh */
 #include "config.h"
 
 #include <math.h>
@@ -153,6 +156,21 @@ static void check_records(void)
     k2.dtype = SF_DTYPE_U8;
     s2.dtype = SF_DTYPE_F32;
     CHECK(sf_hit_list_append_records(&l, &k2, &s2, &err) == SF_ERR_FORMAT, "f32 scores accepted");
+    /* Records whose payload size disagrees with their shape (made by a
+     * caller, not read from a stream) are refused, not read past. */
+    s2.dtype = SF_DTYPE_F64;
+    k2.data = "a";
+    k2.shape[0] = 2;
+    k2.data_size = 2;
+    CHECK(sf_hit_list_append_records(&l, &k2, &s2, &err) == SF_OK && l.count == 1, "good pair");
+    s2.shape[0] = 3;
+    CHECK(sf_hit_list_append_records(&l, &k2, &s2, &err) == SF_ERR_FORMAT &&
+              strstr(err.message, "sizes do not match"), "3 scores in 8 bytes accepted");
+    s2.shape[0] = 1;
+    k2.shape[0] = 4;
+    CHECK(sf_hit_list_append_records(&l, &k2, &s2, &err) == SF_ERR_FORMAT,
+          "4 key bytes in 2 accepted");
+    CHECK(l.count == 1, "a refused pair added hits");
     sf_hit_list_release(&l);
 }
 
@@ -238,10 +256,157 @@ static void check_groups_gnd(void)
     sf_groups_free(g);
 }
 
-int main(void)
+/* sf_gnd_from_groups on a larger random key against a direct reading of
+ * its definition: every other file of the group, ascending; none for
+ * single_* groups; the query as junk. */
+static void check_groups_random(void)
 {
+    enum { N = 400 };
+    char *tsv = malloc(N * 32), *p = tsv;
+    char group[N][16];
+    for (int i = 0; i < N; i++) {
+        uint32_t r = rnd(60);
+        if (r < 5)
+            snprintf(group[i], sizeof group[i], "single_%d", i);
+        else
+            snprintf(group[i], sizeof group[i], "g%u", r % 47);
+        p += sprintf(p, "f%d\t%s\n", (i * 7919) % 100003, group[i]);
+    }
+    sf_groups *g;
+    sf_error err;
+    CHECK(sf_groups_parse_tsv(tsv, (size_t)(p - tsv), "r.tsv", &g, &err) == SF_OK, "%s",
+          err.message);
+    free(tsv);
+    if (!g)
+        return;
+    uint32_t qids[N / 2];
+    for (int r = 0; r < N / 2; r++)
+        qids[r] = rnd(N);
+    for (int pass = 0; pass < 2; pass++) {
+        const size_t nq = pass ? N / 2 : N;
+        sf_gnd *gnd;
+        CHECK(sf_gnd_from_groups(g, pass ? qids : NULL, nq, &gnd, &err) == SF_OK, "%s",
+              err.message);
+        if (!gnd)
+            break;
+        int bad = 0;
+        for (size_t r = 0; r < nq; r++) {
+            const size_t qf = pass ? qids[r] : r;
+            const sf_gnd_query *q = &gnd->queries[r];
+            size_t m = 0;
+            for (size_t i = 0; i < N; i++)
+                if (i != qf && strcmp(group[i], group[qf]) == 0 &&
+                    strncmp(group[qf], "single_", 7) != 0) {
+                    bad += m >= q->n_easy || q->easy[m] != i;
+                    m++;
+                }
+            bad += m != q->n_easy || q->n_hard != 0 || q->n_junk != 1 || q->junk[0] != qf;
+        }
+        CHECK(bad == 0, "random groups gnd (pass %d): %d differences", pass, bad);
+        sf_gnd_free(gnd);
+    }
+    sf_groups_free(g);
+}
+
+/* ---- Streams with odd records, for tests/match_rank_cli.sh ---- */
+
+static int put(FILE *fp, const char *key, int kind, int dtype, unsigned ndim, uint64_t d0,
+               uint64_t d1, const void *data, int last)
+{
+    sf_record r = { .kind = (uint16_t)kind, .flags = last ? SF_RECORD_LAST : 0,
+                    .dtype = (uint8_t)dtype, .ndim = (uint8_t)ndim, .scale = 1.0,
+                    .shape = { d0, d1 }, .key = key, .key_len = strlen(key), .data = data };
+    r.data_size = sf_shape_count(r.shape, ndim) * sf_dtype_size(dtype);
+    sf_error err;
+    if (sf_stream_write_record(fp, &r, &err) != SF_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    return 0;
+}
+
+/* Unit rows of dim 16 from a seed. */
+static void rows(float *x, size_t n, uint64_t seed)
+{
+    state = seed;
+    for (size_t i = 0; i < n; i++) {
+        double s = 0;
+        for (size_t d = 0; d < 16; d++) {
+            x[i * 16 + d] = (float)rnd(2001) / 1000.0f - 1.0f;
+            s += x[i * 16 + d] * x[i * 16 + d];
+        }
+        for (size_t d = 0; d < 16; d++)
+            x[i * 16 + d] /= (float)sqrt(s);
+    }
+}
+
+static FILE *open_in(const char *dir, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "wb");
+    if (!fp)
+        perror(path);
+    return fp;
+}
+
+/* zero.sfs: a query of 0 x 16 descriptors, first in its stream.
+ * nodim.sfs: an image of 3 x 0 descriptors.  nan.sfs: 2 x 16 with a NaN.
+ * tmpl.sfs: t1 (4 rows, 4 templates), t2 (4 rows, 3 templates), t3 (3, 3).
+ * gdb.sfs: globals of 0, 4, 4 and 3 floats (g0..g3); gq.sfs: a 4-float query. */
+static int write_odd(const char *dir)
+{
+    float x[4 * 16], g[4] = { 1, 0, 0, 0 }, gq[4] = { 0.6f, 0.8f, 0, 0 };
+    const int32_t t4[4] = { 0, 1, 2, 3 };
+    int rc = 0;
+    FILE *fp;
+    if (!(fp = open_in(dir, "zero.sfs")))
+        return 99;
+    rc |= put(fp, "zero", SF_KIND_LOCAL_DESC, SF_DTYPE_F32, 2, 0, 16, x, 1);
+    fclose(fp);
+    if (!(fp = open_in(dir, "nodim.sfs")))
+        return 99;
+    rc |= put(fp, "nodim", SF_KIND_LOCAL_DESC, SF_DTYPE_F32, 2, 3, 0, x, 1);
+    fclose(fp);
+    if (!(fp = open_in(dir, "nan.sfs")))
+        return 99;
+    rows(x, 2, 3);
+    x[5] = NAN;
+    rc |= put(fp, "nan", SF_KIND_LOCAL_DESC, SF_DTYPE_F32, 2, 2, 16, x, 1);
+    fclose(fp);
+    if (!(fp = open_in(dir, "tmpl.sfs")))
+        return 99;
+    const char *keys[3] = { "t1", "t2", "t3" };
+    const uint64_t n[3] = { 4, 4, 3 }, nt[3] = { 4, 3, 3 };
+    for (int i = 0; i < 3; i++) {
+        rows(x, n[i], 10 + (uint64_t)i);
+        rc |= put(fp, keys[i], SF_KIND_LOCAL_DESC, SF_DTYPE_F32, 2, n[i], 16, x, 0);
+        rc |= put(fp, keys[i], SF_KIND_LOCAL_INDEX, SF_DTYPE_I32, 1, nt[i], 0, t4, 1);
+    }
+    fclose(fp);
+    if (!(fp = open_in(dir, "gdb.sfs")))
+        return 99;
+    rc |= put(fp, "g0", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, 0, 0, g, 1);
+    rc |= put(fp, "g1", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, 4, 0, g, 1);
+    g[0] = 0;
+    g[1] = 1;
+    rc |= put(fp, "g2", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, 4, 0, g, 1);
+    rc |= put(fp, "g3", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, 3, 0, g, 1);
+    fclose(fp);
+    if (!(fp = open_in(dir, "gq.sfs")))
+        return 99;
+    rc |= put(fp, "q", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, 4, 0, gq, 1);
+    fclose(fp);
+    return rc ? 99 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--write-odd") == 0)
+        return write_odd(argv[2]);
     check_rank();
     check_records();
     check_groups_gnd();
+    check_groups_random();
     return tu_finish("test_hits");
 }
