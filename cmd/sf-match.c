@@ -119,6 +119,7 @@ typedef struct matcher {
     size_t qn, qcap, qtmpl_n;
     float *qglobal;
     int have_desc, have_tmpl, have_global;
+    int warned_missing;
 } matcher;
 
 static _Noreturn void out_of_memory(const sf_cli *cli)
@@ -699,6 +700,13 @@ static int search_global(matcher *m, const char *key, sf_cli_batch *out)
                 exit(SF_EXIT_FATAL);
             }
         }
+        if (found < n && !m->warned_missing) {
+            /* Likely a database stream and an index that do not hold the
+             * same images (or keys); said once, not per query. */
+            sf_cli_warn(m->cli, "%s: %zu of its %zu candidates are not in the index; left out "
+                        "(said once)", key, n - found, n);
+            m->warned_missing = 1;
+        }
         sf_status st = sf_index_searcher_scores_subset(m->searcher, &agg, ids, found, asmk, &err);
         sf_asmk_agg_release(&agg);
         if (st != SF_OK) {
@@ -773,6 +781,8 @@ int main(int argc, char **argv)
     m.min_matches = 1;
     sf_match_options_default(&m.match);
     int global_with_index = 0;
+    /* The last option met that only serves an index, or pairwise mode. */
+    const char *index_only = NULL, *pairwise_only = NULL, *rerank_only = NULL;
     int c;
     while ((c = sf_cli_getopt(&cli, argc, argv, "i:C:k:", longopts)) != -1) {
         switch (c) {
@@ -792,15 +802,26 @@ int main(int argc, char **argv)
             set_mode(&m, c == OPT_PAIRWISE ? MODE_PAIRWISE : MODE_GLOBAL,
                      c == OPT_PAIRWISE ? "--pairwise" : "--global");
             break;
-        case 'C': m.codebook_path = optarg; break;
+        case 'C':
+            m.codebook_path = optarg;
+            index_only = "-C";
+            break;
         case 'k': m.top_k = (size_t)sf_cli_parse_int(&cli, "--top", optarg, 0, 1000000000); break;
-        case OPT_MA: m.ma = (int)sf_cli_parse_int(&cli, "--ma", optarg, 1, 64); break;
+        case OPT_MA:
+            m.ma = (int)sf_cli_parse_int(&cli, "--ma", optarg, 1, 64);
+            index_only = "--ma";
+            break;
         case SF_OPT_THREADS:
             m.threads = (int)sf_cli_parse_int(&cli, "--threads", optarg, 0, 256);
+            index_only = "--threads";
             break;
-        case OPT_ALLOW_LOCAL_IDF: m.allow_local_idf = 1; break;
+        case OPT_ALLOW_LOCAL_IDF:
+            m.allow_local_idf = 1;
+            index_only = "--allow-local-idf";
+            break;
         case OPT_RERANK:
             m.rerank = (size_t)sf_cli_parse_int(&cli, "--rerank", optarg, 1, 100000000);
+            rerank_only = "--rerank";
             break;
         case OPT_RATIO: {
             char *end;
@@ -809,14 +830,22 @@ int main(int argc, char **argv)
             if (errno || end == optarg || *end || !(r >= 0.0 && r <= 1.0))
                 sf_cli_usage_error(&cli, "--ratio: '%s' is not a number in [0, 1]", optarg);
             m.match.ratio = r;
+            pairwise_only = "--ratio";
             break;
         }
-        case OPT_SAME_TEMPLATE: m.match.same_index = 1; break;
+        case OPT_SAME_TEMPLATE:
+            m.match.same_index = 1;
+            pairwise_only = "--same-template";
+            break;
         case OPT_MIN_MATCHES:
             m.min_matches = (size_t)sf_cli_parse_int(&cli, "--min-matches", optarg, 1,
                                                      1000000000);
+            pairwise_only = "--min-matches";
             break;
-        case OPT_NO_PAIRS: m.no_pairs = 1; break;
+        case OPT_NO_PAIRS:
+            m.no_pairs = 1;
+            pairwise_only = "--no-pairs";
+            break;
         default: sf_cli_usage_error(&cli, "unexpected option");
         }
     }
@@ -828,6 +857,13 @@ int main(int argc, char **argv)
         sf_cli_usage_error(&cli, "say what to search: -i INDEX, --pairwise DB or --global DB");
     if (m.mode == MODE_PAIRWISE && m.n_indexes > 0)
         sf_cli_usage_error(&cli, "--pairwise does not use an index (-i)");
+    /* An option the chosen mode would ignore is a mistake worth saying. */
+    if (index_only && m.n_indexes == 0)
+        sf_cli_usage_error(&cli, "%s goes with an index (-i)", index_only);
+    if (pairwise_only && m.mode != MODE_PAIRWISE)
+        sf_cli_usage_error(&cli, "%s goes with --pairwise", pairwise_only);
+    if (rerank_only && !global_with_index)
+        sf_cli_usage_error(&cli, "%s goes with --global and -i", rerank_only);
     sf_cli_refuse_terminal_output(&cli, stdout);
 
     int status = SF_EXIT_OK;

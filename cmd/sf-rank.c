@@ -519,7 +519,13 @@ static int evaluate_groups(const sf_cli *cli, const eval_opts *o, const ranker *
     }
     sf_gnd *gnd;
     int status = SF_EXIT_OK;
-    if (sf_gnd_from_groups(g, qids, rows, &gnd, &err) != SF_OK) {
+    if (rows == 0 && r->n > 0) {
+        /* Nothing to evaluate: most likely the keys and the answer key
+         * name different things. */
+        sf_cli_error(cli, "no query is in %s (the first is %s)", o->groups, first_unknown);
+        status = SF_EXIT_FAILURE;
+        unknown = 0;
+    } else if (sf_gnd_from_groups(g, qids, rows, &gnd, &err) != SF_OK) {
         sf_cli_error(cli, "%s", err.message);
         status = SF_EXIT_FATAL;
     } else {

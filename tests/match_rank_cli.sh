@@ -233,6 +233,11 @@ expect_rc 0 "global: an empty database"
 check "global: an empty database answers with no hits" \
     [ "$(sf-cat --text ge.out | grep -c '^q	hit_[a-z]*	index=0	scale=1	[uf][86]4*	0	')" = 2 ]
 
+printf 'other\tg\nthing\tg\n' > nokeys.tsv
+run nokey sf-rank --groups nokeys.tsv q.out
+expect_rc 1 "no query in the answer key"
+has nokey.err "^sf-rank: no query is in nokeys.tsv (the first is img00000)$" "no query in the key"
+empty nokey.out "no report without queries"
 # ---- usage ----
 run u1 sf-match a.sfs
 expect_rc 2 "no mode"
@@ -244,8 +249,15 @@ run u4 sf-rank --recall 0 --groups groups.tsv q.out
 expect_rc 2 "recall at 0"
 run u5 sf-rank --groups groups.tsv --gnd gnd.yaml q.out
 expect_rc 2 "two answer keys"
-run u6 sf-match -i all.six --ratio 2 a.sfs
+run u6 sf-match --pairwise a.sfs --ratio 2 a.sfs
 expect_rc 2 "ratio above 1"
+run u7 sf-match -i all.six --ratio 0.8 a.sfs
+expect_rc 2 "--ratio in query mode"
+has u7.err "^sf-match: --ratio goes with --pairwise$" "--ratio in query mode"
+run u8 sf-match --pairwise a.sfs --ma 3 a.sfs
+expect_rc 2 "--ma without an index"
+run u9 sf-match -i all.six --rerank 5 a.sfs
+expect_rc 2 "--rerank without --global"
 run u7 sf-rank --recall 5 q.out
 expect_rc 2 "--recall without an answer key"
 $gen --write-codebook 8 16 1 k8.sfcb || exit 99

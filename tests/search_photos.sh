@@ -58,6 +58,15 @@ awk -F'\t' '{ print $1 "\t" $3 "\t" $4 }' rr.tsv | sort > rr3.txt
 check "re-ranked scores equal query-mode scores" [ "$(comm -23 rr3.txt asmk.txt | wc -l)" = 0 ]
 check "re-ranked lists descend" [ "$(awk -F'\t' '$1 == q && $4 > s; { q = $1; s = $4 }' rr.tsv | wc -l)" = 0 ]
 sf-rank --groups "$key" rr.sfs > rr_eval.txt 2>/dev/null
+# An index holding only some of the images: the others are left out of
+# the re-ranked lists, with one warning for the whole run.
+head -20 list.txt > half.txt
+sf-cat --key-file half.txt photos.sfs > half.sfs
+sf-index -q create -C codebook.sfcb half.six && sf-index -q add half.six half.sfs
+sf-match --global photos.sfs -i half.six --rerank 10 -k 10 photos.sfs 2> half.err | sf-rank -k 0 > half.tsv
+check "one warning for candidates outside the index" [ "$(wc -l < half.err)" -eq 1 ] && \
+    grep -q 'candidates are not in the index; left out (said once)$' half.err
+check "only indexed images are reported" [ "$(cut -f3 half.tsv | sort -u | grep -vxF -f half.txt | wc -l)" -eq 0 ]
 echo "search_photos: global top 10 re-ranked: $(grep '^groups' rr_eval.txt | tr '\t' ' ')"
 
 # ---- pairwise ----
