@@ -37,6 +37,9 @@
 #define PREFETCH_DIR 32
 #define PREFETCH_LIST 8
 #define PREFETCH_ENTRIES 64
+/* Candidates ahead whose place in a long list is fetched early when a few
+ * images are scored alone. */
+#define SUBSET_PREFETCH 8
 /* Images per tile: 16 bytes each of score and norm, 2 MiB: measured best
  * at 1M images (32768, which fits L2, splits the lists into too many
  * pieces). */
@@ -652,51 +655,103 @@ static size_t shard_of(const sf_index_searcher *s, uint64_t gid)
     return lo;
 }
 
-/* The score of one image, adding in query order as run_job does. */
-static sf_status score_one(const sf_index_searcher *s, const sf_asmk_agg *q, size_t sh,
-                           uint64_t m, const double *qdiv, float *tab, double *out,
-                           sf_error *err)
+/* Add word qi's entry for image local (segment-local) at list position e
+ * to *acc, with the arithmetic of the full search. */
+static void score_entry(const sf_index_searcher *s, const sf_index *idx, const ix_segment *seg,
+                        const sf_asmk_agg *q, size_t qi, const float *tab, float idf,
+                        uint64_t e, uint32_t local, double *acc)
 {
-    const sf_index *idx = s->shards[sh];
-    if (!ix_live(idx->live, m)) {
-        *out = NAN;
-        return SF_OK;
+    const double *ns = idx->norm_sqrt + seg->slot_base + local;
+    const unsigned char *vec = seg->vecs + e * s->vec_bytes;
+    if (s->params.asmk.binary) {
+        s->kernel(q->packed + qi * s->n_u32, vec, &seg->ids[e], 1, (size_t)s->n_u32, local, 1,
+                  tab, s->keep, ns, acc);
+    } else {
+        const uint32_t zero = 0;
+        sf_asmk_score_word_float(q->vectors + qi * s->dim, (const float *)(const void *)vec,
+                                 &zero, 1, (size_t)s->dim, idf, ns, &s->params.asmk, acc);
     }
-    const ix_segment *seg = ix_segment_of(idx, m);
-    if (!seg)
-        return sf_error_set(err, SF_ERR_FORMAT, "%s: image %llu has no segment", idx->name,
-                            (unsigned long long)m);
-    const uint32_t local = (uint32_t)(m - seg->slot_base);
-    const double *ns = idx->norm_sqrt + m;
+}
+
+/* The live candidates loc[0 .. n) of one segment (ascending, local ids)
+ * against each query word's list, in query order, so that each image
+ * adds up as run_job adds it.  A list short next to the candidates is
+ * read through alongside them; a longer one is galloped through from
+ * candidate to candidate; in a much longer one each candidate is looked
+ * up from where its image should be, a probe or two. */
+static sf_status score_segment(const sf_index_searcher *s, const sf_index *idx,
+                               const ix_segment *seg, const sf_asmk_agg *q, const uint32_t *loc,
+                               size_t n, float *tab, double *acc, sf_error *err)
+{
     const size_t bits = 32 * s->n_u32;
-    double acc = 0.0;
     for (size_t qi = 0; qi < q->n; qi++) {
         uint64_t o0, o1;
         sf_status st = ix_word_range(idx, seg, (uint64_t)q->words[qi], &o0, &o1, err);
         if (st != SF_OK)
             return st;
-        uint64_t e = lower_bound(seg->ids, o0, o1, local);
-        if (e >= o1 || seg->ids[e] != local)
+        if (o0 == o1)
             continue;
         float idf = idx->idf ? idx->idf[q->words[qi]] : 1.0f;
-        const unsigned char *vec = seg->vecs + e * s->vec_bytes;
-        if (s->params.asmk.binary) {
-            const float *t = s->pw;
-            if (idx->idf) {
-                for (size_t h = 0; h <= bits; h++)
-                    tab[h] = s->pw[h] * idf;
-                t = tab;
+        const float *t = s->pw;
+        if (s->params.asmk.binary && idx->idf) {
+            for (size_t h = 0; h <= bits; h++)
+                tab[h] = s->pw[h] * idf;
+            t = tab;
+        }
+        const uint32_t *ids = seg->ids;
+        uint64_t e = o0;
+        size_t c = 0;
+        if (o1 - o0 <= 8 * (uint64_t)n) {
+            while (e < o1 && c < n) {
+                if (ids[e] < loc[c])
+                    e++;
+                else if (ids[e] > loc[c])
+                    c++;
+                else {
+                    score_entry(s, idx, seg, q, qi, t, idf, e, loc[c], &acc[c]);
+                    e++;
+                    c++;
+                }
             }
-            s->kernel(q->packed + qi * s->n_u32, vec, &seg->ids[e], 1, (size_t)s->n_u32, local,
-                      1, t, s->keep, ns, &acc);
+        } else if (o1 - o0 <= 64 * (uint64_t)n) {
+            /* Gallop from one candidate to the next, a few lines on. */
+            for (; c < n && e < o1; c++) {
+                e = lower_bound_from(ids, e, o1, loc[c], e);
+                if (e < o1 && ids[e] == loc[c])
+                    score_entry(s, idx, seg, q, qi, t, idf, e, loc[c], &acc[c]);
+            }
         } else {
-            const uint32_t zero = 0;
-            sf_asmk_score_word_float(q->vectors + qi * s->dim, (const float *)(const void *)vec,
-                                     &zero, 1, (size_t)s->dim, idf, ns, &s->params.asmk, &acc);
+            /* Far apart: images spread evenly over a list, so each search
+             * starts where its image should be, fetched a few candidates
+             * ahead; the searches do not wait on each other. */
+            const double per_image = (double)(o1 - o0) / (double)seg->n_images;
+            for (size_t p = 0; p < n && p < SUBSET_PREFETCH; p++)
+                __builtin_prefetch(ids + o0 + (uint64_t)(per_image * loc[p]));
+            for (; c < n; c++) {
+                if (c + SUBSET_PREFETCH < n)
+                    __builtin_prefetch(ids + o0 +
+                                       (uint64_t)(per_image * loc[c + SUBSET_PREFETCH]));
+                uint64_t g = o0 + (uint64_t)(per_image * loc[c]);
+                e = lower_bound_from(ids, o0, o1, loc[c], g);
+                if (e < o1 && ids[e] == loc[c])
+                    score_entry(s, idx, seg, q, qi, t, idf, e, loc[c], &acc[c]);
+            }
         }
     }
-    *out = qdiv[sh] > 0.0 ? acc / qdiv[sh] : acc;
     return SF_OK;
+}
+
+typedef struct subset_item {
+    uint64_t gid;
+    size_t pos; /* in the caller's list */
+} subset_item;
+
+static int by_gid(const void *a, const void *b)
+{
+    const subset_item *x = a, *y = b;
+    if (x->gid != y->gid)
+        return x->gid < y->gid ? -1 : 1;
+    return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
 sf_status sf_index_searcher_scores_subset(sf_index_searcher *s, const sf_asmk_agg *q,
@@ -712,20 +767,62 @@ sf_status sf_index_searcher_scores_subset(sf_index_searcher *s, const sf_asmk_ag
             return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
                                 "search: image %zu of %llu", global_ids[i],
                                 (unsigned long long)total);
+    if (n == 0)
+        return SF_OK;
     double *qdiv = malloc(s->n_shards * sizeof *qdiv);
     float *tab = malloc((32 * s->n_u32 + 1) * sizeof *tab);
-    if (!qdiv || !tab) {
-        free(qdiv);
-        free(tab);
-        return sf_error_set(err, SF_ERR_NOMEM, "search: out of memory");
+    subset_item *item = malloc(n * sizeof *item);
+    uint32_t *loc = malloc(n * sizeof *loc);
+    double *acc = malloc(n * sizeof *acc);
+    size_t *first = malloc(n * sizeof *first); /* item index of each distinct live image */
+    if (!qdiv || !tab || !item || !loc || !acc || !first) {
+        st = sf_error_set(err, SF_ERR_NOMEM, "search: out of memory");
+        goto done;
     }
     query_divisors(s, q, qdiv);
-    for (size_t i = 0; i < n && st == SF_OK; i++) {
-        size_t sh = shard_of(s, global_ids[i]);
-        st = score_one(s, q, sh, global_ids[i] - s->base[sh], qdiv, tab, &scores[i], err);
+    for (size_t i = 0; i < n; i++)
+        item[i] = (subset_item){ global_ids[i], i };
+    qsort(item, n, sizeof *item, by_gid);
+    /* Runs of candidates in one segment, each image once. */
+    for (size_t a = 0; a < n && st == SF_OK;) {
+        const size_t sh = shard_of(s, item[a].gid);
+        const sf_index *idx = s->shards[sh];
+        const ix_segment *seg = ix_segment_of(idx, item[a].gid - s->base[sh]);
+        if (!seg) {
+            st = sf_error_set(err, SF_ERR_FORMAT, "%s: image %llu has no segment", idx->name,
+                              (unsigned long long)(item[a].gid - s->base[sh]));
+            break;
+        }
+        const uint64_t g0 = s->base[sh] + seg->slot_base, g1 = g0 + seg->n_images;
+        size_t b = a, m = 0;
+        for (; b < n && item[b].gid < g1; b++) {
+            uint64_t slot = item[b].gid - s->base[sh];
+            if (!ix_live(idx->live, slot)) {
+                scores[item[b].pos] = NAN;
+                continue;
+            }
+            if (m > 0 && item[first[m - 1]].gid == item[b].gid)
+                continue; /* the same image again: copied below */
+            first[m] = b;
+            loc[m] = (uint32_t)(item[b].gid - g0);
+            acc[m] = 0.0;
+            m++;
+        }
+        st = score_segment(s, idx, seg, q, loc, m, tab, acc, err);
+        for (size_t j = 0; j < m && st == SF_OK; j++) {
+            double v = qdiv[sh] > 0.0 ? acc[j] / qdiv[sh] : acc[j];
+            for (size_t i = first[j]; i < b && item[i].gid == item[first[j]].gid; i++)
+                scores[item[i].pos] = v;
+        }
+        a = b;
     }
+done:
     free(qdiv);
     free(tab);
+    free(item);
+    free(loc);
+    free(acc);
+    free(first);
     return st;
 }
 

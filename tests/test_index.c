@@ -651,6 +651,17 @@ static void check_subset(int binary, int idf)
               err.message);
         for (size_t i = 0; i < n; i++)
             bad += memcmp(&sub[i], &full[ids[i]], sizeof(double)) != 0;
+        /* One or two at a time: long lists next to few candidates are
+         * searched, not read through. */
+        for (size_t i = 0; i + 1 < total; i += 2) {
+            size_t pick[2] = { i + 1, i };
+            double got[2];
+            CHECK(sf_index_searcher_scores_subset(s, &agg, pick, 1 + (i % 4 == 0), got, &err) ==
+                      SF_OK, "%s", err.message);
+            bad += memcmp(&got[0], &full[i + 1], sizeof(double)) != 0;
+            if (i % 4 == 0)
+                bad += memcmp(&got[1], &full[i], sizeof(double)) != 0;
+        }
         sf_asmk_agg_release(&agg);
     }
     CHECK(bad == 0, "subset scores (binary %d, idf %d) differ from full scores in %d places",
@@ -1155,6 +1166,23 @@ static void check_synthetic(int binary, int idf, size_t dim)
             CHECK(sf_index_search_scores(sh, 1, &a, &so, sc, &err) == SF_OK, "%s", err.message);
             not_exact += !same_scores(sc, ref, (int)n_img);
         }
+        /* A few images alone: lists far longer than the candidates are
+         * searched from where each image should be, denser ones
+         * galloped or read through; the scores must not change. */
+        sf_index_searcher *srch;
+        CHECK(sf_index_searcher_create(sh, 1, NULL, &srch, &err) == SF_OK, "%s", err.message);
+        const size_t sizes[4] = { 1, 7, 60, n_img };
+        size_t *ids = malloc(n_img * sizeof *ids);
+        for (int z = 0; z < 4 && srch; z++) {
+            for (size_t i = 0; i < sizes[z]; i++)
+                ids[i] = sizes[z] == n_img ? i : (size_t)(rnd() % n_img);
+            CHECK(sf_index_searcher_scores_subset(srch, &a, ids, sizes[z], sc, &err) == SF_OK,
+                  "%s", err.message);
+            for (size_t i = 0; i < sizes[z]; i++)
+                not_exact += memcmp(&sc[i], &ref[ids[i]], sizeof(double)) != 0;
+        }
+        free(ids);
+        sf_index_searcher_free(srch);
         sf_asmk_agg_release(&a);
     }
     CHECK(not_exact == 0, "synthetic %s%s dim %zu: %d searches differ from the IVF",
@@ -1162,7 +1190,7 @@ static void check_synthetic(int binary, int idf, size_t dim)
     sf_index_info info;
     sf_index_get_info(idx, &info, &err);
     printf("synthetic %s%s dim %zu: %zu images, %zu segments, exact with 1-3 threads, "
-           "tiles of 1 and 333 images\n",
+           "tiles of 1 and 333 images, and for 1 to 3000 images alone\n",
            binary ? "binary" : "float", idf ? "+idf" : "", dim, info.n_images, info.n_segments);
     free(sc);
     free(ref);
