@@ -836,6 +836,37 @@ sf_status sf_groups_load_tsv(const char *path, sf_groups **out, sf_error *err)
     return st;
 }
 
+/* The files sorted by group, then by line (*sorted), and for file i the
+ * run [lo[i], hi[i]) of *sorted that is its group.  -1: out of memory. */
+static int group_runs(const sf_groups *groups, struct keyed **sorted, size_t **lo, size_t **hi)
+{
+    const size_t n = groups->n;
+    *sorted = malloc((n ? n : 1) * sizeof **sorted);
+    *lo = malloc((n ? n : 1) * sizeof **lo);
+    *hi = malloc((n ? n : 1) * sizeof **hi);
+    if (!*sorted || !*lo || !*hi) {
+        free(*sorted);
+        free(*lo);
+        free(*hi);
+        return -1;
+    }
+    struct keyed *k = *sorted;
+    for (size_t i = 0; i < n; i++) {
+        k[i].s = groups->groups[i];
+        k[i].i = i;
+    }
+    qsort(k, n, sizeof *k, cmp_keyed);
+    for (size_t a = 0, b; a < n; a = b) {
+        for (b = a + 1; b < n && strcmp(k[b].s, k[a].s) == 0; b++)
+            ;
+        for (size_t c = a; c < b; c++) {
+            (*lo)[k[c].i] = a;
+            (*hi)[k[c].i] = b;
+        }
+    }
+    return 0;
+}
+
 sf_status sf_gnd_from_groups(const sf_groups *groups, const uint32_t *query_ids,
                              size_t n_queries, sf_gnd **out, sf_error *err)
 {
@@ -849,32 +880,15 @@ sf_status sf_gnd_from_groups(const sf_groups *groups, const uint32_t *query_ids,
             return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
                                 "groups: query %zu is file %lu of %zu", r,
                                 (unsigned long)query_ids[r], n);
-    /* Files sorted by group, then by index: each group is the run
-     * [lo, hi) of by_group, its files ascending.  (Comparing every query
-     * with every file took minutes for 100k files.) */
-    struct keyed *by_group = malloc((n ? n : 1) * sizeof *by_group);
-    size_t *lo = malloc((n ? n : 1) * sizeof *lo), *hi = malloc((n ? n : 1) * sizeof *hi);
+    struct keyed *by_group;
+    size_t *lo, *hi;
     sf_gnd *g = calloc(1, sizeof *g);
-    if (!by_group || !lo || !hi || !g ||
-        !(g->queries = calloc(n_queries ? n_queries : 1, sizeof *g->queries))) {
-        free(by_group);
-        free(lo);
-        free(hi);
+    if (!g || !(g->queries = calloc(n_queries ? n_queries : 1, sizeof *g->queries)) ||
+        group_runs(groups, &by_group, &lo, &hi) != 0) {
+        if (g)
+            free(g->queries);
         free(g);
         return sf_error_set(err, SF_ERR_NOMEM, "groups: out of memory");
-    }
-    for (size_t i = 0; i < n; i++) {
-        by_group[i].s = groups->groups[i];
-        by_group[i].i = i;
-    }
-    qsort(by_group, n, sizeof *by_group, cmp_keyed);
-    for (size_t a = 0, b; a < n; a = b) {
-        for (b = a + 1; b < n && strcmp(by_group[b].s, by_group[a].s) == 0; b++)
-            ;
-        for (size_t c = a; c < b; c++) {
-            lo[by_group[c].i] = a;
-            hi[by_group[c].i] = b;
-        }
     }
     sf_status st = SF_OK;
     g->n_queries = n_queries;
@@ -918,30 +932,14 @@ sf_status sf_eval_recall(const sf_groups *groups, const uint32_t *ranks, size_t 
     if (!query_ids && n_rows > n)
         return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
                             "recall: %zu ranking rows for %zu files", n_rows, n);
-    /* Group names to numbers; size[] counts members, so that a group of
-     * one (a file without partner) is recognised like single_*. */
-    struct keyed *k = malloc((n ? n : 1) * sizeof *k);
-    size_t *gid = malloc((n ? n : 1) * sizeof *gid);
-    size_t *gsize = calloc(n ? n : 1, sizeof *gsize);
+    /* A file's group is its run [lo, hi); its size tells a group of one
+     * (a file without partner), treated like single_*. */
+    struct keyed *k;
+    size_t *lo, *hi;
     size_t *hits = calloc(n_ks ? n_ks : 1, sizeof *hits);
-    if (!k || !gid || !gsize || !hits) {
-        free(k);
-        free(gid);
-        free(gsize);
+    if (!hits || group_runs(groups, &k, &lo, &hi) != 0) {
         free(hits);
         return sf_error_set(err, SF_ERR_NOMEM, "recall: out of memory");
-    }
-    for (size_t i = 0; i < n; i++) {
-        k[i].s = groups->groups[i];
-        k[i].i = i;
-    }
-    qsort(k, n, sizeof *k, cmp_keyed);
-    size_t g = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0 && strcmp(k[i].s, k[i - 1].s) != 0)
-            g++;
-        gid[k[i].i] = g;
-        gsize[g]++;
     }
     sf_status st = SF_OK;
     size_t counted = 0;
@@ -952,7 +950,7 @@ sf_status sf_eval_recall(const sf_groups *groups, const uint32_t *ranks, size_t 
                               "recall: row %zu is for query %zu of %zu files", r, q, n);
             break;
         }
-        if (strncmp(groups->groups[q], "single_", 7) == 0 || gsize[gid[q]] < 2)
+        if (strncmp(groups->groups[q], "single_", 7) == 0 || hi[q] - lo[q] < 2)
             continue;
         const uint32_t *row = ranks + r * n_ranked;
         size_t first = SIZE_MAX, p = 0;
@@ -965,7 +963,7 @@ sf_status sf_eval_recall(const sf_groups *groups, const uint32_t *ranks, size_t 
             }
             if (row[i] == q)
                 continue; /* the query itself is not a result */
-            if (gid[row[i]] == gid[q]) {
+            if (lo[row[i]] == lo[q]) {
                 first = p;
                 break;
             }
@@ -981,8 +979,8 @@ sf_status sf_eval_recall(const sf_groups *groups, const uint32_t *ranks, size_t 
         recall_means(hits, n_ks, counted, recall, n_counted);
     }
     free(k);
-    free(gid);
-    free(gsize);
+    free(lo);
+    free(hi);
     free(hits);
     return st;
 }
