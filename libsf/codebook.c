@@ -219,46 +219,11 @@ sf_status sf_codebook_load_buffer(const void *data, size_t size, const char *nam
 sf_status sf_codebook_load(const char *path, sf_codebook **out, sf_error *err)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return sf_error_set(err, errno == ENOENT ? SF_ERR_NOT_FOUND : SF_ERR_IO, "%s: %s", path,
-                            strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return sf_error_set(err, SF_ERR_IO, "%s: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return sf_error_set(err, SF_ERR_IO, "%s: %s", path,
-                            S_ISDIR(sb.st_mode) ? strerror(EISDIR) : "not a regular file");
-    }
-    if ((uint64_t)sb.st_size > SIZE_MAX) {
-        close(fd);
-        return sf_error_set(err, SF_ERR_TOO_LARGE, "%s: codebook file too large", path);
-    }
-    size_t size = (size_t)sb.st_size;
-    unsigned char *file = alloc_file(size);
-    if (!file) {
-        close(fd);
-        return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory for %zu bytes", path, size);
-    }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, file + got, size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            int e = r < 0 ? errno : 0;
-            close(fd);
-            free(file);
-            return sf_error_set(err, e ? SF_ERR_IO : SF_ERR_TRUNCATED, "%s: %s", path,
-                                e ? strerror(e) : "file shrank while being read");
-        }
-        got += (size_t)r;
-    }
-    close(fd);
+    void *file;
+    size_t size;
+    sf_status st = sf_read_file(path, 0, 1, &file, &size, err);
+    if (st != SF_OK)
+        return st;
     return finish_load(file, size, path, out, err);
 }
 

@@ -14,6 +14,7 @@
 #include <yaml.h>
 
 #include "sf.h"
+#include "sf_internal.h"
 
 /* ---- the table of keys ----
  * Everything below (loader, sf_config_set, writer, suggestions) works from
@@ -884,43 +885,14 @@ sf_status sf_config_load_file(sf_config *cfg, const char *path, sf_error *err)
 {
     if (!cfg || !path)
         return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, "no configuration file given");
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return sf_error_set(err, errno == ENOENT || errno == ENOTDIR ? SF_ERR_NOT_FOUND : SF_ERR_IO,
-                            "%s: %s", path, strerror(errno));
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    errno = 0;
-    sf_status st = SF_OK;
-    while (buf) {
-        size_t n = fread(buf + len, 1, cap - len, fp);
-        len += n;
-        if (n == 0 || len < cap) {
-            if (ferror(fp))
-                st = sf_error_set(err, SF_ERR_IO, "%s: %s", path, strerror(errno ? errno : EIO));
-            else if (!feof(fp))
-                continue;
-            break;
-        }
-        if (cap >= MAX_FILE_SIZE) {
-            st = sf_error_set(err, SF_ERR_TOO_LARGE,
-                              "%s: too large for a settings file (1 MiB or more)", path);
-            break;
-        }
-        char *bigger = realloc(buf, cap * 2);
-        if (!bigger) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = bigger;
-        cap *= 2;
-    }
-    fclose(fp);
-    if (!buf)
-        return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory", path);
-    if (st == SF_OK)
-        st = sf_config_load_buffer(cfg, buf, len, path, err);
+    void *buf;
+    size_t len;
+    sf_status st = sf_read_file(path, MAX_FILE_SIZE - 1, 0, &buf, &len, err);
+    if (st == SF_ERR_TOO_LARGE)
+        return sf_error_set(err, st, "%s: too large for a settings file (1 MiB or more)", path);
+    if (st != SF_OK)
+        return st;
+    st = sf_config_load_buffer(cfg, buf, len, path, err);
     free(buf);
     return st;
 }

@@ -10,6 +10,7 @@
 #include <yaml.h>
 
 #include "sf_eval.h"
+#include "sf_internal.h"
 
 const int sf_eval_kappas[SF_EVAL_N_KAPPAS] = { 1, 5, 10 };
 
@@ -277,44 +278,6 @@ sf_status sf_eval_revisited_recall(const sf_gnd *gnd, sf_eval_protocol protocol,
 
 /* ---- Reading whole files ---- */
 
-static sf_status read_whole(const char *path, char **data, size_t *size, sf_error *err)
-{
-    *data = NULL;
-    *size = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return sf_error_set(err, errno == ENOENT ? SF_ERR_NOT_FOUND : SF_ERR_IO, "%s: %s", path,
-                            strerror(errno));
-    size_t cap = 0, len = 0;
-    char *buf = NULL;
-    for (;;) {
-        if (len == cap) {
-            size_t nc = cap ? cap * 2 : 65536;
-            char *nb = realloc(buf, nc);
-            if (!nb) {
-                free(buf);
-                fclose(fp);
-                return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory", path);
-            }
-            buf = nb;
-            cap = nc;
-        }
-        size_t got = fread(buf + len, 1, cap - len, fp);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    if (ferror(fp)) {
-        int e = errno;
-        free(buf);
-        fclose(fp);
-        return sf_error_set(err, SF_ERR_IO, "%s: read failed: %s", path, strerror(e));
-    }
-    fclose(fp);
-    *data = buf;
-    *size = len;
-    return SF_OK;
-}
 
 /* ---- Ground truth YAML ---- */
 
@@ -658,10 +621,10 @@ sf_status sf_gnd_parse_yaml(const void *data, size_t size, const char *name, sf_
 
 sf_status sf_gnd_load_yaml(const char *path, sf_gnd **out, sf_error *err)
 {
-    char *data;
+    void *data;
     size_t size;
     *out = NULL;
-    sf_status st = read_whole(path, &data, &size, err);
+    sf_status st = sf_read_file(path, 0, 0, &data, &size, err);
     if (st != SF_OK)
         return st;
     st = sf_gnd_parse_yaml(data, size, path, out, err);
@@ -825,10 +788,10 @@ sf_status sf_groups_parse_tsv(const void *data, size_t size, const char *name, s
 
 sf_status sf_groups_load_tsv(const char *path, sf_groups **out, sf_error *err)
 {
-    char *data;
+    void *data;
     size_t size;
     *out = NULL;
-    sf_status st = read_whole(path, &data, &size, err);
+    sf_status st = sf_read_file(path, 0, 0, &data, &size, err);
     if (st != SF_OK)
         return st;
     st = sf_groups_parse_tsv(data, size, path, out, err);

@@ -1004,36 +1004,11 @@ sf_status sf_model_load(sf_model **out, const char *path, sf_error *err)
         return sf_error_set(err, SF_ERR_IO, "%s: is a directory", path);
     }
     /* A pipe or an empty file: read what there is. */
-    size_t cap = 1 << 16, len = 0;
-    unsigned char *buf = NULL;
-    for (;;) {
-        if (len == cap || !buf) {
-            void *bigger = NULL;
-            if (buf)
-                cap *= 2;
-            if (posix_memalign(&bigger, 64, cap) != 0) {
-                free(buf);
-                close(fd);
-                return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory", path);
-            }
-            if (buf)
-                memcpy(bigger, buf, len);
-            free(buf);
-            buf = bigger;
-        }
-        ssize_t n = read(fd, buf + len, cap - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            free(buf);
-            close(fd);
-            return sf_error_set(err, SF_ERR_IO, "%s: %s", path, strerror(e));
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
+    void *buf;
+    size_t len;
+    sf_status st = sf_read_fd(fd, path, 0, &buf, &len, err);
     close(fd);
+    if (st != SF_OK)
+        return st;
     return load_any(out, buf, len, 0, path, err);
 }

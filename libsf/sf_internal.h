@@ -18,6 +18,16 @@ static inline uint64_t sf_get_u64(const unsigned char *p) { uint64_t v = 0; for 
 static inline void sf_put_f64(unsigned char *p, double d) { uint64_t v; memcpy(&v, &d, 8); sf_put_u64(p, v); }
 static inline double sf_get_f64(const unsigned char *p) { uint64_t v = sf_get_u64(p); double d; memcpy(&d, &v, 8); return d; }
 
+/* Read the whole of fd, or of the file at path, into a 64-byte aligned
+ * buffer (*data, free() it).  More than max_bytes (0: no limit) is
+ * SF_ERR_TOO_LARGE.  regular_only refuses directories, pipes and devices
+ * (SF_ERR_IO); otherwise a directory fails with EISDIR on reading.  A
+ * missing file is SF_ERR_NOT_FOUND.  Messages start with name or path. */
+sf_status sf_read_fd(int fd, const char *name, uint64_t max_bytes, void **data, size_t *size,
+                     sf_error *err);
+sf_status sf_read_file(const char *path, uint64_t max_bytes, int regular_only, void **data,
+                       size_t *size, sf_error *err);
+
 /* A file written beside its target and renamed into place on commit. */
 typedef struct sf_atomic_file {
     FILE *fp;          /* write here */
