@@ -21,30 +21,6 @@
 
 static const char *dir;
 
-/* A fixture array of exactly count elements of elem bytes. */
-static void *load(const char *name, size_t count, size_t elem)
-{
-    size_t size;
-    void *p = tu_read_file(dir, name, &size);
-    if (size != count * elem) {
-        fprintf(stderr, "%s/%s: %zu bytes, expected %zu\n", dir, name, size, count * elem);
-        exit(99);
-    }
-    return p;
-}
-
-/* Rows [*first, *first + *count) of image id in a contiguous id column. */
-static void rows_of(const int64_t *ids, size_t n, int64_t id, size_t *first, size_t *count)
-{
-    size_t i = 0;
-    while (i < n && ids[i] != id)
-        i++;
-    *first = i;
-    while (i < n && ids[i] == id)
-        i++;
-    *count = i - *first;
-}
-
 /* Packed vectors as the fixtures store them: each uint32 little-endian. */
 static void to_bytes(const uint32_t *w, size_t n, unsigned char *out)
 {
@@ -81,7 +57,7 @@ static void check_aggregation(const sf_asmk_codebook *cb, const struct inputs *i
         size_t n_all = side ? 2300 : 12000;
         int ma = side ? 5 : 1;
         size_t first, count;
-        rows_of(ids, n_all, 0, &first, &count);
+        tu_rows_of(ids, n_all, 0, &first, &count);
         int32_t *words = malloc(count * (size_t)ma * sizeof *words);
         for (size_t i = 0; i < count * (size_t)ma; i++)
             words[i] = (int32_t)fw[first * (size_t)ma + i];
@@ -95,7 +71,7 @@ static void check_aggregation(const sf_asmk_codebook *cb, const struct inputs *i
         char name[128];
         size_t n_exp = side ? 111 : 46;
         snprintf(name, sizeof name, "%s%sagg0_words.i64", prefix, side ? "q" : "");
-        int64_t *ew = load(name, n_exp, 8);
+        int64_t *ew = tu_read_array(dir, name, n_exp, 8);
         CHECK(agg.n == n_exp, "%s: %zu aggregated vectors, expected %zu", name, agg.n, n_exp);
         int words_equal = agg.n == n_exp;
         for (size_t i = 0; words_equal && i < n_exp; i++)
@@ -103,7 +79,7 @@ static void check_aggregation(const sf_asmk_codebook *cb, const struct inputs *i
         CHECK(words_equal, "%s: words differ", name);
         if (agg.n == n_exp && binary) {
             snprintf(name, sizeof name, "%s%sagg0_packed.u8", prefix, side ? "q" : "");
-            unsigned char *ep = load(name, n_exp * 16, 1);
+            unsigned char *ep = tu_read_array(dir, name, n_exp * 16, 1);
             unsigned char *got = malloc(n_exp * 16);
             to_bytes(agg.packed, n_exp * 4, got);
             size_t diff = 0;
@@ -115,7 +91,7 @@ static void check_aggregation(const sf_asmk_codebook *cb, const struct inputs *i
             free(ep);
         } else if (agg.n == n_exp) {
             snprintf(name, sizeof name, "%s%sagg0.f32", prefix, side ? "q" : "");
-            float *ev = load(name, n_exp * DIM, 4);
+            float *ev = tu_read_array(dir, name, n_exp * DIM, 4);
             double rel = tu_rel_error(agg.vectors, ev, n_exp * DIM);
             CHECK(rel <= 1e-6, "%s: relative error %g", name, rel);
             printf("%s: relative error %.3g\n", name, rel);
@@ -143,7 +119,7 @@ static void check_variant(const struct inputs *in, const char *prefix, int binar
         return;
     for (int m = 0; m < n_indexed; m++) {
         size_t first, count;
-        rows_of(in->db_ids, 12000, m, &first, &count);
+        tu_rows_of(in->db_ids, 12000, m, &first, &count);
         st = sf_asmk_ivf_add_descriptors(ivf, (uint32_t)m, in->db + first * DIM, count, 1, &err);
         CHECK(st == SF_OK, "%sadd %d: %s", prefix, m, err.message);
     }
@@ -154,18 +130,18 @@ static void check_variant(const struct inputs *in, const char *prefix, int binar
 
     char name[128];
     snprintf(name, sizeof name, "%sivf_idf.f32", prefix);
-    float *eidf = load(name, K, 4);
+    float *eidf = tu_read_array(dir, name, K, 4);
     double idf_rel = tu_rel_error(sf_asmk_ivf_idf(ivf), eidf, K);
     CHECK(idf_rel <= 1e-6, "%s: relative error %g", name, idf_rel);
     snprintf(name, sizeof name, "%sivf_norm_factor.f64", prefix);
-    double *enorm = load(name, (size_t)n_indexed, 8);
+    double *enorm = tu_read_array(dir, name, (size_t)n_indexed, 8);
     double norm_rel = max_rel_f64(sf_asmk_ivf_norm_factor(ivf), enorm, (size_t)n_indexed);
     CHECK(norm_rel <= 1e-9, "%s: relative error %g", name, norm_rel);
 
     snprintf(name, sizeof name, "%sranks.i64", prefix);
-    int64_t *eranks = load(name, (size_t)N_Q * (size_t)n_indexed, 8);
+    int64_t *eranks = tu_read_array(dir, name, (size_t)N_Q * (size_t)n_indexed, 8);
     snprintf(name, sizeof name, "%sscores.f64", prefix);
-    double *escores = load(name, (size_t)N_Q * (size_t)n_indexed, 8);
+    double *escores = tu_read_array(dir, name, (size_t)N_Q * (size_t)n_indexed, 8);
 
     double *scores = malloc((size_t)n_indexed * sizeof *scores);
     double *by_id = malloc((size_t)n_indexed * sizeof *by_id);
@@ -175,7 +151,7 @@ static void check_variant(const struct inputs *in, const char *prefix, int binar
     int rank_mismatch = 0, tie_swaps = 0;
     for (int q = 0; q < N_Q; q++) {
         size_t first, count;
-        rows_of(in->q_ids, 2300, q, &first, &count);
+        tu_rows_of(in->q_ids, 2300, q, &first, &count);
         st = sf_asmk_ivf_search_descriptors(ivf, in->q + first * DIM, count, 5, scores, &err);
         CHECK(st == SF_OK, "%ssearch %d: %s", prefix, q, err.message);
         st = sf_asmk_rank(scores, (size_t)n_indexed, order, &err);
@@ -229,13 +205,13 @@ static void check_golden(void)
     snprintf(path, sizeof path, "%s/asmk-small", tu_golden_dir());
     dir = path;
     struct inputs in;
-    in.centroids = load("centroids.f32", K * DIM, 4);
-    in.db = load("db_desc.f32", 12000 * DIM, 4);
-    in.q = load("q_desc.f32", 2300 * DIM, 4);
-    in.db_ids = load("db_imids.i64", 12000, 8);
-    in.q_ids = load("q_imids.i64", 2300, 8);
-    in.db_words = load("db_words.i64", 12000, 8);
-    in.q_words = load("q_words_ma5.i64", 2300 * 5, 8);
+    in.centroids = tu_read_array(dir, "centroids.f32", K * DIM, 4);
+    in.db = tu_read_array(dir, "db_desc.f32", 12000 * DIM, 4);
+    in.q = tu_read_array(dir, "q_desc.f32", 2300 * DIM, 4);
+    in.db_ids = tu_read_array(dir, "db_imids.i64", 12000, 8);
+    in.q_ids = tu_read_array(dir, "q_imids.i64", 2300, 8);
+    in.db_words = tu_read_array(dir, "db_words.i64", 12000, 8);
+    in.q_words = tu_read_array(dir, "q_words_ma5.i64", 2300 * 5, 8);
 
     sf_asmk_codebook *cb;
     sf_error err;

@@ -66,37 +66,15 @@ static struct golden {
     sf_asmk_codebook *cb;
 } G;
 
-static void *load(const char *dir, const char *name, size_t count, size_t elem)
-{
-    size_t size;
-    void *p = tu_read_file(dir, name, &size);
-    if (size != count * elem) {
-        fprintf(stderr, "%s/%s: %zu bytes, expected %zu\n", dir, name, size, count * elem);
-        exit(99);
-    }
-    return p;
-}
-
-static void rows_of(const int64_t *ids, size_t n, int64_t id, size_t *first, size_t *count)
-{
-    size_t i = 0;
-    while (i < n && ids[i] != id)
-        i++;
-    *first = i;
-    while (i < n && ids[i] == id)
-        i++;
-    *count = i - *first;
-}
-
 static void golden_load(void)
 {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/asmk-small", tu_golden_dir());
-    G.centroids = load(dir, "centroids.f32", K * DIM, 4);
-    G.db = load(dir, "db_desc.f32", 12000 * DIM, 4);
-    G.q = load(dir, "q_desc.f32", 2300 * DIM, 4);
-    G.db_ids = load(dir, "db_imids.i64", 12000, 8);
-    G.q_ids = load(dir, "q_imids.i64", 2300, 8);
+    G.centroids = tu_read_array(dir, "centroids.f32", K * DIM, 4);
+    G.db = tu_read_array(dir, "db_desc.f32", 12000 * DIM, 4);
+    G.q = tu_read_array(dir, "q_desc.f32", 2300 * DIM, 4);
+    G.db_ids = tu_read_array(dir, "db_imids.i64", 12000, 8);
+    G.q_ids = tu_read_array(dir, "q_imids.i64", 2300, 8);
     G.cbid.k = K;
     G.cbid.dim = DIM;
     G.cbid.checksum = sf_codebook_checksum_data(G.centroids, K, DIM);
@@ -121,7 +99,7 @@ static void golden_free(void)
 static void db_rows(int m, const float **desc, size_t *n)
 {
     size_t first;
-    rows_of(G.db_ids, 12000, m, &first, n);
+    tu_rows_of(G.db_ids, 12000, m, &first, n);
     *desc = G.db + first * DIM;
 }
 
@@ -129,7 +107,7 @@ static void db_rows(int m, const float **desc, size_t *n)
 static void query_agg(int q, int binary, sf_asmk_agg *agg)
 {
     size_t first, count;
-    rows_of(G.q_ids, 2300, q, &first, &count);
+    tu_rows_of(G.q_ids, 2300, q, &first, &count);
     int32_t *words = malloc(count * 5 * sizeof *words);
     sf_error err;
     if (sf_asmk_codebook_quantize(G.cb, G.q + first * DIM, count, 5, words, &err) != SF_OK ||
@@ -273,9 +251,9 @@ static void check_parity(const char *prefix, int binary, int idf, int n_indexed)
     CHECK(norms_equal, "%snorms differ from the IVF's", prefix);
 
     snprintf(name, sizeof name, "%sranks.i64", prefix);
-    int64_t *eranks = load(dir, name, (size_t)N_Q * n_indexed, 8);
+    int64_t *eranks = tu_read_array(dir, name, (size_t)N_Q * n_indexed, 8);
     snprintf(name, sizeof name, "%sscores.f64", prefix);
-    double *escores = load(dir, name, (size_t)N_Q * n_indexed, 8);
+    double *escores = tu_read_array(dir, name, (size_t)N_Q * n_indexed, 8);
     double *sc = malloc((size_t)n_indexed * sizeof *sc), *ref = malloc((size_t)n_indexed * 8);
     double *aligned = malloc((size_t)n_indexed * 8), *by_id = malloc((size_t)n_indexed * 8);
     uint32_t *order = malloc((size_t)n_indexed * 4);

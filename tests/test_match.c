@@ -42,17 +42,6 @@ static const struct pair pairs_syn[] = {
     { 7, 7 }, { 8, 8 }, { 10, 9 }, { 9, 10 }, { 11, 11 },
 };
 
-static float *load(const char *dir, const char *name, size_t count)
-{
-    size_t size;
-    float *p = tu_read_file(dir, name, &size);
-    if (size != count * sizeof(float)) {
-        fprintf(stderr, "%s/%s: %zu bytes, expected %zu\n", dir, name, size, count * 4);
-        exit(99);
-    }
-    return p;
-}
-
 static double dot(const float *x, const float *y, size_t dim)
 {
     double s = 0, nx = 0, ny = 0;
@@ -70,9 +59,9 @@ static void check_case(const char *dir, const char *prefix, size_t n, size_t dim
 {
     char name[128];
     snprintf(name, sizeof name, "%s_q.f32", prefix);
-    float *q = load(dir, name, n * dim);
+    float *q = tu_read_array(dir, name, n * dim, sizeof(float));
     snprintf(name, sizeof name, "%s_p.f32", prefix);
-    float *p = load(dir, name, n * dim);
+    float *p = tu_read_array(dir, name, n * dim, sizeof(float));
     size_t size;
     snprintf(name, sizeof name, "%s_indices.i64", prefix);
     int64_t *slip = tu_read_file(dir, name, &size);

@@ -115,3 +115,26 @@ int tu_finish(const char *name)
     printf("%s: %d checks, %d failed\n", name, tu_checks, tu_failures);
     return tu_failures ? 1 : 0;
 }
+
+void *tu_read_array(const char *dir, const char *name, size_t count, size_t elem)
+{
+    size_t size;
+    void *p = tu_read_file(dir, name, &size);
+    if (size != count * elem) {
+        fprintf(stderr, "%s/%s: %zu bytes, expected %zu\n", dir ? dir : ".", name, size,
+                count * elem);
+        exit(99);
+    }
+    return p;
+}
+
+void tu_rows_of(const int64_t *ids, size_t n, int64_t id, size_t *first, size_t *count)
+{
+    size_t i = 0;
+    while (i < n && ids[i] != id)
+        i++;
+    *first = i;
+    while (i < n && ids[i] == id)
+        i++;
+    *count = i - *first;
+}

@@ -25,6 +25,14 @@ _Noreturn void tu_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)
  * *size gets the byte count. */
 void *tu_read_file(const char *dir, const char *name, size_t *size);
 
+/* tu_read_file for a fixture array that must hold exactly count elements
+ * of elem bytes; exits 99 otherwise. */
+void *tu_read_array(const char *dir, const char *name, size_t count, size_t elem);
+
+/* Rows [*first, *first + *count) of image id in a column of image ids
+ * where each image's rows are contiguous. */
+void tu_rows_of(const int64_t *ids, size_t n, int64_t id, size_t *first, size_t *count);
+
 /* max|a-b| / max|b| (0/0 counts as 0). */
 double tu_rel_error(const float *a, const float *b, size_t n);
 double tu_max_abs_diff(const float *a, const float *b, size_t n);
