@@ -9,6 +9,7 @@
 
 #include <dnnl.h>
 
+#include "rng_internal.h"
 #include "sf_kmeans.h"
 
 /* Distance tiles: ROW_BLOCK rows against COL_BLOCK centroids per sgemm
@@ -47,57 +48,26 @@ static int resolve_threads(int threads)
     return n > 0 ? (int)(n < 1024 ? n : 1024) : 1;
 }
 
-/* ---- Random numbers: xoshiro256** seeded through splitmix64 ---- */
+/* ---- Random numbers (rng_internal.h) ---- */
 
-typedef struct rng {
-    uint64_t s[4];
-} rng;
-
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
+typedef sf_rng rng;
 
 /* stream tells apart the generators derived from one user seed. */
 static void rng_seed(rng *r, uint64_t seed, uint64_t stream)
 {
-    uint64_t st = seed ^ (stream * UINT64_C(0xd1b54a32d192ed03));
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&st);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t rng_next(rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
+    sf_rng_from_splitmix(r, seed ^ (stream * UINT64_C(0xd1b54a32d192ed03)));
 }
 
 /* Uniform in [0, bound), bound > 0, without modulo bias (Lemire's
  * multiply-and-reject). */
 static uint64_t rng_below(rng *r, uint64_t bound)
 {
-    unsigned __int128 m = (unsigned __int128)rng_next(r) * bound;
+    unsigned __int128 m = (unsigned __int128)sf_rng_next(r) * bound;
     uint64_t low = (uint64_t)m;
     if (low < bound) {
         uint64_t threshold = -bound % bound;
         while (low < threshold) {
-            m = (unsigned __int128)rng_next(r) * bound;
+            m = (unsigned __int128)sf_rng_next(r) * bound;
             low = (uint64_t)m;
         }
     }

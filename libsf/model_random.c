@@ -15,37 +15,9 @@
 #include <string.h>
 
 #include "model_internal.h"
+#include "rng_internal.h"
 
-typedef struct rng {
-    uint64_t s[4];
-} rng;
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-/* xoshiro256** */
-static uint64_t next(rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
+typedef sf_rng rng;
 
 /* One independent stream per tensor, keyed by its name, so a tensor's
  * values do not depend on which other tensors the network has. */
@@ -54,9 +26,7 @@ static void rng_init(rng *r, uint64_t seed, const char *name)
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
     for (const unsigned char *p = (const unsigned char *)name; *p; p++)
         h = (h ^ *p) * 0x100000001b3ull;
-    uint64_t x = seed ^ splitmix64(&h);
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&x);
+    sf_rng_from_splitmix(r, seed ^ sf_splitmix64(&h));
 }
 
 /* Approximately N(0, 1): (sum of 12 uniform 32-bit integers - 6 (2^32 - 1))
@@ -65,7 +35,7 @@ static double normal(rng *r)
 {
     int64_t sum = 0;
     for (int i = 0; i < 6; i++) {
-        uint64_t v = next(r);
+        uint64_t v = sf_rng_next(r);
         sum += (int64_t)(v & 0xffffffffu) + (int64_t)(v >> 32);
     }
     return (double)(2 * sum - 12 * (int64_t)0xffffffff) * 0x1p-33;
@@ -74,7 +44,7 @@ static double normal(rng *r)
 /* Uniform on [0, 1) in multiples of 2^-32, exact. */
 static double uniform01(rng *r)
 {
-    return (double)(next(r) >> 32) * 0x1p-32;
+    return (double)(sf_rng_next(r) >> 32) * 0x1p-32;
 }
 
 enum dist { NORMAL, UNIFORM_PM, UNIFORM_05_15, UNIFORM_05_2 };
@@ -87,7 +57,7 @@ static void fill(float *x, size_t n, rng *r, enum dist d, double a)
             x[i] = (float)(normal(r) * a);
             break;
         case UNIFORM_PM: /* a * (2u - 1), the bracket exact */
-            x[i] = (float)((double)(2 * (int64_t)(next(r) >> 32) - (int64_t)0xffffffff) * 0x1p-32 * a);
+            x[i] = (float)((double)(2 * (int64_t)(sf_rng_next(r) >> 32) - (int64_t)0xffffffff) * 0x1p-32 * a);
             break;
         case UNIFORM_05_15:
             x[i] = (float)(0.5 + uniform01(r));
