@@ -13,6 +13,7 @@
 #endif
 
 #include "sf_asmk.h"
+#include "sf_internal.h"
 
 /* Quantisation tiles: the dot products of a block of descriptors with a
  * block of centroids come from one oneDNN sgemm call into a per-thread
@@ -39,13 +40,6 @@
 /* Multiply-adds worth a thread of their own: about 0.1 ms of sgemm, a
  * few times what starting the thread costs. */
 #define Q_THREAD_WORK 8e6
-
-/* oneDNN runs its sgemm on OpenMP here (libgomp comes with libdnnl).  Each
- * of our threads asks for a single-threaded sgemm so that the cores are
- * shared between blocks, not oversubscribed.  Weak: a oneDNN on another
- * runtime leaves them NULL and this is skipped. */
-extern void omp_set_num_threads(int n) __attribute__((weak));
-extern int omp_get_max_threads(void) __attribute__((weak));
 
 struct sf_asmk_codebook {
     size_t k, dim;
@@ -80,30 +74,6 @@ void sf_asmk_params_default(sf_asmk_params *params)
     params->use_idf = 0;
     params->similarity_threshold = 0.0f;
     params->alpha = 3.0f;
-}
-
-/* a * b without wrapping; 0 on overflow (callers never ask for 0). */
-static size_t mul_size(size_t a, size_t b)
-{
-    if (a != 0 && b > SIZE_MAX / a)
-        return 0;
-    return a * b;
-}
-
-/* Run sgemm on one thread from here on; returns what to pass to
- * omp_single_end. */
-static int omp_single_begin(void)
-{
-    int prev = omp_get_max_threads && omp_set_num_threads ? omp_get_max_threads() : 0;
-    if (prev > 1)
-        omp_set_num_threads(1);
-    return prev;
-}
-
-static void omp_single_end(int prev)
-{
-    if (prev > 1)
-        omp_set_num_threads(prev); /* matters for the caller's own thread */
 }
 
 /* Below Q_MIN_ROWS rows, sgemm's cost is its copy of the centroids into
@@ -197,11 +167,11 @@ static int tiny_check(const float *c, size_t k, size_t dim)
         for (size_t r = 0; r < Q_MIN_ROWS; r++)
             for (size_t d = 0; d < dim; d++)
                 x[r * dim + d] = c[(r % k) * dim + (d + r) % dim];
-        int prev = omp_single_begin();
+        int prev = sf_sgemm_single_begin();
         ok = dnnl_sgemm('N', 'T', Q_MIN_ROWS, (dnnl_dim_t)cols, (dnnl_dim_t)dim, -2.0f, x,
                         (dnnl_dim_t)dim, c, (dnnl_dim_t)dim, 0.0f, ref,
                         (dnnl_dim_t)cols) == dnnl_success;
-        omp_single_end(prev);
+        sf_sgemm_single_end(prev);
         for (size_t r0 = 0; ok && r0 < Q_MIN_ROWS; r0 += 8) {
             transpose8(x + r0 * dim, 8, dim, xt);
             tiny_dots(xt, 8, c, cols, dim, got + r0 * cols, cols);
@@ -236,7 +206,7 @@ sf_status sf_asmk_codebook_create(const float *centroids, size_t k, size_t dim,
     if (k > INT32_MAX)
         return sf_error_set(err, SF_ERR_TOO_LARGE, "codebook: %zu centroids (at most %d)", k,
                             INT32_MAX);
-    size_t total = mul_size(k, dim);
+    size_t total = sf_mul_size(k, dim);
     if (!total || total > SIZE_MAX / sizeof(float))
         return sf_error_set(err, SF_ERR_TOO_LARGE, "codebook: %zu x %zu is too large", k, dim);
     for (size_t i = 0; i < total; i++)
@@ -451,13 +421,13 @@ static void *quant_thread(void *arg)
 {
     quant_worker *w = arg;
     const quant_job *job = w->job;
-    int prev = omp_single_begin();
+    int prev = sf_sgemm_single_begin();
     w->status = dnnl_success;
     const size_t units = job->n_rb * job->parts;
     for (size_t u = (size_t)w->index; u < units && w->status == dnnl_success;
          u += (size_t)job->n_threads)
         w->status = quant_unit(job, u, w);
-    omp_single_end(prev);
+    sf_sgemm_single_end(prev);
     return NULL;
 }
 
@@ -501,12 +471,6 @@ static size_t gcd_size(size_t a, size_t b)
     return a;
 }
 
-static size_t online_cores(void)
-{
-    long c = sysconf(_SC_NPROCESSORS_ONLN);
-    return c > 0 ? (size_t)(c < 1024 ? c : 1024) : 1;
-}
-
 sf_status sf_asmk_codebook_quantize(const sf_asmk_codebook *cb, const float *desc, size_t n,
                                     int ma, int32_t *words, sf_error *err)
 {
@@ -526,7 +490,7 @@ sf_status sf_asmk_codebook_quantize(const sf_asmk_codebook *cb, const float *des
     job.scan = pick_row_scan();
     /* Threads: as many as the work is worth, up to one per core. */
     double work = (double)(n < Q_MIN_ROWS ? Q_MIN_ROWS : n) * (double)k * (double)dim;
-    size_t want = online_cores();
+    size_t want = (size_t)sf_online_cores();
     if ((double)want > work / Q_THREAD_WORK)
         want = work / Q_THREAD_WORK >= 1.0 ? (size_t)(work / Q_THREAD_WORK) : 1;
     /* Row blocks of equal size, as tall as allowed: sgemm is fastest on
@@ -551,9 +515,9 @@ sf_status sf_asmk_codebook_quantize(const sf_asmk_codebook *cb, const float *des
     const size_t max_rows = job.rb_rows < Q_MIN_ROWS ? Q_MIN_ROWS : job.rb_rows;
     const int need_pad = n - (job.n_rb - 1) * job.rb_rows < Q_MIN_ROWS;
 
-    size_t lists = mul_size(mul_size(n, job.parts), (size_t)ma);
-    size_t buf_floats = mul_size(max_rows, max_cols);
-    if (!lists || !buf_floats || !mul_size(n, dim) || lists > SIZE_MAX / sizeof(float))
+    size_t lists = sf_mul_size(sf_mul_size(n, job.parts), (size_t)ma);
+    size_t buf_floats = sf_mul_size(max_rows, max_cols);
+    if (!lists || !buf_floats || !sf_mul_size(n, dim) || lists > SIZE_MAX / sizeof(float))
         return sf_error_set(err, SF_ERR_TOO_LARGE, "quantize: %zu descriptors x %d words", n,
                             ma);
     float *xnorm = malloc(n * sizeof *xnorm);
@@ -672,7 +636,7 @@ sf_status sf_asmk_aggregate(const sf_asmk_codebook *cb, const float *desc, size_
                             ma);
     if (n > UINT32_MAX)
         return sf_error_set(err, SF_ERR_TOO_LARGE, "aggregate: %zu descriptors in one image", n);
-    size_t n_pairs = mul_size(n, (size_t)ma);
+    size_t n_pairs = sf_mul_size(n, (size_t)ma);
     if (n == 0)
         return SF_OK;
     if (!n_pairs || n_pairs > SIZE_MAX / sizeof(uint64_t))
@@ -707,9 +671,9 @@ sf_status sf_asmk_aggregate(const sf_asmk_codebook *cb, const float *desc, size_
     const size_t np = sf_asmk_packed_size(dim);
     out->words = malloc(n_words * sizeof *out->words);
     if (out->binary)
-        out->packed = malloc(mul_size(n_words, np) * sizeof *out->packed);
+        out->packed = malloc(sf_mul_size(n_words, np) * sizeof *out->packed);
     else
-        out->vectors = malloc(mul_size(n_words, dim) * sizeof *out->vectors);
+        out->vectors = malloc(sf_mul_size(n_words, dim) * sizeof *out->vectors);
     if (!out->words || (out->binary ? !out->packed : !out->vectors)) {
         free(pairs);
         free(acc);
@@ -980,7 +944,7 @@ sf_status sf_asmk_quantize_aggregate(const sf_asmk_codebook *cb, const float *de
     memset(out, 0, sizeof *out);
     if (ma < 1)
         return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, "quantize: %d words per descriptor", ma);
-    size_t total = mul_size(n, (size_t)ma);
+    size_t total = sf_mul_size(n, (size_t)ma);
     if (n != 0 && total == 0)
         return sf_error_set(err, SF_ERR_TOO_LARGE, "quantize: %zu descriptors", n);
     int32_t *words = malloc((total ? total : 1) * sizeof *words);

@@ -270,8 +270,7 @@ sf_status sf_index_searcher_create(const sf_index *const *shards, size_t n_shard
         tabulate(&s->params.asmk, s->n_u32, s->pw, s->keep);
         s->kernel = pick_kernel();
     }
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    s->threads = o.threads > 0 ? o.threads : (cores > 0 ? (int)cores : 1);
+    s->threads = o.threads > 0 ? o.threads : sf_online_cores();
     s->explicit_threads = o.threads > 0;
     s->tile = o.tile ? o.tile : TILE_IMAGES;
     if (s->threads > 256)

@@ -10,6 +10,7 @@
 #include <dnnl.h>
 
 #include "rng_internal.h"
+#include "sf_internal.h"
 #include "sf_kmeans.h"
 
 /* Distance tiles: ROW_BLOCK rows against COL_BLOCK centroids per sgemm
@@ -25,27 +26,9 @@
 /* Relative push that separates the two halves of a split cluster. */
 #define SPLIT_EPS (1.0 / 1024.0)
 
-/* oneDNN runs its sgemm on OpenMP here (libgomp comes with libdnnl).  Each
- * of our threads asks for a single-threaded sgemm so that the cores are
- * shared between blocks, not oversubscribed.  Weak: a oneDNN on another
- * runtime leaves them NULL and this is skipped. */
-extern void omp_set_num_threads(int n) __attribute__((weak));
-extern int omp_get_max_threads(void) __attribute__((weak));
-
-/* a * b without wrapping; 0 on overflow (callers never ask for 0). */
-static size_t mul_size(size_t a, size_t b)
-{
-    if (a != 0 && b > SIZE_MAX / a)
-        return 0;
-    return a * b;
-}
-
 static int resolve_threads(int threads)
 {
-    if (threads > 0)
-        return threads;
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)(n < 1024 ? n : 1024) : 1;
+    return threads > 0 ? threads : sf_online_cores();
 }
 
 /* ---- Random numbers (rng_internal.h) ---- */
@@ -265,15 +248,12 @@ static void *assign_thread(void *arg)
 {
     assign_worker *w = arg;
     const assign_job *job = w->job;
-    int prev = omp_get_max_threads && omp_set_num_threads ? omp_get_max_threads() : 0;
-    if (prev > 1)
-        omp_set_num_threads(1);
+    int prev = sf_sgemm_single_begin();
     w->status = dnnl_success;
     for (size_t b = (size_t)w->index; b < job->n_blocks && w->status == dnnl_success;
          b += (size_t)job->n_threads)
         w->status = assign_block(job, b, w->buf);
-    if (prev > 1)
-        omp_set_num_threads(prev); /* matters for the caller's own thread */
+    sf_sgemm_single_end(prev);
     return NULL;
 }
 
@@ -349,7 +329,7 @@ sf_status sf_kmeans_assign(const float *x, size_t n, size_t d, const float *cent
                             "k-means: %zu centroids of dimension %zu", k, d);
     if (n == 0)
         return SF_OK;
-    size_t nd = mul_size(n, d), kd = mul_size(k, d);
+    size_t nd = sf_mul_size(n, d), kd = sf_mul_size(k, d);
     if (!nd || !kd)
         return sf_error_set(err, SF_ERR_TOO_LARGE, "k-means: sizes overflow");
     sf_status st = check_finite(x, nd, "data", err);
@@ -549,8 +529,8 @@ sf_status sf_kmeans_train(const float *x, size_t n, size_t d, size_t k, int iter
                             "at least as many vectors as centroids are needed", n, k);
     if (iterations < 0)
         return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, "k-means: %d iterations", iterations);
-    size_t nd = mul_size(n, d), kd = mul_size(k, d);
-    if (!nd || !kd || !mul_size(kd, sizeof(double)) || !mul_size(n, sizeof(float)))
+    size_t nd = sf_mul_size(n, d), kd = sf_mul_size(k, d);
+    if (!nd || !kd || !sf_mul_size(kd, sizeof(double)) || !sf_mul_size(n, sizeof(float)))
         return sf_error_set(err, SF_ERR_TOO_LARGE, "k-means: %zu x %zu is too large", n, d);
     sf_status st = check_finite(x, nd, "training", err);
     if (st != SF_OK)
@@ -629,7 +609,7 @@ sf_status sf_kmeans_sampler_create(size_t max_rows, size_t d, uint64_t seed,
     if (max_rows == 0 || d == 0)
         return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
                             "sampler: %zu rows of dimension %zu", max_rows, d);
-    if (!mul_size(mul_size(max_rows, d), sizeof(float)))
+    if (!sf_mul_size(sf_mul_size(max_rows, d), sizeof(float)))
         return sf_error_set(err, SF_ERR_TOO_LARGE, "sampler: %zu rows of dimension %zu",
                             max_rows, d);
     sf_kmeans_sampler *s = calloc(1, sizeof *s);

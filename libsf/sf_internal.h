@@ -18,6 +18,22 @@ static inline uint64_t sf_get_u64(const unsigned char *p) { uint64_t v = 0; for 
 static inline void sf_put_f64(unsigned char *p, double d) { uint64_t v; memcpy(&v, &d, 8); sf_put_u64(p, v); }
 static inline double sf_get_f64(const unsigned char *p) { uint64_t v = sf_get_u64(p); double d; memcpy(&d, &v, 8); return d; }
 
+/* a * b, or 0 when it would wrap (callers never ask for 0). */
+static inline size_t sf_mul_size(size_t a, size_t b)
+{
+    return a != 0 && b > SIZE_MAX / a ? 0 : a * b;
+}
+
+/* Online cores, at least 1 and at most 1024. */
+int sf_online_cores(void);
+
+/* libsf's worker threads each run oneDNN's sgemm single-threaded, so that
+ * the cores are shared between blocks, not oversubscribed: call begin in
+ * the thread before its sgemm calls and end, with what begin returned,
+ * after them. */
+int sf_sgemm_single_begin(void);
+void sf_sgemm_single_end(int prev);
+
 /* Read the whole of fd, or of the file at path, into a 64-byte aligned
  * buffer (*data, free() it).  More than max_bytes (0: no limit) is
  * SF_ERR_TOO_LARGE.  regular_only refuses directories, pipes and devices
