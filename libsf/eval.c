@@ -37,15 +37,8 @@ static size_t sorted_set(const uint32_t *ids, size_t n, uint32_t *out)
 
 static long find_u32(const uint32_t *set, size_t n, uint32_t id)
 {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (set[mid] < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && set[lo] == id ? (long)lo : -1;
+    size_t i = (size_t)sf_lower_bound_u32(set, 0, n, id);
+    return i < n && set[i] == id ? (long)i : -1;
 }
 
 /* ---- One ranking ---- */

@@ -311,19 +311,6 @@ typedef struct job {
     sf_error err;
 } job;
 
-/* First e in [a, b) with ids[e] >= v. */
-static uint64_t lower_bound(const uint32_t *ids, uint64_t a, uint64_t b, uint32_t v)
-{
-    while (a < b) {
-        uint64_t m = a + (b - a) / 2;
-        if (ids[m] < v)
-            a = m + 1;
-        else
-            b = m;
-    }
-    return a;
-}
-
 /* The same, starting from a guess and galloping outwards: the images of a
  * list are spread evenly, so the guess is close and the search reads a
  * few neighbouring cache lines instead of log2(n) scattered ones. */
@@ -354,7 +341,7 @@ static uint64_t lower_bound_from(const uint32_t *ids, uint64_t lo, uint64_t hi, 
             l = r - lo > step ? r - step : lo;
         }
     }
-    return lower_bound(ids, l, r, v);
+    return sf_lower_bound_u32(ids, l, r, v);
 }
 
 /* Start loading what a later query word will need: PREFETCH_DIR words

@@ -24,6 +24,20 @@ static inline size_t sf_mul_size(size_t a, size_t b)
     return a != 0 && b > SIZE_MAX / a ? 0 : a * b;
 }
 
+/* First e in [lo, hi) with a[e] >= v (a ascending), or hi. */
+static inline uint64_t sf_lower_bound_u32(const uint32_t *a, uint64_t lo, uint64_t hi,
+                                          uint32_t v)
+{
+    while (lo < hi) {
+        uint64_t m = lo + (hi - lo) / 2;
+        if (a[m] < v)
+            lo = m + 1;
+        else
+            hi = m;
+    }
+    return lo;
+}
+
 /* Online cores, at least 1 and at most 1024. */
 int sf_online_cores(void);
 
