@@ -165,6 +165,25 @@ static void bw_pad(bw *b)
     bw_write(b, zero, (size_t)(ix_align(at) - at));
 }
 
+/* A segment's header and its list directory, start[0 .. k] (the entry
+ * count is start[k]); man sf-index(5). */
+static void bw_segment_head(bw *b, uint64_t n_img, uint64_t keys_bytes, uint64_t k, size_t vb,
+                            const uint64_t *start)
+{
+    unsigned char h[IX_SEG_HEADER];
+    memset(h, 0, sizeof h);
+    memcpy(h, IX_SEG_MAGIC, 8);
+    sf_put_u64(h + 8, n_img);
+    sf_put_u64(h + 16, start[k]);
+    sf_put_u64(h + 24, keys_bytes);
+    sf_put_u64(h + 32, k);
+    sf_put_u32(h + 40, (uint32_t)vb);
+    bw_write(b, h, sizeof h);
+    for (uint64_t x = 0; x <= k; x++)
+        bw_u64(b, start[x]);
+    bw_pad(b);
+}
+
 /* Digest of what was written since the last call; starts a new part. */
 static uint64_t bw_part(bw *b)
 {
@@ -793,18 +812,7 @@ static sf_status flush_segment(sf_index_writer *w, sf_error *err)
 
     bw b;
     bw_init(&b, w->fd, w->path, seg.offset, buf, err);
-    unsigned char h[IX_SEG_HEADER];
-    memset(h, 0, sizeof h);
-    memcpy(h, IX_SEG_MAGIC, 8);
-    sf_put_u64(h + 8, n_img);
-    sf_put_u64(h + 16, n);
-    sf_put_u64(h + 24, keys_bytes);
-    sf_put_u64(h + 32, k);
-    sf_put_u32(h + 40, (uint32_t)vb);
-    bw_write(&b, h, sizeof h);
-    for (uint64_t x = 0; x <= k; x++)
-        bw_u64(&b, start[x]);
-    bw_pad(&b);
+    bw_segment_head(&b, n_img, keys_bytes, k, vb, start);
     for (size_t i = 0; i < n_img; i++) {
         unsigned char t[IX_IMAGE_ENTRY];
         sf_put_u64(t, imgs[i].key_off - key_base);
@@ -1302,18 +1310,7 @@ static sf_status compact_fill(void *vctx, int fd, uint64_t at, ix_segment *seg, 
 
     bw b;
     bw_init(&b, fd, c->w->path, at, buf, err);
-    unsigned char h[IX_SEG_HEADER];
-    memset(h, 0, sizeof h);
-    memcpy(h, IX_SEG_MAGIC, 8);
-    sf_put_u64(h + 8, n_img);
-    sf_put_u64(h + 16, start[k]);
-    sf_put_u64(h + 24, keys_bytes);
-    sf_put_u64(h + 32, k);
-    sf_put_u32(h + 40, (uint32_t)vb);
-    bw_write(&b, h, sizeof h);
-    for (uint64_t x_ = 0; x_ <= k; x_++)
-        bw_u64(&b, start[x_]);
-    bw_pad(&b);
+    bw_segment_head(&b, n_img, keys_bytes, k, vb, start);
     uint64_t key_off = 0;
     for (uint64_t m = 0; m < x->n_slots; m++) {
         if (!ix_live(x->live, m))
