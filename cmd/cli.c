@@ -412,6 +412,61 @@ void sf_cli_close_input(FILE *fp)
         fclose(fp);
 }
 
+static _Noreturn void lines_out_of_memory(const sf_cli *cli)
+{
+    sf_cli_error(cli, "out of memory");
+    exit(SF_EXIT_FATAL);
+}
+
+char **sf_cli_read_lines(const sf_cli *cli, const char *path, size_t *n, const char **why)
+{
+    *n = 0;
+    FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (!fp) {
+        *why = strerror(errno);
+        return NULL;
+    }
+    /* Not NULL for an empty file: NULL means failure. */
+    char **lines = malloc(sizeof *lines), *line = NULL;
+    size_t cap = 1, lcap = 0;
+    if (!lines)
+        lines_out_of_memory(cli);
+    ssize_t len;
+    errno = 0;
+    while ((len = getline(&line, &lcap, fp)) >= 0) {
+        /* Lists written on other systems end lines with "\r\n". */
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (*n == cap) {
+            cap = cap < 256 ? 256 : 2 * cap;
+            char **l = realloc(lines, cap * sizeof *l);
+            if (!l)
+                lines_out_of_memory(cli);
+            lines = l;
+        }
+        if (!(lines[(*n)++] = strdup(line)))
+            lines_out_of_memory(cli);
+    }
+    int failed = ferror(fp), e = errno;
+    free(line);
+    if (fp != stdin)
+        fclose(fp);
+    if (failed) {
+        *why = e ? strerror(e) : "read failed";
+        sf_cli_free_lines(lines, *n);
+        *n = 0;
+        return NULL;
+    }
+    return lines;
+}
+
+void sf_cli_free_lines(char **lines, size_t n)
+{
+    for (size_t i = 0; lines && i < n; i++)
+        free(lines[i]);
+    free(lines);
+}
+
 /* One input stream through the filter; returns the worst exit status. */
 static int filter_stream(sf_cli *cli, FILE *fp, const char *name, const sf_cli_filter *f,
                          void *ctx, sf_cli_batch *out)

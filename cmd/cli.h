@@ -142,6 +142,13 @@ void sf_cli_batch_free(sf_cli_batch *b);
 FILE *sf_cli_open_input(const sf_cli *cli, const char *path, const char **name);
 void sf_cli_close_input(FILE *fp);
 
+/* The lines of a list file ("-": standard input) without their line ends
+ * ("\n", "\r\n"), empty ones kept, in *n; free them with
+ * sf_cli_free_lines.  NULL when the file cannot be opened or read, with
+ * the reason in *why; out of memory exits. */
+char **sf_cli_read_lines(const sf_cli *cli, const char *path, size_t *n, const char **why);
+void sf_cli_free_lines(char **lines, size_t n);
+
 /* ---- the loop of a stream filter ---- */
 
 /* A filter turns the records of each image into output records.  record()

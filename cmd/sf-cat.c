@@ -106,24 +106,14 @@ static void add_key(const sf_cli *cli, filter *f, const char *key, size_t len)
 
 static void add_key_file(const sf_cli *cli, filter *f, const char *path)
 {
-    FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-    if (!fp)
-        sf_cli_usage_error(cli, "%s: %s", path, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    while ((len = getline(&line, &cap, fp)) >= 0) {
-        /* Lists written on other systems end lines with "\r\n". */
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            len--;
-        add_key(cli, f, line, (size_t)len);
-    }
-    int bad = ferror(fp);
-    free(line);
-    if (fp != stdin)
-        fclose(fp);
-    if (bad)
-        sf_cli_usage_error(cli, "%s: read failed", path);
+    const char *why;
+    size_t n;
+    char **lines = sf_cli_read_lines(cli, path, &n, &why);
+    if (!lines)
+        sf_cli_usage_error(cli, "%s: %s", path, why);
+    for (size_t i = 0; i < n; i++)
+        add_key(cli, f, lines[i], strlen(lines[i]));
+    sf_cli_free_lines(lines, n);
 }
 
 static int compare_keys(const void *a, const void *b)

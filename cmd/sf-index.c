@@ -359,28 +359,18 @@ static int cmd_remove(sf_cli *cli, const options *o, const char *path, int argc,
         fatal = remove_one(cli, w, argv[i], &missing, &removed);
     for (size_t f = 0; f < o->n_key_files && !fatal; f++) {
         const char *kf = o->key_files[f];
-        FILE *fp = strcmp(kf, "-") == 0 ? stdin : fopen(kf, "r");
-        if (!fp) {
-            sf_cli_error(cli, "%s: %s", kf, strerror(errno));
+        const char *why;
+        size_t n;
+        char **lines = sf_cli_read_lines(cli, kf, &n, &why);
+        if (!lines) {
+            sf_cli_error(cli, "%s: %s", kf, why);
             fatal = 1;
             break;
         }
-        char *line = NULL;
-        size_t cap = 0;
-        ssize_t len;
-        while (!fatal && (len = getline(&line, &cap, fp)) >= 0) {
-            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-                line[--len] = '\0';
-            if (len > 0)
-                fatal = remove_one(cli, w, line, &missing, &removed);
-        }
-        if (ferror(fp)) {
-            sf_cli_error(cli, "%s: read failed", kf);
-            fatal = 1;
-        }
-        free(line);
-        if (fp != stdin)
-            fclose(fp);
+        for (size_t i = 0; i < n && !fatal; i++)
+            if (*lines[i])
+                fatal = remove_one(cli, w, lines[i], &missing, &removed);
+        sf_cli_free_lines(lines, n);
     }
     int status;
     if (fatal) {

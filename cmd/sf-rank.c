@@ -367,54 +367,14 @@ typedef struct eval_opts {
     int per_query;
 } eval_opts;
 
-/* Lines of a file, without their line ends; empty lines are kept (they
- * hold a place).  NULL after reporting a failure. */
-static char **read_lines(const sf_cli *cli, const char *path, size_t *n)
+/* A list file's lines; NULL after reporting why not. */
+static char **read_list(const sf_cli *cli, const char *path, size_t *n)
 {
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        sf_cli_error(cli, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    /* Not NULL for an empty file: NULL means failure. */
-    char **lines = malloc(sizeof *lines), *line = NULL;
-    size_t cap = 1, lcap = 0;
+    const char *why;
+    char **lines = sf_cli_read_lines(cli, path, n, &why);
     if (!lines)
-        out_of_memory(cli);
-    ssize_t len;
-    *n = 0;
-    errno = 0;
-    while ((len = getline(&line, &lcap, fp)) >= 0) {
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = '\0';
-        if (*n == cap) {
-            cap = cap < 256 ? 256 : 2 * cap;
-            char **l = realloc(lines, cap * sizeof *l);
-            if (!l)
-                out_of_memory(cli);
-            lines = l;
-        }
-        if (!(lines[(*n)++] = strdup(line)))
-            out_of_memory(cli);
-    }
-    int failed = ferror(fp), why = errno;
-    free(line);
-    fclose(fp);
-    if (failed) {
-        sf_cli_error(cli, "%s: %s", path, why ? strerror(why) : "read failed");
-        for (size_t i = 0; i < *n; i++)
-            free(lines[i]);
-        free(lines);
-        return NULL;
-    }
+        sf_cli_error(cli, "%s: %s", path, why);
     return lines;
-}
-
-static void free_lines(char **lines, size_t n)
-{
-    for (size_t i = 0; lines && i < n; i++)
-        free(lines[i]);
-    free(lines);
 }
 
 /* Row r of ranks (width entries): the ids of query q's hits by name,
@@ -556,10 +516,10 @@ static int evaluate_gnd(const sf_cli *cli, const eval_opts *o, const ranker *r)
         return SF_EXIT_USAGE;
     }
     size_t n_db, n_q;
-    char **db_names = read_lines(cli, o->db_list, &n_db);
-    char **q_names = db_names ? read_lines(cli, o->query_list, &n_q) : NULL;
+    char **db_names = read_list(cli, o->db_list, &n_db);
+    char **q_names = db_names ? read_list(cli, o->query_list, &n_q) : NULL;
     if (!q_names) {
-        free_lines(db_names, n_db);
+        sf_cli_free_lines(db_names, n_db);
         sf_gnd_free(gnd);
         return SF_EXIT_USAGE;
     }
@@ -624,8 +584,8 @@ static int evaluate_gnd(const sf_cli *cli, const eval_opts *o, const ranker *r)
     free(of_query);
     free(db.slots);
     free(qt.slots);
-    free_lines(db_names, n_db);
-    free_lines(q_names, n_q);
+    sf_cli_free_lines(db_names, n_db);
+    sf_cli_free_lines(q_names, n_q);
     sf_gnd_free(gnd);
     return status;
 }
