@@ -17,6 +17,27 @@ static void vmessage(const sf_cli *cli, const char *fmt, va_list ap)
     fputc('\n', stderr);
 }
 
+int sf_cli_getopt_anywhere(sf_cli *cli, int argc, char **argv, const char *shortopts,
+                           const struct option *longopts, int *n_operands)
+{
+    for (;;) {
+        int before = optind;
+        int c = sf_cli_getopt(cli, argc, argv, shortopts, longopts);
+        if (c != -1)
+            return c;
+        /* getopt stopped at "--" (which it consumed), an operand, or the end.
+         * Operand k goes to argv[1 + k]: never beyond the slot it came from. */
+        if (optind > before && strcmp(argv[optind - 1], "--") == 0) {
+            while (optind < argc)
+                argv[1 + (*n_operands)++] = argv[optind++];
+            return -1;
+        }
+        if (optind >= argc)
+            return -1;
+        argv[1 + (*n_operands)++] = argv[optind++];
+    }
+}
+
 void sf_cli_error(const sf_cli *cli, const char *fmt, ...)
 {
     va_list ap;

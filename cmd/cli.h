@@ -48,6 +48,15 @@ void sf_cli_init(sf_cli *cli, const char *prog, int argc, char **argv);
 int sf_cli_getopt(sf_cli *cli, int argc, char **argv, const char *shortopts,
                   const struct option *longopts);
 
+/* sf_cli_getopt for programs whose options may come anywhere among their
+ * operands (git style: `sf-index add -C cb.sfcb db.six a.sfs`): returns
+ * the next option, or -1 at the end.  The operands met on the way are
+ * gathered, in order, into argv[1 .. 1 + *n_operands) (slots getopt has
+ * already passed, so nothing is allocated); after "--" everything is an
+ * operand.  *n_operands starts at 0. */
+int sf_cli_getopt_anywhere(sf_cli *cli, int argc, char **argv, const char *shortopts,
+                           const struct option *longopts, int *n_operands);
+
 /* Messages: "prog: text" on stderr, one line each. */
 void sf_cli_error(const sf_cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sf_cli_warn(const sf_cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

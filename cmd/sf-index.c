@@ -493,27 +493,10 @@ int main(int argc, char **argv)
     cli.options_help = options_help;
     /* Options may come anywhere; "--" ends them (for keys that begin
      * with '-'). */
-    char **ops = malloc((size_t)argc * sizeof *ops);
-    int n_ops = 0, only_operands = 0;
-    if (!ops)
-        out_of_memory(&cli);
-    while (optind < argc) {
-        if (!only_operands) {
-            int before = optind;
-            int c = sf_cli_getopt(&cli, argc, argv, "C:", longopts);
-            if (c != -1) {
-                handle_option(&cli, &o, c, optarg);
-                continue;
-            }
-            if (optind > before && strcmp(argv[optind - 1], "--") == 0) {
-                only_operands = 1;
-                continue;
-            }
-            if (optind >= argc)
-                break;
-        }
-        ops[n_ops++] = argv[optind++];
-    }
+    int n_ops = 0, c;
+    while ((c = sf_cli_getopt_anywhere(&cli, argc, argv, "C:", longopts, &n_ops)) != -1)
+        handle_option(&cli, &o, c, optarg);
+    char **ops = argv + 1;
     if (n_ops == 0)
         sf_cli_usage_error(&cli, "no command (create, add, remove, compact, info, list, check)");
     const char *name = ops[0];
@@ -551,6 +534,5 @@ int main(int argc, char **argv)
     default: status = cmd_check(&cli, path); break;
     }
     free(o.key_files);
-    free(ops);
     return sf_cli_finish(&cli, status);
 }

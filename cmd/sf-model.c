@@ -162,28 +162,9 @@ int main(int argc, char **argv)
 
     opts o = { 0 };
     sf_net_params_init(&o.params);
-    char **ops = calloc((size_t)argc + 1, sizeof *ops);
-    int n_ops = 0;
-    if (!ops) {
-        sf_cli_error(&cli, "out of memory");
-        return SF_EXIT_FATAL;
-    }
-    /* Options may follow the command and the operands (git style), so
-     * take operands one at a time between option runs. */
-    for (;;) {
-        int c = sf_cli_getopt(&cli, argc, argv, "o:", longopts);
-        if (c == -1) {
-            if (optind > 1 && strcmp(argv[optind - 1], "--") == 0) {
-                while (optind < argc)
-                    ops[n_ops++] = argv[optind++];
-                break;
-            }
-            if (optind < argc) {
-                ops[n_ops++] = argv[optind++];
-                continue;
-            }
-            break;
-        }
+    /* Options may follow the command and the operands (git style). */
+    int n_ops = 0, c;
+    while ((c = sf_cli_getopt_anywhere(&cli, argc, argv, "o:", longopts, &n_ops)) != -1) {
         switch (c) {
         case OPT_TENSORS:
             o.tensors = 1;
@@ -223,6 +204,7 @@ int main(int argc, char **argv)
     }
     if (n_ops == 0)
         sf_cli_usage_error(&cli, "no command given (info, check, convert, random)");
+    char **ops = argv + 1;
     const char *cmd = ops[0];
     char **files = ops + 1;
     int n_files = n_ops - 1, status;
@@ -263,7 +245,6 @@ int main(int argc, char **argv)
         sf_status st = sf_model_create_random(&m, &o.params, o.seed, &err);
         if (st == SF_ERR_NOMEM) {
             sf_cli_error(&cli, "%s", err.message);
-            free(ops);
             return sf_cli_finish(&cli, SF_EXIT_FATAL);
         }
         if (st != SF_OK) /* only the parameters can be wrong */
@@ -271,6 +252,5 @@ int main(int argc, char **argv)
         status = save(&cli, m, o.output);
         sf_model_free(m);
     }
-    free(ops);
     return sf_cli_finish(&cli, status);
 }
