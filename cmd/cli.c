@@ -87,6 +87,7 @@ static void load_config(sf_cli *cli, const char *path)
 
 void sf_cli_init(sf_cli *cli, const char *prog, int argc, char **argv)
 {
+    memset(cli, 0, sizeof *cli);
     cli->prog = prog;
     cli->verbosity = 1;
     sf_config_init(&cli->config);
@@ -220,20 +221,38 @@ static _Noreturn void die_of_broken_pipe(void)
     _exit(128 + SIGPIPE);
 }
 
-void sf_cli_write_record(const sf_cli *cli, const sf_record *rec)
+void sf_cli_stream_output(sf_cli *cli)
 {
-    sf_error err;
-    sf_status st = sf_stream_write_record(stdout, rec, &err);
+    sf_cli_refuse_terminal_output(cli, stdout);
+    cli->writes_stream = 1;
+}
+
+static void check_write(const sf_cli *cli, sf_status st, const sf_error *err)
+{
     if (st == SF_ERR_BROKEN_PIPE)
         die_of_broken_pipe();
     if (st != SF_OK) {
-        sf_cli_error(cli, "<stdout>: %s", err.message);
+        sf_cli_error(cli, "<stdout>: %s", err->message);
         exit(SF_EXIT_FATAL);
     }
 }
 
-int sf_cli_finish(const sf_cli *cli, int status)
+void sf_cli_write_record(sf_cli *cli, const sf_record *rec)
 {
+    sf_error err;
+    check_write(cli, sf_stream_write_record(stdout, rec, &err), &err);
+    cli->images_written += (rec->flags & SF_RECORD_LAST) != 0;
+}
+
+int sf_cli_finish(sf_cli *cli, int status)
+{
+    /* A fatal failure leaves the output without its end, so that whatever
+     * reads it knows it is incomplete. */
+    if (cli->writes_stream && status != SF_EXIT_FATAL && !ferror(stdout)) {
+        sf_error err;
+        check_write(cli, sf_stream_write_end(stdout, cli->prog, cli->images_written, &err),
+                    &err);
+    }
     errno = 0;
     if (fflush(stdout) != 0 || ferror(stdout)) {
         if (errno == EPIPE)
@@ -289,7 +308,7 @@ int sf_cli_network_option(sf_cli *cli, sf_cli_network *nw, int opt, const char *
     return 0;
 }
 
-static void list_backends(const sf_cli *cli, const sf_cli_network *nw)
+static void list_backends(sf_cli *cli, const sf_cli_network *nw)
 {
     sf_backend_info infos[32];
     size_t n = 0;
@@ -387,14 +406,41 @@ void sf_cli_batch_add_owned(const sf_cli *cli, sf_cli_batch *b, const sf_record 
     batch_push(cli, b, rec, data);
 }
 
-void sf_cli_batch_flush(const sf_cli *cli, sf_cli_batch *b)
+void sf_cli_batch_add_provenance(const sf_cli *cli, sf_cli_batch *b, const char *key,
+                                 const sf_provenance *p)
 {
-    for (size_t i = 0; i < b->count; i++) {
-        sf_record r = b->recs[i];
-        r.flags = (uint16_t)((r.flags & ~SF_RECORD_LAST) | (i + 1 == b->count ? SF_RECORD_LAST : 0));
-        sf_cli_write_record(cli, &r);
+    uint64_t fields[SF_PROVENANCE_FIELDS];
+    sf_record rec;
+    sf_provenance_record(&rec, p, key, fields);
+    sf_cli_batch_add(cli, b, &rec);
+    /* First: a reader sees where the image comes from before its data. */
+    sf_record added = b->recs[b->count - 1];
+    memmove(b->recs + 1, b->recs, (b->count - 1) * sizeof *b->recs);
+    b->recs[0] = added;
+}
+
+void sf_cli_batch_flush(sf_cli *cli, sf_cli_batch *b)
+{
+    if (b->count) {
+        sf_error err;
+        check_write(cli, sf_stream_write_image(stdout, b->recs, b->count, &err), &err);
+        cli->images_written++;
     }
     sf_cli_batch_clear(b);
+}
+
+int sf_cli_provenance(sf_cli *cli, const char *name, sf_status st, const sf_error *err)
+{
+    static int warned;
+    if (st == SF_OK)
+        return 0;
+    if (cli->allow_mismatch) {
+        if (!warned++)
+            sf_cli_warn(cli, "%s: %s (used anyway: --allow-mismatch)", name, err->message);
+        return 0;
+    }
+    sf_cli_error(cli, "%s: %s (--allow-mismatch uses it anyway)", name, err->message);
+    return 1;
 }
 
 void sf_cli_batch_clear(sf_cli_batch *b)
@@ -488,67 +534,97 @@ void sf_cli_free_lines(char **lines, size_t n)
     free(lines);
 }
 
-/* One input stream through the filter; returns the worst exit status. */
-static int filter_stream(sf_cli *cli, FILE *fp, const char *name, const sf_cli_filter *f,
-                         void *ctx, sf_cli_batch *out)
+static int each_image(sf_cli *cli, FILE *fp, const char *name, sf_cli_image_fn fn, void *ctx)
 {
     sf_stream_reader *reader;
     sf_error err;
-    const sf_record *rec;
-    int status = SF_EXIT_OK, failed = 0;
+    int status = SF_EXIT_OK;
     if (sf_stream_reader_create(&reader, fp, name, &err) != SF_OK) {
         sf_cli_error(cli, "%s", err.message);
         return SF_EXIT_FATAL;
     }
+    sf_stream_reader_allow_partial(reader, cli->partial_input);
     for (;;) {
-        if (sf_stream_read_record(reader, &rec, &err) != SF_OK) {
+        const sf_stream_image *img;
+        sf_status st = sf_stream_read_image(reader, &img, &err);
+        if (st == SF_ERR_INVALID_DATA) {
+            sf_cli_error(cli, "%s", err.message);
+            status = SF_EXIT_FAILURE;
+            continue;
+        }
+        if (st != SF_OK) {
             sf_cli_error(cli, "%s", err.message);
             status = SF_EXIT_FATAL;
             break;
         }
-        if (!rec)
+        if (!img)
             break;
-        if (!failed)
-            failed = f->record(ctx, rec, out);
-        if (rec->flags & SF_RECORD_LAST) {
-            if (!failed)
-                failed = f->image_end(ctx, rec->key, out);
-            if (!failed)
-                sf_cli_batch_flush(cli, out);
-            else
-                status = SF_EXIT_FAILURE;
-            sf_cli_batch_clear(out);
-            if (f->image_reset)
-                f->image_reset(ctx);
-            failed = 0;
-        }
+        int s = fn(ctx, img, name);
+        if (s > status)
+            status = s;
+        if (s == SF_EXIT_FATAL || ferror(stdout))
+            break;
     }
-    /* A corrupt stream may stop inside an image: drop what it had. */
-    sf_cli_batch_clear(out);
-    if (f->image_reset)
-        f->image_reset(ctx);
+    sf_cli_info(cli, "%s: %llu records, %llu images, %llu bytes", name,
+                (unsigned long long)sf_stream_reader_records(reader),
+                (unsigned long long)sf_stream_reader_images(reader),
+                (unsigned long long)sf_stream_reader_offset(reader));
     sf_stream_reader_free(reader);
     return status;
 }
 
-int sf_cli_run_filter(sf_cli *cli, int argc, char **argv, int first,
-                      const sf_cli_filter *filter, void *ctx)
+int sf_cli_each_image(sf_cli *cli, const char *path, sf_cli_image_fn fn, void *ctx)
 {
-    sf_cli_batch out = { 0 };
-    int status = SF_EXIT_OK;
+    const char *name;
+    FILE *fp = sf_cli_open_input(cli, path, &name);
+    if (!fp)
+        return cli->all_inputs ? SF_EXIT_FATAL : SF_EXIT_FAILURE;
+    int status = each_image(cli, fp, name, fn, ctx);
+    sf_cli_close_input(fp);
+    return status;
+}
+
+int sf_cli_each_image_of(sf_cli *cli, int argc, char **argv, int first, sf_cli_image_fn fn,
+                         void *ctx)
+{
     if (first >= argc) {
         if (isatty(STDIN_FILENO))
             sf_cli_usage_error(cli, "no input: name stream files or pipe a stream in");
-        status = filter_stream(cli, stdin, "<stdin>", filter, ctx, &out);
+        return each_image(cli, stdin, "<stdin>", fn, ctx);
     }
+    int status = SF_EXIT_OK;
     for (int i = first; i < argc; i++) {
-        const char *name;
-        FILE *fp = sf_cli_open_input(cli, argv[i], &name);
-        int st = fp ? filter_stream(cli, fp, name, filter, ctx, &out) : SF_EXIT_FAILURE;
-        sf_cli_close_input(fp);
+        int st = sf_cli_each_image(cli, argv[i], fn, ctx);
         if (st > status)
             status = st;
+        if (ferror(stdout))
+            break;
     }
-    sf_cli_batch_free(&out);
+    return status;
+}
+
+typedef struct filter_run {
+    sf_cli *cli;
+    sf_cli_filter_fn fn;
+    void *ctx;
+    sf_cli_batch out;
+} filter_run;
+
+static int filter_image(void *vrun, const sf_stream_image *img, const char *name)
+{
+    filter_run *run = vrun;
+    int failed = run->fn(run->ctx, img, name, &run->out);
+    if (!failed)
+        sf_cli_batch_flush(run->cli, &run->out);
+    sf_cli_batch_clear(&run->out);
+    return failed ? SF_EXIT_FAILURE : SF_EXIT_OK;
+}
+
+int sf_cli_run_filter(sf_cli *cli, int argc, char **argv, int first, sf_cli_filter_fn filter,
+                      void *ctx)
+{
+    filter_run run = { cli, filter, ctx, { 0 } };
+    int status = sf_cli_each_image_of(cli, argc, argv, first, filter_image, &run);
+    sf_cli_batch_free(&run.out);
     return status;
 }

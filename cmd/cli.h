@@ -24,6 +24,7 @@ enum {
     SF_OPT_BACKEND_PATH,
     SF_OPT_THREADS,
     SF_OPT_PRECISION,
+    SF_OPT_ALLOW_MISMATCH,
     SF_OPT_FIRST_PROGRAM = 0x1100 /* programs number their own long-only options from here */
 };
 
@@ -34,6 +35,11 @@ typedef struct sf_cli {
     const char *options_help; /* program options, preformatted lines */
     int verbosity;        /* 0 quiet, 1 normal, 2 verbose */
     sf_config config;     /* defaults, then --config, then flags */
+    int allow_mismatch;   /* --allow-mismatch: use input of another model anyway */
+    int writes_stream;    /* stdout is a stream: sf_cli_finish ends it */
+    int partial_input;    /* streams without their end are accepted */
+    int all_inputs;       /* a missing input file is fatal, not one failure */
+    uint64_t images_written;
 } sf_cli;
 
 /* Start a program: sets the name used in messages, the config defaults, and
@@ -74,14 +80,28 @@ long long sf_cli_parse_int(const sf_cli *cli, const char *option, const char *te
 
 /* Binary output must not go to a terminal: say so and exit SF_EXIT_USAGE. */
 void sf_cli_refuse_terminal_output(const sf_cli *cli, FILE *fp);
+/* The program writes a feature stream to stdout: refuse a terminal, and
+ * have sf_cli_finish write the end record unless the program failed
+ * fatally (its output then says it is incomplete). */
+void sf_cli_stream_output(sf_cli *cli);
 
 /* Write one record to stdout; a vanished reader ends the program quietly the
  * way SIGPIPE would, any other failure is fatal. */
-void sf_cli_write_record(const sf_cli *cli, const sf_record *rec);
+void sf_cli_write_record(sf_cli *cli, const sf_record *rec);
 
-/* Flush and close stdout; on failure report it and return SF_EXIT_FATAL,
- * else return status unchanged.  Call as the last thing in main. */
-int sf_cli_finish(const sf_cli *cli, int status);
+/* End the stream output (see sf_cli_stream_output), flush and close stdout;
+ * on failure report it and return SF_EXIT_FATAL, else return status
+ * unchanged.  Call as the last thing in main. */
+int sf_cli_finish(sf_cli *cli, int status);
+
+/* --allow-mismatch, for the programs that check provenance. */
+#define SF_CLI_MISMATCH_LONGOPT { "allow-mismatch", no_argument, NULL, SF_OPT_ALLOW_MISMATCH }
+#define SF_CLI_MISMATCH_HELP                                                 \
+    "      --allow-mismatch use input made with another model or settings anyway\n"
+/* The outcome of a provenance check (st, err) for an image of stream
+ * `name`: 0 to go on (it passed, or --allow-mismatch: then a warning, once
+ * per run), 1 when it is refused (reported). */
+int sf_cli_provenance(sf_cli *cli, const char *name, sf_status st, const sf_error *err);
 
 /* ---- programs that run the network (sf-extract, sf-lit) ---- */
 
@@ -141,8 +161,11 @@ typedef struct sf_cli_batch {
 void sf_cli_batch_add(const sf_cli *cli, sf_cli_batch *b, const sf_record *rec);
 /* Add a record whose payload the batch takes over (malloc'd). */
 void sf_cli_batch_add_owned(const sf_cli *cli, sf_cli_batch *b, const sf_record *rec, void *data);
+/* The image's provenance record, first in the batch. */
+void sf_cli_batch_add_provenance(const sf_cli *cli, sf_cli_batch *b, const char *key,
+                                 const sf_provenance *p);
 /* Write every record, the last one flagged as the image's last; then clear. */
-void sf_cli_batch_flush(const sf_cli *cli, sf_cli_batch *b);
+void sf_cli_batch_flush(sf_cli *cli, sf_cli_batch *b);
 void sf_cli_batch_clear(sf_cli_batch *b);
 void sf_cli_batch_free(sf_cli_batch *b);
 
@@ -158,22 +181,34 @@ void sf_cli_close_input(FILE *fp);
 char **sf_cli_read_lines(const sf_cli *cli, const char *path, size_t *n, const char **why);
 void sf_cli_free_lines(char **lines, size_t n);
 
-/* ---- the loop of a stream filter ---- */
+/* ---- the loops over the images of streams ---- */
 
-/* A filter turns the records of each image into output records.  record()
- * sees every record; image_end() runs after the image's last record.  Both
- * add what they produce to out and return 0, or report the problem and
- * return 1: that image then produces nothing, the others go on. */
-typedef struct sf_cli_filter {
-    int (*record)(void *ctx, const sf_record *rec, sf_cli_batch *out);
-    int (*image_end)(void *ctx, const char *key, sf_cli_batch *out);
-    void (*image_reset)(void *ctx);  /* optional: forget the image */
-} sf_cli_filter;
+/* Called for each valid image of a stream named name: returns SF_EXIT_OK,
+ * SF_EXIT_FAILURE (this image failed and was reported; go on) or
+ * SF_EXIT_FATAL (stop reading). */
+typedef int (*sf_cli_image_fn)(void *ctx, const sf_stream_image *img, const char *name);
+
+/* Every image of the stream at path ("-": stdin).  An invalid image is
+ * reported and counts as a failure; an unreadable, corrupt or incomplete
+ * stream (one without its end) is reported and fatal.  Returns the worst
+ * status.  A consumer that commits something commits only after SF_EXIT_OK
+ * or SF_EXIT_FAILURE. */
+int sf_cli_each_image(sf_cli *cli, const char *path, sf_cli_image_fn fn, void *ctx);
+/* The same over the operands argv[first..argc), or stdin when there are
+ * none (not a terminal). */
+int sf_cli_each_image_of(sf_cli *cli, int argc, char **argv, int first, sf_cli_image_fn fn,
+                         void *ctx);
+
+/* A filter turns each image into output records: it adds what it produces
+ * to out and returns 0, or reports the problem and returns 1: that image
+ * then produces nothing, the others go on. */
+typedef int (*sf_cli_filter_fn)(void *ctx, const sf_stream_image *img, const char *name,
+                                sf_cli_batch *out);
 
 /* Run the filter over the operands argv[first..argc) or stdin, writing to
  * stdout.  Returns the exit status: 0, 1 (some images or files failed) or
- * 3 (a corrupt stream). */
-int sf_cli_run_filter(sf_cli *cli, int argc, char **argv, int first,
-                      const sf_cli_filter *filter, void *ctx);
+ * 3 (a corrupt or incomplete stream). */
+int sf_cli_run_filter(sf_cli *cli, int argc, char **argv, int first, sf_cli_filter_fn filter,
+                      void *ctx);
 
 #endif

@@ -22,6 +22,7 @@ enum {
     OPT_NPY,
     OPT_LIST,
     OPT_CHECK,
+    OPT_PARTIAL,
 };
 
 typedef struct filter {
@@ -40,18 +41,6 @@ typedef struct options {
     filter f;
 } options;
 
-/* A copy of the last record kept but not yet written: whether it ends its
- * image is known only when the next record, or the end, arrives. */
-typedef struct held {
-    int valid;
-    uint64_t image; /* image number within the file, from the reader */
-    sf_record rec;
-    char *key;
-    size_t key_cap;
-    void *data;
-    size_t data_cap;
-} held;
-
 static const char options_help[] =
     "  -t, --text           print one line per record instead of the stream\n"
     "      --check          only check the streams; print nothing when they are valid\n"
@@ -61,7 +50,8 @@ static const char options_help[] =
     "      --key-file FILE  keep the images whose keys FILE lists, one per line\n"
     "      --match GLOB     keep the images whose key matches GLOB (repeatable)\n"
     "      --kind NAME      keep the records of this kind (repeatable)\n"
-    "      --index N        keep the records with this index\n";
+    "      --index N        keep the records with this index\n"
+    "      --partial        accept a stream without its end (a piece of one)\n";
 
 static const struct option longopts[] = {
     { "text", no_argument, NULL, 't' },
@@ -73,6 +63,7 @@ static const struct option longopts[] = {
     { "match", required_argument, NULL, OPT_MATCH },
     { "kind", required_argument, NULL, OPT_KIND },
     { "index", required_argument, NULL, OPT_INDEX },
+    { "partial", no_argument, NULL, OPT_PARTIAL },
     { NULL, 0, NULL, 0 },
 };
 
@@ -133,14 +124,14 @@ static int keep_image(const filter *f, const char *key)
     return 0;
 }
 
+/* The image's key already passed keep_image.  Provenance stays with
+ * whatever else of the image is kept (see want_provenance). */
 static int keep_record(const filter *f, const sf_record *rec)
 {
     unsigned kind = rec->kind & ~SF_KIND_OPTIONAL;
     if (f->kinds && (kind >= 32 || !(f->kinds & (UINT32_C(1) << kind))))
         return 0;
-    if (f->has_index && rec->index != f->index)
-        return 0;
-    return keep_image(f, rec->key);
+    return !f->has_index || rec->index == f->index;
 }
 
 static void add_kind(const sf_cli *cli, filter *f, const char *name)
@@ -226,6 +217,15 @@ static void print_stats(const sf_record *rec)
         printf("min=%g max=%g mean=%g", lo, hi, sum / (double)n);
 }
 
+static void print_provenance(const sf_record *rec)
+{
+    const int64_t *v = rec->data;
+    printf("stage=%s decode=%016llx extract_model=%016llx extract_settings=%016llx "
+           "lit_model=%016llx lit_settings=%016llx", sf_stage_name((uint64_t)v[0]),
+           (unsigned long long)v[1], (unsigned long long)v[2], (unsigned long long)v[3],
+           (unsigned long long)v[4], (unsigned long long)v[5]);
+}
+
 static void print_record(const sf_record *rec)
 {
     print_key(rec->key, rec->key_len);
@@ -236,7 +236,10 @@ static void print_record(const sf_record *rec)
     for (unsigned i = 0; i < rec->ndim; i++)
         printf(i ? "x%llu" : "%llu", (unsigned long long)rec->shape[i]);
     printf("\t%llu bytes\t", (unsigned long long)rec->data_size);
-    print_stats(rec);
+    if (rec->kind == SF_KIND_PROVENANCE)
+        print_provenance(rec);
+    else
+        print_stats(rec);
     fputs(rec->flags & SF_RECORD_LAST ? "\tlast\n" : "\t-\n", stdout);
 }
 
@@ -295,119 +298,56 @@ static void make_dir(const sf_cli *cli, const char *dir)
     exit(SF_EXIT_FATAL);
 }
 
-/* ---- Stream output ---- */
-
-static void hold(const sf_cli *cli, held *h, const sf_record *rec, uint64_t image)
-{
-    if (rec->key_len + 1 > h->key_cap) {
-        char *key = realloc(h->key, rec->key_len + 1);
-        if (!key)
-            out_of_memory(cli);
-        h->key = key;
-        h->key_cap = rec->key_len + 1;
-    }
-    if (rec->data_size > h->data_cap) {
-        void *data = realloc(h->data, (size_t)rec->data_size);
-        if (!data)
-            out_of_memory(cli);
-        h->data = data;
-        h->data_cap = (size_t)rec->data_size;
-    }
-    memcpy(h->key, rec->key, rec->key_len + 1);
-    if (rec->data_size)
-        memcpy(h->data, rec->data, (size_t)rec->data_size);
-    h->rec = *rec;
-    h->rec.key = h->key;
-    h->rec.data = rec->data_size ? h->data : rec->data;
-    h->image = image;
-    h->valid = 1;
-}
-
-/* Write the held record, marked as the last of its image when it is. */
-static void release(const sf_cli *cli, held *h, int last)
-{
-    if (!h->valid)
-        return;
-    if (last)
-        h->rec.flags |= SF_RECORD_LAST;
-    sf_cli_write_record(cli, &h->rec);
-    h->valid = 0;
-}
-
 /* ---- Reading ---- */
 
-/* Process one input; returns its exit status. */
-static int cat_file(const sf_cli *cli, const options *o, const char *path, held *h)
-{
-    int is_stdin = strcmp(path, "-") == 0;
-    const char *name = is_stdin ? "<stdin>" : path;
-    FILE *fp = is_stdin ? stdin : fopen(path, "rb");
-    if (!fp) {
-        sf_cli_error(cli, "%s: %s", name, strerror(errno));
-        return SF_EXIT_FAILURE;
-    }
-    sf_error err;
-    sf_stream_reader *reader;
-    if (sf_stream_reader_create(&reader, fp, name, &err) != SF_OK)
-        out_of_memory(cli);
+typedef struct cat {
+    sf_cli *cli;
+    const options *o;
+    sf_cli_batch out;
+} cat;
 
+/* One image: its kept records, in the mode's form. */
+static int cat_image(void *vctx, const sf_stream_image *img, const char *name)
+{
+    cat *c = vctx;
+    const options *o = c->o;
+    (void)name;
+    if (!keep_image(&o->f, img->key))
+        return SF_EXIT_OK;
+    size_t kept = 0;
+    for (size_t i = 0; i < img->count; i++)
+        kept += img->recs[i].kind != SF_KIND_PROVENANCE && keep_record(&o->f, &img->recs[i]);
+    if (!kept)
+        return SF_EXIT_OK;
+    if (o->mode == MODE_LIST) {
+        print_key(img->key, img->key_len);
+        putchar('\n');
+        return SF_EXIT_OK;
+    }
+    /* Provenance describes the image: it goes first wherever a part of it
+     * goes, unless --kind leaves it out. */
     int status = SF_EXIT_OK;
-    uint64_t listed = UINT64_MAX; /* image whose key --list printed last */
-    for (;;) {
-        const sf_record *rec;
-        if (sf_stream_read_record(reader, &rec, &err) != SF_OK) {
-            /* Close what was copied of the broken image so that the output
-             * stays a valid stream; the exit status tells of the loss. */
-            release(cli, h, 1);
-            sf_cli_error(cli, "%s", err.message);
-            status = SF_EXIT_FATAL;
-            break;
-        }
-        if (!rec) {
-            release(cli, h, 1); /* a clean end never leaves an image open */
-            break;
-        }
-        uint64_t image = sf_stream_reader_images(reader) - (rec->flags & SF_RECORD_LAST ? 1 : 0);
-        if (h->valid && h->image != image)
-            release(cli, h, 1);
-        if (!keep_record(&o->f, rec))
+    for (size_t i = 0; i < img->count; i++) {
+        const sf_record *rec = &img->recs[i];
+        if (rec->kind == SF_KIND_PROVENANCE) {
+            if (o->f.kinds && !(o->f.kinds & (UINT32_C(1) << SF_KIND_PROVENANCE)))
+                continue;
+        } else if (!keep_record(&o->f, rec)) {
             continue;
+        }
         switch (o->mode) {
-        case MODE_STREAM:
-            release(cli, h, 0);
-            if (rec->flags & SF_RECORD_LAST)
-                sf_cli_write_record(cli, rec);
-            else
-                hold(cli, h, rec, image);
-            break;
-        case MODE_TEXT:
-            print_record(rec);
-            break;
-        case MODE_LIST:
-            if (image != listed) {
-                print_key(rec->key, rec->key_len);
-                putchar('\n');
-                listed = image;
-            }
-            break;
+        case MODE_STREAM: sf_cli_batch_add(c->cli, &c->out, rec); break;
+        case MODE_TEXT: print_record(rec); break;
         case MODE_NPY:
-            if (!export_npy(cli, o->npy_dir, rec))
+            if (!export_npy(c->cli, o->npy_dir, rec))
                 status = SF_EXIT_FATAL;
             break;
-        case MODE_CHECK:
-            break;
+        case MODE_LIST:
+        case MODE_CHECK: break;
         }
-        /* A reader that went away stops the work; sf_cli_finish reports it. */
-        if (status != SF_EXIT_OK || ferror(stdout))
-            break;
     }
-    sf_cli_info(cli, "%s: %llu records, %llu images, %llu bytes", name,
-                (unsigned long long)sf_stream_reader_records(reader),
-                (unsigned long long)sf_stream_reader_images(reader),
-                (unsigned long long)sf_stream_reader_offset(reader));
-    sf_stream_reader_free(reader);
-    if (!is_stdin)
-        fclose(fp);
+    if (o->mode == MODE_STREAM)
+        sf_cli_batch_flush(c->cli, &c->out);
     return status;
 }
 
@@ -455,6 +395,7 @@ int main(int argc, char **argv)
             break;
         }
         case OPT_KIND: add_kind(&cli, &o.f, optarg); break;
+        case OPT_PARTIAL: cli.partial_input = 1; break;
         case OPT_INDEX:
             o.f.index = (uint32_t)sf_cli_parse_int(&cli, "--index", optarg, 0, UINT32_MAX);
             o.f.has_index = 1;
@@ -466,23 +407,15 @@ int main(int argc, char **argv)
     if (o.f.n_keys)
         qsort(o.f.keys, o.f.n_keys, sizeof *o.f.keys, compare_keys);
     if (o.mode == MODE_STREAM)
-        sf_cli_refuse_terminal_output(&cli, stdout);
+        sf_cli_stream_output(&cli);
     if (o.mode == MODE_NPY)
         make_dir(&cli, o.npy_dir);
 
-    static char *const stdin_only[] = { "-" };
-    char *const *files = optind < argc ? argv + optind : stdin_only;
-    int n_files = optind < argc ? argc - optind : 1;
-    int status = SF_EXIT_OK;
-    held h = { 0 };
-    for (int i = 0; i < n_files; i++) {
-        int st = cat_file(&cli, &o, files[i], &h);
-        status = st > status ? st : status;
-        if (ferror(stdout))
-            break;
-    }
-    free(h.key);
-    free(h.data);
+    static char *stdin_only[] = { "sf-cat", "-" };
+    cat run = { &cli, &o, { 0 } };
+    int status = optind < argc ? sf_cli_each_image_of(&cli, argc, argv, optind, cat_image, &run)
+                               : sf_cli_each_image_of(&cli, 2, stdin_only, 1, cat_image, &run);
+    sf_cli_batch_free(&run.out);
     for (size_t i = 0; i < o.f.n_keys; i++)
         free(o.f.keys[i]);
     free(o.f.keys);

@@ -35,6 +35,7 @@ static const struct option longopts[] = {
     { "max-samples", required_argument, NULL, OPT_MAX_SAMPLES },
     { "scale", required_argument, NULL, OPT_SCALE },
     { "info", no_argument, NULL, OPT_INFO },
+    SF_CLI_MISMATCH_LONGOPT,
     { NULL, 0, NULL, 0 },
 };
 
@@ -49,7 +50,8 @@ static const char options_help[] =
     "                       of all of them (default 10000000)\n"
     "      --scale S        use only the descriptors extracted at scale S, as the\n"
     "                       official recipe does with 1 (default: all scales)\n"
-    "      --info           describe the CODEBOOK files given as operands\n";
+    "      --info           describe the CODEBOOK files given as operands\n"
+    SF_CLI_MISMATCH_HELP;
 
 typedef struct trainer {
     sf_cli *cli;
@@ -67,6 +69,7 @@ typedef struct trainer {
     float *scales;
     size_t n_scales, scales_cap;
     int has_scales, bad;
+    uint64_t features; /* provenance of the first image: all must agree */
     float *kept; /* rows that pass the filter */
     size_t kept_cap;
     struct timespec t0;
@@ -200,62 +203,23 @@ static int on_record(trainer *t, const char *name, const sf_record *rec)
     return 0;
 }
 
-/* Read one stream into the sample; returns its exit status. */
-static int read_stream(trainer *t, const char *path)
+/* One image into the sample; returns its exit status. */
+static int sample_image(void *vctx, const sf_stream_image *img, const char *name)
 {
-    const char *name;
-    FILE *fp = sf_cli_open_input(t->cli, path, &name);
-    if (!fp)
-        return SF_EXIT_FAILURE;
-    sf_stream_reader *reader;
+    trainer *t = vctx;
     sf_error err;
-    if (sf_stream_reader_create(&reader, fp, name, &err) != SF_OK)
-        out_of_memory(t->cli);
-    int status = SF_EXIT_OK;
-    uint64_t image = 0;   /* the image of the records held */
-    char *key = NULL;     /* its key, for messages */
-    int open_image = 0;
-    for (;;) {
-        const sf_record *rec;
-        if (sf_stream_read_record(reader, &rec, &err) != SF_OK) {
-            sf_cli_error(t->cli, "%s", err.message);
-            status = SF_EXIT_FATAL;
-            reset_image(t); /* a corrupt stream may stop inside an image */
-            break;
-        }
-        uint64_t now = rec ? sf_stream_reader_images(reader) - (rec->flags & SF_RECORD_LAST ? 1 : 0)
-                           : UINT64_MAX;
-        /* An image whose last record was a skipped optional one ends here. */
-        if (open_image && now != image) {
-            if (end_image(t, name, key))
-                status = status > SF_EXIT_FAILURE ? status : SF_EXIT_FAILURE;
-            open_image = 0;
-        }
-        if (!rec)
-            break;
-        if (!open_image) {
-            free(key);
-            key = strdup(rec->key);
-            if (!key)
-                out_of_memory(t->cli);
-            image = now;
-            open_image = 1;
-        }
-        if (on_record(t, name, rec))
+    sf_status st = t->features
+                       ? sf_provenance_check_features(img, t->features, "the first images", &err)
+                       : sf_provenance_check_stage(img, SF_STAGE_LIT, 0, &err);
+    if (sf_cli_provenance(t->cli, name, st, &err))
+        return SF_EXIT_FAILURE;
+    if (!t->features && img->has_provenance)
+        t->features = sf_provenance_features(&img->provenance);
+    reset_image(t);
+    for (size_t i = 0; i < img->count && !t->bad; i++)
+        if (on_record(t, name, &img->recs[i]))
             t->bad = 1;
-        if (rec->flags & SF_RECORD_LAST) {
-            if (end_image(t, name, key))
-                status = status > SF_EXIT_FAILURE ? status : SF_EXIT_FAILURE;
-            open_image = 0;
-        }
-    }
-    sf_cli_info(t->cli, "%s: %llu records, %llu images", name,
-                (unsigned long long)sf_stream_reader_records(reader),
-                (unsigned long long)sf_stream_reader_images(reader));
-    free(key);
-    sf_stream_reader_free(reader);
-    sf_cli_close_input(fp);
-    return status;
+    return end_image(t, name, img->key) ? SF_EXIT_FAILURE : SF_EXIT_OK;
 }
 
 static void on_progress(void *ctx, int iteration, double inertia)
@@ -361,6 +325,7 @@ int main(int argc, char **argv)
             output = optarg;
             break;
         case 'k': sf_cli_set(&cli, "asmk.codebook_size", optarg); break;
+        case SF_OPT_ALLOW_MISMATCH: cli.allow_mismatch = 1; break;
         case OPT_ITERATIONS: sf_cli_set(&cli, "asmk.kmeans_iterations", optarg); break;
         case OPT_SEED: sf_cli_set(&cli, "asmk.kmeans_seed", optarg); break;
         case SF_OPT_THREADS: sf_cli_set(&cli, "compute.threads", optarg); break;
@@ -399,14 +364,7 @@ int main(int argc, char **argv)
         sf_cli_usage_error(&cli, "no input: name stream files or pipe a stream in");
     t.progress = cli.verbosity >= 2 || (cli.verbosity >= 1 && isatty(STDERR_FILENO));
 
-    int status = SF_EXIT_OK;
-    static char *const stdin_only[] = { "-" };
-    char *const *files = optind < argc ? argv + optind : stdin_only;
-    int n_files = optind < argc ? argc - optind : 1;
-    for (int i = 0; i < n_files; i++) {
-        int st = read_stream(&t, files[i]);
-        status = st > status ? st : status;
-    }
+    int status = sf_cli_each_image_of(&cli, argc, argv, optind, sample_image, &t);
     if (status != SF_EXIT_OK)
         sf_cli_error(&cli, "no codebook written: some input failed (see above)");
     else

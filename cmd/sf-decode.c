@@ -43,6 +43,7 @@ typedef struct decoder {
     sf_cli *cli;
     sf_decode_options options;
     int write_pixels;
+    sf_provenance provenance; /* the same for every image */
     float *base;      /* normalised image at scale 1, reused between images */
     size_t base_cap;
     float *level;     /* one pyramid level, reused */
@@ -180,6 +181,10 @@ static int decode_one(decoder *d, const char *path)
             return 1;
         }
     }
+    uint64_t fields[SF_PROVENANCE_FIELDS];
+    sf_record prov;
+    sf_provenance_record(&prov, &d->provenance, path, fields);
+    sf_cli_write_record(d->cli, &prov);
     int64_t source[2] = { img.source_width, img.source_height };
     uint64_t shape[3] = { 2 };
     emit(d, path, SF_KIND_SOURCE, SF_DTYPE_I64, 1, shape, source, 0, 1.0, 0);
@@ -286,7 +291,11 @@ int main(int argc, char **argv)
     d.options.max_pixels = cli.config.max_pixels;
     if (optind == argc && isatty(STDIN_FILENO))
         sf_cli_usage_error(&cli, "no input files (name them, or list them on stdin)");
-    sf_cli_refuse_terminal_output(&cli, stdout);
+    sf_cli_stream_output(&cli);
+    d.provenance.stage = SF_STAGE_DECODE;
+    d.provenance.decode = sf_provenance_decode_settings(cli.config.image_size, cli.config.mean,
+                                                        cli.config.std, cli.config.scales,
+                                                        cli.config.n_scales);
     sf_error err;
     if (sf_image_library_init(&err) != SF_OK) {
         sf_cli_error(&cli, "%s", err.message);

@@ -10,6 +10,7 @@ enum { OPT_STAGE = SF_OPT_FIRST_PROGRAM, OPT_KEEP_IMAGES };
 
 static const struct option longopts[] = {
     SF_CLI_NETWORK_LONGOPTS,
+    SF_CLI_MISMATCH_LONGOPT,
     { "stage", required_argument, NULL, OPT_STAGE },
     { "keep-images", no_argument, NULL, OPT_KEEP_IMAGES },
     { NULL, 0, NULL, 0 },
@@ -17,6 +18,7 @@ static const struct option longopts[] = {
 
 static const char options_help[] =
     SF_CLI_NETWORK_HELP
+    SF_CLI_MISMATCH_HELP
     "      --stage NAME     stop the backbone after conv1, pool, layer1, layer2 or\n"
     "                       layer3 (default: layer3, what LIT reads)\n"
     "      --keep-images    also pass the image records through\n";
@@ -28,16 +30,16 @@ typedef struct extractor {
     int keep_images;
 } extractor;
 
-static int on_record(void *vctx, const sf_record *rec, sf_cli_batch *out)
+static int on_record(extractor *x, const sf_record *rec, sf_cli_batch *out)
 {
-    extractor *x = vctx;
+    if (rec->kind == SF_KIND_PROVENANCE)
+        return 0; /* replaced by this stage's */
     if (rec->kind != SF_KIND_IMAGE) {
         sf_cli_batch_add(x->cli, out, rec);
         return 0;
     }
-    if (rec->dtype != SF_DTYPE_F32 || rec->ndim != 3 || rec->shape[0] != 3 ||
-        rec->shape[1] > 1 << 16 || rec->shape[2] > 1 << 16) {
-        sf_cli_error(x->cli, "%s: image record %u is not a 3 x H x W float32 tensor",
+    if (rec->shape[1] > 1 << 16 || rec->shape[2] > 1 << 16) {
+        sf_cli_error(x->cli, "%s: image record %u is larger than 65536 pixels a side",
                      rec->key, rec->index);
         return 1;
     }
@@ -72,8 +74,21 @@ static int on_record(void *vctx, const sf_record *rec, sf_cli_batch *out)
     return 0;
 }
 
-static int on_image_end(void *vctx, const char *key, sf_cli_batch *out)
+static int on_image(void *vctx, const sf_stream_image *img, const char *name, sf_cli_batch *out)
 {
+    extractor *x = vctx;
+    sf_error err;
+    sf_status st = sf_provenance_check_stage(img, SF_STAGE_DECODE, 0, &err);
+    if (sf_cli_provenance(x->cli, name, st, &err))
+        return 1;
+    sf_provenance p = img->provenance;
+    p.stage = SF_STAGE_EXTRACT;
+    p.extract_model = sf_model_checksum(x->nw.model);
+    p.extract_settings = sf_provenance_compute_settings(x->nw.precision, x->stage);
+    sf_cli_batch_add_provenance(x->cli, out, img->key, &p);
+    for (size_t i = 0; i < img->count; i++)
+        if (on_record(x, &img->recs[i], out))
+            return 1;
     return 0;
 }
 
@@ -109,13 +124,13 @@ int main(int argc, char **argv)
                 sf_cli_usage_error(&cli, "--stage: expected conv1, pool, layer1, layer2 or layer3, got '%s'", optarg);
             break;
         case OPT_KEEP_IMAGES: x.keep_images = 1; break;
+        case SF_OPT_ALLOW_MISMATCH: cli.allow_mismatch = 1; break;
         default: sf_cli_usage_error(&cli, "unexpected option");
         }
     }
     sf_cli_network_open(&cli, &x.nw);
-    sf_cli_refuse_terminal_output(&cli, stdout);
-    sf_cli_filter filter = { on_record, on_image_end, NULL };
-    int status = sf_cli_run_filter(&cli, argc, argv, optind, &filter, &x);
+    sf_cli_stream_output(&cli);
+    int status = sf_cli_run_filter(&cli, argc, argv, optind, on_image, &x);
     sf_cli_network_close(&x.nw);
     return sf_cli_finish(&cli, status);
 }

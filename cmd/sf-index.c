@@ -35,6 +35,7 @@ static const struct option longopts[] = {
     { "alpha", required_argument, NULL, OPT_ALPHA },
     { "threshold", required_argument, NULL, OPT_THRESHOLD },
     { "no-wait", no_argument, NULL, OPT_NO_WAIT },
+    SF_CLI_MISMATCH_LONGOPT,
     { "keys-from", required_argument, NULL, OPT_KEYS_FROM },
     { NULL, 0, NULL, 0 },
 };
@@ -60,7 +61,9 @@ static const char options_help[] =
     "      --threshold T    create: similarity threshold (default 0)\n"
     "      --no-wait        add, remove, compact: fail at once if another writer holds\n"
     "                       the index instead of waiting for it\n"
-    "      --keys-from FILE remove: also the keys FILE lists, one per line ('-': stdin)\n";
+    "      --keys-from FILE remove: also the keys FILE lists, one per line ('-': stdin)\n"
+    "      --allow-mismatch add: images made with another model or settings than\n"
+    "                       the index's, anyway\n";
 
 enum command { CMD_NONE, CMD_CREATE, CMD_ADD, CMD_REMOVE, CMD_COMPACT, CMD_INFO, CMD_LIST,
                CMD_CHECK };
@@ -88,6 +91,7 @@ static void handle_option(sf_cli *cli, options *o, int c, const char *arg)
     switch (c) {
     case 'C': o->codebook = arg; return;
     case OPT_NO_WAIT: o->no_wait = 1; return;
+    case SF_OPT_ALLOW_MISMATCH: cli->allow_mismatch = 1; return;
     case OPT_KEYS_FROM: {
         const char **k = realloc(o->key_files, (o->n_key_files + 1) * sizeof *k);
         if (!k)
@@ -170,84 +174,52 @@ typedef struct adder {
     sf_asmk_codebook *cb;
     size_t dim;
     uint64_t added, replaced;
-    int failed; /* some images were skipped */
 } adder;
 
-/* One stream: 0 read to its end (images with a problem are reported and
- * skipped), 1 unreadable or corrupt. */
-static int add_stream(adder *a, FILE *fp, const char *name)
+/* One image of the input: added, or reported and skipped. */
+static int add_image(void *vctx, const sf_stream_image *img, const char *name)
 {
-    sf_stream_reader *reader;
+    adder *a = vctx;
     sf_error err;
-    if (sf_stream_reader_create(&reader, fp, name, &err) != SF_OK) {
-        sf_cli_error(a->cli, "%s", err.message);
-        return 1;
+    uint64_t held = sf_index_writer_features(a->w);
+    sf_status st = held ? sf_provenance_check_features(img, held, "the index", &err)
+                        : sf_provenance_check_stage(img, SF_STAGE_LIT, 0, &err);
+    if (sf_cli_provenance(a->cli, name, st, &err))
+        return SF_EXIT_FAILURE;
+    if (!held && img->has_provenance && img->provenance.stage == SF_STAGE_LIT) {
+        /* The first addition says what the index holds from now on. */
+        if (sf_index_writer_n_images(a->w) > 0)
+            sf_cli_warn(a->cli, "the index does not say which model made its images (made by "
+                        "an older sf); it records %016llx now",
+                        (unsigned long long)sf_provenance_features(&img->provenance));
+        sf_index_writer_set_features(a->w, sf_provenance_features(&img->provenance));
     }
-    float *desc = NULL;
-    size_t rows = 0, cap = 0;
-    int have = 0, bad = 0, fatal = 0;
-    for (;;) {
-        const sf_record *rec;
-        if (sf_stream_read_record(reader, &rec, &err) != SF_OK) {
+    const sf_record *desc = sf_stream_image_find(img, SF_KIND_LOCAL_DESC);
+    if (!desc) {
+        sf_cli_error(a->cli, "%s: %s: no local_desc record (the output of sf-lit)", name,
+                     img->key);
+        return SF_EXIT_FAILURE;
+    }
+    if (desc->shape[1] != a->dim) {
+        sf_cli_error(a->cli, "%s: %s: local_desc is not a K x %zu float32 array "
+                     "(made for another codebook?)", name, img->key, a->dim);
+        return SF_EXIT_FAILURE;
+    }
+    int replaced;
+    if (sf_index_writer_add_descriptors(a->w, a->cb, img->key, desc->data,
+                                        (size_t)desc->shape[0], &replaced, &err) != SF_OK) {
+        if (err.status == SF_ERR_IO || err.status == SF_ERR_NOMEM) {
             sf_cli_error(a->cli, "%s", err.message);
-            fatal = 1;
-            break;
+            return SF_EXIT_FATAL;
         }
-        if (!rec)
-            break;
-        if (rec->kind == SF_KIND_LOCAL_DESC && !bad) {
-            if (have) {
-                sf_cli_error(a->cli, "%s: %s: more than one local_desc record", name, rec->key);
-                bad = 1;
-            } else if (rec->dtype != SF_DTYPE_F32 || rec->ndim != 2 || rec->shape[1] != a->dim) {
-                sf_cli_error(a->cli, "%s: %s: local_desc is not a K x %zu float32 array "
-                             "(made for another codebook?)", name, rec->key, a->dim);
-                bad = 1;
-            } else {
-                rows = (size_t)rec->shape[0];
-                if (rows * a->dim > cap) {
-                    float *d = realloc(desc, rows * a->dim * sizeof *d);
-                    if (!d)
-                        out_of_memory(a->cli);
-                    desc = d;
-                    cap = rows * a->dim;
-                }
-                if (rec->data_size)
-                    memcpy(desc, rec->data, rec->data_size);
-                have = 1;
-            }
-        }
-        if (!(rec->flags & SF_RECORD_LAST))
-            continue;
-        if (!have && !bad) {
-            sf_cli_error(a->cli, "%s: %s: no local_desc record (the output of sf-lit)", name,
-                         rec->key);
-            bad = 1;
-        }
-        if (!bad) {
-            int replaced;
-            if (sf_index_writer_add_descriptors(a->w, a->cb, rec->key, desc, rows, &replaced,
-                                                &err) != SF_OK) {
-                if (err.status == SF_ERR_IO || err.status == SF_ERR_NOMEM) {
-                    sf_cli_error(a->cli, "%s", err.message);
-                    fatal = 1;
-                    break;
-                }
-                sf_cli_error(a->cli, "%s: %s: %s", name, rec->key, err.message);
-                bad = 1;
-            } else {
-                a->added++;
-                a->replaced += (uint64_t)replaced;
-                if (replaced)
-                    sf_cli_info(a->cli, "%s: replaced", rec->key);
-            }
-        }
-        a->failed |= bad;
-        have = bad = 0;
+        sf_cli_error(a->cli, "%s: %s: %s", name, img->key, err.message);
+        return SF_EXIT_FAILURE;
     }
-    free(desc);
-    sf_stream_reader_free(reader);
-    return fatal;
+    a->added++;
+    a->replaced += (uint64_t)replaced;
+    if (replaced)
+        sf_cli_info(a->cli, "%s: replaced", img->key);
+    return SF_EXIT_OK;
 }
 
 static sf_status load_codebook(const char *path, sf_codebook **cb, sf_asmk_codebook **acb,
@@ -295,17 +267,11 @@ static int cmd_add(sf_cli *cli, const options *o, const char *path, int argc, ch
     if (sf_index_writer_open(path, &id, &wo, &a.w, &err) != SF_OK) {
         status = report(cli, &err);
     } else {
-        int fatal = 0;
-        if (argc == 0)
-            fatal = add_stream(&a, stdin, "<stdin>");
-        for (int i = 0; i < argc && !fatal; i++) {
-            const char *name;
-            FILE *fp = sf_cli_open_input(cli, argv[i], &name);
-            fatal = !fp || add_stream(&a, fp, name);
-            sf_cli_close_input(fp);
-        }
-        /* All or nothing: an unreadable input leaves the index as it was. */
-        if (fatal) {
+        cli->all_inputs = 1;
+        int read = sf_cli_each_image_of(cli, argc, argv, 0, add_image, &a);
+        /* All or nothing: an unreadable or incomplete input leaves the
+         * index as it was. */
+        if (read == SF_EXIT_FATAL) {
             sf_cli_error(cli, "%s: unchanged", path);
             status = SF_EXIT_FATAL;
         } else if (sf_index_writer_commit(a.w, &err) != SF_OK) {
@@ -314,7 +280,9 @@ static int cmd_add(sf_cli *cli, const options *o, const char *path, int argc, ch
             sf_cli_info(cli, "%s: added %llu images (%llu replaced), %zu in all", path,
                         (unsigned long long)a.added, (unsigned long long)a.replaced,
                         sf_index_writer_n_images(a.w));
-            status = a.failed ? SF_EXIT_FAILURE : SF_EXIT_OK;
+            if (a.added == 0 && read == SF_EXIT_OK)
+                sf_cli_warn(cli, "%s: no images in the input", path);
+            status = read;
         }
     }
     sf_index_writer_free(a.w);

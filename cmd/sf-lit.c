@@ -18,6 +18,7 @@ enum {
 
 static const struct option longopts[] = {
     SF_CLI_NETWORK_LONGOPTS,
+    SF_CLI_MISMATCH_LONGOPT,
     { "keep", required_argument, NULL, OPT_KEEP },
     { "global", no_argument, NULL, OPT_GLOBAL },
     { "superfeatures", no_argument, NULL, OPT_SUPERFEATURES },
@@ -29,6 +30,7 @@ static const struct option longopts[] = {
 
 static const char options_help[] =
     SF_CLI_NETWORK_HELP
+    SF_CLI_MISMATCH_HELP
     "      --keep N         keep the N strongest super-features per image\n"
     "                       (default: the model's own number, 1000 for fire.pth)\n"
     "      --global         also write the global descriptor\n"
@@ -64,18 +66,16 @@ static void emit(lit_filter *f, sf_cli_batch *out, const sf_record *like, uint16
     sf_cli_batch_add(f->cli, out, &r);
 }
 
-static int on_record(void *vctx, const sf_record *rec, sf_cli_batch *out)
+static int on_record(lit_filter *f, const sf_record *rec, sf_cli_batch *out)
 {
-    lit_filter *f = vctx;
     sf_error err;
-    if (rec->kind == SF_KIND_IMAGE)
+    if (rec->kind == SF_KIND_IMAGE || rec->kind == SF_KIND_PROVENANCE)
         return 0; /* pixels are of no use after the backbone */
     if (rec->kind != SF_KIND_FEATURE_MAP) {
         sf_cli_batch_add(f->cli, out, rec);
         return 0;
     }
-    if (rec->dtype != SF_DTYPE_F32 || rec->ndim != 3 || rec->shape[0] != (uint64_t)f->C ||
-        rec->shape[1] > 1 << 14 || rec->shape[2] > 1 << 14) {
+    if (rec->shape[0] != (uint64_t)f->C || rec->shape[1] > 1 << 14 || rec->shape[2] > 1 << 14) {
         sf_cli_error(f->cli, "%s: feature map %u is not a %d x H x W float32 tensor "
                      "(was it made with the same model?)", rec->key, rec->index, f->C);
         return 1;
@@ -115,9 +115,8 @@ static int on_record(void *vctx, const sf_record *rec, sf_cli_batch *out)
     return 0;
 }
 
-static int on_image_end(void *vctx, const char *key, sf_cli_batch *out)
+static int on_image_end(lit_filter *f, const char *key, sf_cli_batch *out)
 {
-    lit_filter *f = vctx;
     sf_local_features lf;
     sf_error err;
     if (sf_selector_select(f->selector, f->keep, &lf, &err) != SF_OK) {
@@ -144,10 +143,32 @@ static int on_image_end(void *vctx, const char *key, sf_cli_batch *out)
     return 0;
 }
 
-static void on_image_reset(void *vctx)
+static int on_image(void *vctx, const sf_stream_image *img, const char *name, sf_cli_batch *out)
 {
     lit_filter *f = vctx;
+    sf_error err;
+    sf_status st = sf_provenance_check_stage(img, SF_STAGE_EXTRACT, sf_model_checksum(f->nw.model),
+                                             &err);
+    if (sf_cli_provenance(f->cli, name, st, &err))
+        return 1;
+    sf_provenance p = img->provenance;
+    p.stage = SF_STAGE_LIT;
+    p.lit_model = sf_model_checksum(f->nw.model);
+    p.lit_settings = sf_provenance_compute_settings(f->nw.precision, f->keep);
+    sf_cli_batch_add_provenance(f->cli, out, img->key, &p);
+    if (!sf_stream_image_find(img, SF_KIND_FEATURE_MAP)) {
+        sf_cli_error(f->cli, "%s: %s: no feature_map record (the output of sf-extract)", name,
+                     img->key);
+        return 1;
+    }
     sf_selector_reset(f->selector);
+    int failed = 0;
+    for (size_t i = 0; i < img->count && !failed; i++)
+        failed = on_record(f, &img->recs[i], out);
+    if (!failed)
+        failed = on_image_end(f, img->key, out);
+    sf_selector_reset(f->selector);
+    return failed;
 }
 
 int main(int argc, char **argv)
@@ -174,11 +195,12 @@ int main(int argc, char **argv)
         case OPT_ATTENTION: f.want_attn = 1; break;
         case OPT_STRENGTH: f.want_strength = 1; break;
         case OPT_REDUCED: f.want_reduced = 1; break;
+        case SF_OPT_ALLOW_MISMATCH: cli.allow_mismatch = 1; break;
         default: sf_cli_usage_error(&cli, "unexpected option");
         }
     }
     sf_cli_network_open(&cli, &f.nw);
-    sf_cli_refuse_terminal_output(&cli, stdout);
+    sf_cli_stream_output(&cli);
 
     const sf_net_params *p = sf_model_params(f.nw.model);
     sf_backbone_layout layout;
@@ -203,8 +225,7 @@ int main(int argc, char **argv)
     }
     sf_cli_info(&cli, "LIT T=%d N=%d dim=%d, reduction to %d, keeping %d", p->lit_T, f.N, f.D,
                 f.d, f.keep);
-    sf_cli_filter filter = { on_record, on_image_end, on_image_reset };
-    int status = sf_cli_run_filter(&cli, argc, argv, optind, &filter, &f);
+    int status = sf_cli_run_filter(&cli, argc, argv, optind, on_image, &f);
     sf_selector_free(f.selector);
     free(f.sf);
     free(f.attn);

@@ -42,6 +42,7 @@ static const struct option longopts[] = {
     { "same-template", no_argument, NULL, OPT_SAME_TEMPLATE },
     { "min-matches", required_argument, NULL, OPT_MIN_MATCHES },
     { "no-pairs", no_argument, NULL, OPT_NO_PAIRS },
+    SF_CLI_MISMATCH_LONGOPT,
     { NULL, 0, NULL, 0 },
 };
 
@@ -63,7 +64,8 @@ static const char options_help[] =
     "      --ratio R        pairwise: distance ratio test (default 0.9)\n"
     "      --same-template  pairwise: match only super-features of the same template\n"
     "      --min-matches N  pairwise: report images with at least N matches (default 1)\n"
-    "      --no-pairs       pairwise: leave out the matched pairs, keep the counts\n";
+    "      --no-pairs       pairwise: leave out the matched pairs, keep the counts\n"
+    SF_CLI_MISMATCH_HELP;
 
 enum mode { MODE_NONE, MODE_INDEX, MODE_PAIRWISE, MODE_GLOBAL };
 
@@ -109,7 +111,9 @@ typedef struct matcher {
 
     /* pairwise and global modes */
     db_image *db;
-    size_t n_db, dim, gdim;
+    size_t n_db, db_cap, dim, gdim;
+    uint64_t features; /* what the queries must be made as; 0: anything */
+    size_t n_queries;
     float *gmat; /* global: n_db x gdim, contiguous for the scan */
     scored_t *cand;
 
@@ -136,21 +140,6 @@ static void *xmalloc(const sf_cli *cli, size_t size)
     return p;
 }
 
-/* A K x dim float32 array (K may be 0); dim 0: any dim but 0. */
-static int is_f32_matrix(const sf_record *rec, size_t dim)
-{
-    return rec->dtype == SF_DTYPE_F32 && rec->ndim == 2 && rec->shape[1] > 0 &&
-           (dim == 0 || rec->shape[1] == dim);
-}
-
-static int all_finite(const float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i]))
-            return 0;
-    return 1;
-}
-
 /* ---- Loading a small database stream (pairwise, global) ---- */
 
 static void db_free(matcher *m)
@@ -166,146 +155,90 @@ static void db_free(matcher *m)
     free(m->cand);
 }
 
-/* Read every image of the stream: local_desc (and local_index) for
- * pairwise, global for global mode.  Images without what the mode needs
- * are reported and left out; an unreadable stream is fatal. */
+/* One database image: local_desc (and local_index) for pairwise, global
+ * for global mode.  Images without what the mode needs, or made with
+ * other features than the first, are reported and left out. */
+static int load_db_image(void *vctx, const sf_stream_image *img, const char *name)
+{
+    matcher *m = vctx;
+    sf_cli *cli = m->cli;
+    const int want_local = m->mode == MODE_PAIRWISE;
+    sf_error err;
+    sf_status st = m->features ? sf_provenance_check_features(img, m->features,
+                                                              "the first database images", &err)
+                               : sf_provenance_check_stage(img, SF_STAGE_LIT, 0, &err);
+    if (sf_cli_provenance(cli, name, st, &err))
+        return SF_EXIT_FAILURE;
+    if (!m->features && img->has_provenance)
+        m->features = sf_provenance_features(&img->provenance);
+    const sf_record *desc = sf_stream_image_find(img, SF_KIND_LOCAL_DESC);
+    const sf_record *tmpl = sf_stream_image_find(img, SF_KIND_LOCAL_INDEX);
+    const sf_record *global = sf_stream_image_find(img, SF_KIND_GLOBAL);
+    if (want_local && !desc) {
+        sf_cli_error(cli, "%s: %s: no local_desc record (the output of sf-lit)", name, img->key);
+        return SF_EXIT_FAILURE;
+    }
+    if (want_local && m->dim && desc->shape[1] != m->dim) {
+        sf_cli_error(cli, "%s: %s: local_desc is not one K x %zu float32 array", name, img->key,
+                     m->dim);
+        return SF_EXIT_FAILURE;
+    }
+    if (want_local && m->match.same_index && !tmpl) {
+        /* Left out here rather than failing every query. */
+        sf_cli_error(cli, "%s: %s: --same-template needs a local_index record", name, img->key);
+        return SF_EXIT_FAILURE;
+    }
+    if (!want_local && !global) {
+        sf_cli_error(cli, "%s: %s: no global record (sf-lit --global)", name, img->key);
+        return SF_EXIT_FAILURE;
+    }
+    if (!want_local && m->gdim && global->shape[0] != m->gdim) {
+        sf_cli_error(cli, "%s: %s: global is not one float32 vector of %zu", name, img->key,
+                     m->gdim);
+        return SF_EXIT_FAILURE;
+    }
+    db_image cur = { 0 };
+    if (want_local) {
+        m->dim = (size_t)desc->shape[1];
+        cur.n = (size_t)desc->shape[0];
+        cur.desc = xmalloc(cli, (size_t)desc->data_size);
+        memcpy(cur.desc, desc->data, (size_t)desc->data_size);
+        if (tmpl) {
+            cur.tmpl = xmalloc(cli, (size_t)tmpl->data_size);
+            memcpy(cur.tmpl, tmpl->data, (size_t)tmpl->data_size);
+        }
+    } else {
+        m->gdim = (size_t)global->shape[0];
+    }
+    if (m->n_db == m->db_cap) {
+        m->db_cap = m->db_cap ? 2 * m->db_cap : 64;
+        db_image *d = realloc(m->db, m->db_cap * sizeof *d);
+        if (!d)
+            out_of_memory(cli);
+        m->db = d;
+        if (!want_local) {
+            float *g = realloc(m->gmat, m->db_cap * m->gdim * sizeof *g);
+            if (!g)
+                out_of_memory(cli);
+            m->gmat = g;
+        }
+    }
+    if (!want_local)
+        memcpy(m->gmat + m->n_db * m->gdim, global->data, m->gdim * sizeof(float));
+    cur.key = strdup(img->key);
+    if (!cur.key)
+        out_of_memory(cli);
+    m->db[m->n_db++] = cur;
+    return SF_EXIT_OK;
+}
+
 static int load_db(matcher *m)
 {
-    sf_cli *cli = m->cli;
-    const char *name;
-    FILE *fp = sf_cli_open_input(cli, m->db_path, &name);
-    if (!fp)
-        return SF_EXIT_FATAL;
-    sf_stream_reader *reader;
-    sf_error err;
-    if (sf_stream_reader_create(&reader, fp, name, &err) != SF_OK) {
-        sf_cli_error(cli, "%s", err.message);
-        sf_cli_close_input(fp);
-        return SF_EXIT_FATAL;
-    }
-    const int want_local = m->mode == MODE_PAIRWISE;
-    size_t cap = 0, tmpl_n = 0;
-    db_image cur = { 0 };
-    int status = SF_EXIT_OK, bad = 0;
-    for (;;) {
-        const sf_record *rec;
-        if (sf_stream_read_record(reader, &rec, &err) != SF_OK) {
-            sf_cli_error(cli, "%s", err.message);
-            status = SF_EXIT_FATAL;
-            break;
-        }
-        if (!rec)
-            break;
-        int kind = rec->kind & ~SF_KIND_OPTIONAL;
-        if (want_local && kind == SF_KIND_LOCAL_DESC && !bad) {
-            if (!is_f32_matrix(rec, m->dim) || cur.desc) {
-                if (m->dim)
-                    sf_cli_error(cli, "%s: %s: local_desc is not one K x %zu float32 array",
-                                 name, rec->key, m->dim);
-                else
-                    sf_cli_error(cli, "%s: %s: local_desc is not one K x D float32 array "
-                                 "(D > 0)", name, rec->key);
-                bad = 1;
-            } else if (!all_finite(rec->data, (size_t)(rec->data_size / sizeof(float)))) {
-                /* sf_match_find would refuse it with every query. */
-                sf_cli_error(cli, "%s: %s: local_desc holds NaN or infinite values", name,
-                             rec->key);
-                bad = 1;
-            } else {
-                m->dim = (size_t)rec->shape[1];
-                cur.n = (size_t)rec->shape[0];
-                cur.desc = xmalloc(cli, (size_t)rec->data_size);
-                memcpy(cur.desc, rec->data, (size_t)rec->data_size);
-            }
-        } else if (want_local && kind == SF_KIND_LOCAL_INDEX && !bad && !cur.tmpl &&
-                   rec->dtype == SF_DTYPE_I32 && rec->ndim == 1) {
-            cur.tmpl = xmalloc(cli, (size_t)rec->data_size);
-            memcpy(cur.tmpl, rec->data, (size_t)rec->data_size);
-            tmpl_n = (size_t)rec->shape[0];
-        } else if (!want_local && kind == SF_KIND_GLOBAL && !bad) {
-            if (rec->dtype != SF_DTYPE_F32 || rec->ndim != 1 || rec->shape[0] == 0 ||
-                (m->gdim && rec->shape[0] != m->gdim) || cur.global) {
-                if (m->gdim)
-                    sf_cli_error(cli, "%s: %s: global is not one float32 vector of %zu",
-                                 name, rec->key, m->gdim);
-                else
-                    sf_cli_error(cli, "%s: %s: global is not one float32 vector of D > 0",
-                                 name, rec->key);
-                bad = 1;
-            } else {
-                m->gdim = (size_t)rec->shape[0];
-                cur.global = xmalloc(cli, (size_t)rec->data_size);
-                memcpy(cur.global, rec->data, (size_t)rec->data_size);
-            }
-        }
-        if (!(rec->flags & SF_RECORD_LAST))
-            continue;
-        if (!bad && want_local && !cur.desc) {
-            sf_cli_error(cli, "%s: %s: no local_desc record (the output of sf-lit)", name,
-                         rec->key);
-            bad = 1;
-        } else if (!bad && !want_local && !cur.global) {
-            sf_cli_error(cli, "%s: %s: no global record (sf-lit --global)", name, rec->key);
-            bad = 1;
-        }
-        if (!bad && cur.tmpl && tmpl_n != cur.n) {
-            if (m->match.same_index) {
-                sf_cli_error(cli, "%s: %s: local_index has %zu entries for %zu local_desc "
-                             "rows (--same-template needs one each)", name, rec->key, tmpl_n,
-                             cur.n);
-                bad = 1;
-            } else {
-                sf_cli_warn(cli, "%s: %s: local_index does not match local_desc; ignored",
-                            name, rec->key);
-                free(cur.tmpl);
-                cur.tmpl = NULL;
-            }
-        } else if (!bad && want_local && m->match.same_index && !cur.tmpl && cur.n > 0) {
-            /* Left out here rather than failing every query. */
-            sf_cli_error(cli, "%s: %s: --same-template needs a local_index record", name,
-                         rec->key);
-            bad = 1;
-        }
-        if (bad) {
-            free(cur.desc);
-            free(cur.tmpl);
-            free(cur.global);
-            status = SF_EXIT_FAILURE;
-        } else {
-            if (m->n_db == cap) {
-                cap = cap ? 2 * cap : 64;
-                db_image *d = realloc(m->db, cap * sizeof *d);
-                if (!d)
-                    out_of_memory(cli);
-                m->db = d;
-                if (!want_local) {
-                    float *g = realloc(m->gmat, cap * m->gdim * sizeof *g);
-                    if (!g)
-                        out_of_memory(cli);
-                    m->gmat = g;
-                }
-            }
-            if (cur.global) {
-                memcpy(m->gmat + m->n_db * m->gdim, cur.global, m->gdim * sizeof(float));
-                free(cur.global);
-                cur.global = NULL;
-            }
-            cur.key = strdup(rec->key);
-            if (!cur.key)
-                out_of_memory(cli);
-            m->db[m->n_db++] = cur;
-        }
-        memset(&cur, 0, sizeof cur);
-        bad = 0;
-        tmpl_n = 0;
-    }
-    free(cur.desc);
-    free(cur.tmpl);
-    free(cur.global);
-    sf_stream_reader_free(reader);
-    sf_cli_close_input(fp);
+    m->cli->all_inputs = 1;
+    int status = sf_cli_each_image(m->cli, m->db_path, load_db_image, m);
+    m->cli->all_inputs = 0;
     if (status != SF_EXIT_FATAL)
-        sf_cli_info(cli, "%s: %zu database images", name, m->n_db);
+        sf_cli_info(m->cli, "%s: %zu database images", m->db_path, m->n_db);
     return status;
 }
 
@@ -360,19 +293,31 @@ static int open_indexes(matcher *m)
         return SF_EXIT_FATAL;
     }
     m->params = sf_index_get_params(m->indexes[0]);
+    /* Shards searched as one must hold the same kind of features. */
+    for (size_t i = 0; i < m->n_indexes; i++) {
+        uint64_t f = sf_index_features(m->indexes[i]);
+        if (f && m->features && f != m->features) {
+            err.status = SF_ERR_MISMATCH;
+            snprintf(err.message, sizeof err.message,
+                     "%s holds features %016llx, %s holds %016llx", m->index_paths[i],
+                     (unsigned long long)f, m->index_paths[0], (unsigned long long)m->features);
+            if (sf_cli_provenance(cli, "index", err.status, &err))
+                return SF_EXIT_FATAL;
+        }
+        if (!m->features)
+            m->features = f;
+    }
     m->dim = (size_t)id.dim;
     return SF_EXIT_OK;
 }
 
 /* ---- Reading the query image ---- */
 
-static int query_record(void *ctx, const sf_record *rec, sf_cli_batch *out)
+static int query_record(matcher *m, const sf_record *rec)
 {
-    (void)out;
-    matcher *m = ctx;
     int kind = rec->kind & ~SF_KIND_OPTIONAL;
     if (kind == SF_KIND_LOCAL_DESC && (m->mode != MODE_GLOBAL || m->searcher)) {
-        if (m->have_desc || !is_f32_matrix(rec, m->dim)) {
+        if (m->dim && rec->shape[1] != m->dim) {
             sf_cli_error(m->cli, "%s: local_desc is not one K x %zu float32 array%s", rec->key,
                          m->dim, m->mode == MODE_INDEX ? " (made for another codebook?)" : "");
             return 1;
@@ -387,8 +332,7 @@ static int query_record(void *ctx, const sf_record *rec, sf_cli_batch *out)
             memcpy(m->qdesc, rec->data, (size_t)rec->data_size);
         m->qn = n;
         m->have_desc = 1;
-    } else if (kind == SF_KIND_LOCAL_INDEX && m->mode == MODE_PAIRWISE && !m->have_tmpl &&
-               rec->dtype == SF_DTYPE_I32 && rec->ndim == 1) {
+    } else if (kind == SF_KIND_LOCAL_INDEX && m->mode == MODE_PAIRWISE) {
         free(m->qtmpl);
         m->qtmpl = xmalloc(m->cli, (size_t)rec->data_size);
         memcpy(m->qtmpl, rec->data, (size_t)rec->data_size);
@@ -396,8 +340,7 @@ static int query_record(void *ctx, const sf_record *rec, sf_cli_batch *out)
         m->have_tmpl = 1;
     } else if (kind == SF_KIND_GLOBAL && m->mode == MODE_GLOBAL) {
         /* An empty database has no dimension to check against: no hits. */
-        if (m->have_global || rec->dtype != SF_DTYPE_F32 || rec->ndim != 1 ||
-            (m->n_db > 0 && rec->shape[0] != m->gdim)) {
+        if (m->n_db > 0 && rec->shape[0] != m->gdim) {
             sf_cli_error(m->cli, "%s: global is not one float32 vector of %zu (as the "
                          "database's)", rec->key, m->gdim);
             return 1;
@@ -409,9 +352,8 @@ static int query_record(void *ctx, const sf_record *rec, sf_cli_batch *out)
     return 0;
 }
 
-static void query_reset(void *ctx)
+static void query_reset(matcher *m)
 {
-    matcher *m = ctx;
     m->have_desc = m->have_tmpl = m->have_global = 0;
     m->qn = m->qtmpl_n = 0;
 }
@@ -738,9 +680,8 @@ static int search_global(matcher *m, const char *key, sf_cli_batch *out)
     return 0;
 }
 
-static int query_end(void *ctx, const char *key, sf_cli_batch *out)
+static int query_end(matcher *m, const char *key, sf_cli_batch *out)
 {
-    matcher *m = ctx;
     if (m->mode == MODE_GLOBAL) {
         if (!m->have_global) {
             sf_cli_error(m->cli, "%s: no global record (sf-lit --global)", key);
@@ -753,6 +694,26 @@ static int query_end(void *ctx, const char *key, sf_cli_batch *out)
         return 1;
     }
     return m->mode == MODE_INDEX ? search_index(m, key, out) : match_pairwise(m, key, out);
+}
+
+static int query_image(void *ctx, const sf_stream_image *img, const char *name,
+                       sf_cli_batch *out)
+{
+    matcher *m = ctx;
+    sf_error err;
+    m->n_queries++;
+    sf_status st = m->features
+                       ? sf_provenance_check_features(img, m->features,
+                                                      m->db_path ? "the database" : "the index",
+                                                      &err)
+                       : SF_OK;
+    if (sf_cli_provenance(m->cli, name, st, &err))
+        return 1;
+    query_reset(m);
+    for (size_t i = 0; i < img->count; i++)
+        if (query_record(m, &img->recs[i]))
+            return 1;
+    return query_end(m, img->key, out);
 }
 
 static void set_mode(matcher *m, enum mode mode, const char *flag)
@@ -842,6 +803,7 @@ int main(int argc, char **argv)
                                                      1000000000);
             pairwise_only = "--min-matches";
             break;
+        case SF_OPT_ALLOW_MISMATCH: cli.allow_mismatch = 1; break;
         case OPT_NO_PAIRS:
             m.no_pairs = 1;
             pairwise_only = "--no-pairs";
@@ -864,7 +826,7 @@ int main(int argc, char **argv)
         sf_cli_usage_error(&cli, "%s goes with --pairwise", pairwise_only);
     if (rerank_only && !global_with_index)
         sf_cli_usage_error(&cli, "%s goes with --global and -i", rerank_only);
-    sf_cli_refuse_terminal_output(&cli, stdout);
+    sf_cli_stream_output(&cli);
 
     int status = SF_EXIT_OK;
     if (m.mode == MODE_INDEX || global_with_index)
@@ -881,8 +843,11 @@ int main(int argc, char **argv)
         m.cand = xmalloc(&cli, (m.n_db ? m.n_db : 1) * sizeof *m.cand);
     }
     if (status == SF_EXIT_OK) {
-        sf_cli_filter f = { query_record, query_end, query_reset };
-        status = sf_cli_run_filter(&cli, argc, argv, optind, &f, &m);
+        status = sf_cli_run_filter(&cli, argc, argv, optind, query_image, &m);
+        if (status != SF_EXIT_FATAL && m.n_queries == 0) {
+            sf_cli_error(&cli, "no query images in the input");
+            status = SF_EXIT_FAILURE;
+        }
         if (db_status > status)
             status = db_status;
     }

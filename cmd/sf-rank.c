@@ -179,80 +179,45 @@ static query *query_for(ranker *r, const char *key)
     return q;
 }
 
-/* One input; returns 0, or an exit status for a failure. */
-static int read_hits(ranker *r, const char *path)
+/* One image of an input: its hit lists join its query's.  An image without
+ * hits means the input is not sf-match output: fatal, so that nothing is
+ * printed from the rest. */
+static int read_hits(void *vctx, const sf_stream_image *img, const char *name)
 {
-    const char *name;
-    FILE *fp = sf_cli_open_input(r->cli, path, &name);
-    if (!fp)
-        return SF_EXIT_FATAL;
-    sf_stream_reader *reader;
+    ranker *r = vctx;
+    const sf_record *keys = NULL;
+    int pairs = 0;
     sf_error err;
-    if (sf_stream_reader_create(&reader, fp, name, &err) != SF_OK) {
-        sf_cli_error(r->cli, "%s", err.message);
-        sf_cli_close_input(fp);
+    for (size_t i = 0; i < img->count; i++) {
+        const sf_record *rec = &img->recs[i];
+        if (rec->kind == SF_KIND_HIT_KEYS) {
+            keys = rec;
+            continue;
+        }
+        if (rec->kind != SF_KIND_HIT_SCORES)
+            continue;
+        /* sf_stream_read_image checked that keys come before their scores. */
+        sf_record named = *keys;
+        named.key = rec->key;
+        query *q = query_for(r, rec->key);
+        size_t before = q->hits.count;
+        if (sf_hit_list_append_records(&q->hits, &named, rec, &err) != SF_OK) {
+            if (err.status == SF_ERR_NOMEM)
+                out_of_memory(r->cli);
+            sf_cli_error(r->cli, "%s: %s", name, err.message);
+            /* Keep what the query had before this bad pair. */
+            while (q->hits.count > before)
+                free(q->hits.keys[--q->hits.count]);
+            return SF_EXIT_FAILURE;
+        }
+        pairs++;
+    }
+    if (pairs == 0) {
+        sf_cli_error(r->cli, "%s: %s: no hit records: not the output of sf-match", name,
+                     img->key);
         return SF_EXIT_FATAL;
     }
-    sf_record keys = { 0 };
-    void *keys_data = NULL;
-    int have_keys = 0, status = 0, hit_records = 0;
-    for (;;) {
-        const sf_record *rec;
-        if (sf_stream_read_record(reader, &rec, &err) != SF_OK) {
-            sf_cli_error(r->cli, "%s", err.message);
-            status = SF_EXIT_FATAL;
-            break;
-        }
-        if (!rec)
-            break;
-        int kind = rec->kind & ~SF_KIND_OPTIONAL;
-        hit_records += kind == SF_KIND_HIT_KEYS || kind == SF_KIND_HIT_SCORES;
-        if (kind == SF_KIND_HIT_KEYS) {
-            if (have_keys) {
-                sf_cli_error(r->cli, "%s: %s: hit_keys without hit_scores", name, rec->key);
-                status = SF_EXIT_FAILURE;
-            }
-            free(keys_data);
-            keys = *rec;
-            keys_data = malloc(rec->data_size ? rec->data_size : 1);
-            if (!keys_data)
-                out_of_memory(r->cli);
-            memcpy(keys_data, rec->data, rec->data_size);
-            keys.data = keys_data;
-            have_keys = 1;
-        } else if (kind == SF_KIND_HIT_SCORES) {
-            if (!have_keys) {
-                sf_cli_error(r->cli, "%s: %s: hit_scores without hit_keys", name, rec->key);
-                status = SF_EXIT_FAILURE;
-            } else {
-                keys.key = rec->key;
-                query *q = query_for(r, rec->key);
-                size_t before = q->hits.count;
-                if (sf_hit_list_append_records(&q->hits, &keys, rec, &err) != SF_OK) {
-                    if (err.status == SF_ERR_NOMEM)
-                        out_of_memory(r->cli);
-                    sf_cli_error(r->cli, "%s: %s", name, err.message);
-                    /* Keep what the query had before this bad pair. */
-                    while (q->hits.count > before)
-                        free(q->hits.keys[--q->hits.count]);
-                    status = SF_EXIT_FAILURE;
-                }
-                have_keys = 0;
-            }
-        }
-        if ((rec->flags & SF_RECORD_LAST) && have_keys) {
-            /* A list without its scores (cut by a filter?) is not dropped silently. */
-            sf_cli_error(r->cli, "%s: %s: hit_keys without hit_scores", name, rec->key);
-            status = SF_EXIT_FAILURE;
-            have_keys = 0;
-        }
-    }
-    if (status != SF_EXIT_FATAL && hit_records == 0)
-        sf_cli_warn(r->cli, "%s: no hit records in this stream (the output of sf-match)", name);
-    free(keys_data);
-    sf_stream_reader_free(reader);
-    sf_cli_close_input(fp);
-    return status;
+    return SF_EXIT_OK;
 }
 
 /* ---- Output ---- */
@@ -340,7 +305,7 @@ static void print_pairs(const sf_cli *cli, const ranker *r)
     free(keep);
 }
 
-static void write_stream(const sf_cli *cli, const ranker *r)
+static void write_stream(sf_cli *cli, const ranker *r)
 {
     for (size_t i = 0; i < r->n; i++) {
         const query *q = &r->queries[i];
@@ -350,11 +315,11 @@ static void write_stream(const sf_cli *cli, const ranker *r)
         sf_error err;
         if (sf_hit_list_to_records(&q->hits, q->key, &kr, &sr, &blob, &scores, &err) != SF_OK)
             out_of_memory(cli);
-        sr.flags = SF_RECORD_LAST;
-        sf_cli_write_record(cli, &kr);
-        sf_cli_write_record(cli, &sr);
-        free(blob);
-        free(scores);
+        sf_cli_batch b = { 0 };
+        sf_cli_batch_add_owned(cli, &b, &kr, blob);
+        sf_cli_batch_add_owned(cli, &b, &sr, scores);
+        sf_cli_batch_flush(cli, &b);
+        sf_cli_batch_free(&b);
     }
 }
 
@@ -663,18 +628,12 @@ int main(int argc, char **argv)
     if (evaluating && !top_given)
         top_k = 0;
     if (format == FORMAT_STREAM && !evaluating)
-        sf_cli_refuse_terminal_output(&cli, stdout);
+        sf_cli_stream_output(&cli);
     if (optind >= argc && isatty(STDIN_FILENO))
         sf_cli_usage_error(&cli, "no input: name hit streams (sf-match output) or pipe one in");
 
-    int status = SF_EXIT_OK;
-    if (optind >= argc)
-        status = read_hits(&r, "-");
-    for (int i = optind; i < argc && status != SF_EXIT_FATAL; i++) {
-        int st = read_hits(&r, argv[i]);
-        if (st > status)
-            status = st;
-    }
+    cli.all_inputs = 1; /* a merge of part of the inputs would look whole */
+    int status = sf_cli_each_image_of(&cli, argc, argv, optind, read_hits, &r);
     if (status == SF_EXIT_FATAL) {
         /* A merge of part of the shards would look complete: print nothing. */
         sf_cli_error(&cli, "no output: an input could not be read");

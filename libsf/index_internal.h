@@ -33,6 +33,7 @@
 #define IX_FLAG_BINARY 1u
 #define IX_FLAG_IDF 2u
 #define IX_COMMIT_HAS_IDF 1u
+#define IX_COMMIT_HAS_FEATURES 2u
 
 /* Round up to IX_ALIGN; callers keep v far below UINT64_MAX. */
 static inline uint64_t ix_align(uint64_t v) { return (v + IX_ALIGN - 1) & ~(uint64_t)(IX_ALIGN - 1); }
@@ -83,6 +84,7 @@ struct sf_index {
     char *codebook_path;
 
     uint64_t generation;
+    uint64_t features; /* sf_provenance_features of its images; 0: not recorded */
     uint64_t commit_offset, commit_size;
     size_t n_segments;
     ix_segment *segs;

@@ -250,8 +250,9 @@ sf_status ix_parse(sf_index *idx, const unsigned char *data, uint64_t size,
     uint32_t cflags = sf_get_u32(c + 40), path_len = sf_get_u32(c + 44);
     idx->n_slots = sf_get_u64(c + 24);
     idx->n_live = sf_get_u64(c + 32);
+    idx->features = cflags & IX_COMMIT_HAS_FEATURES ? sf_get_u64(c + 48) : 0;
     if (memcmp(c, IX_COMMIT_MAGIC, 8) != 0 || sf_get_u64(c + 8) != idx->generation ||
-        (cflags & ~IX_COMMIT_HAS_IDF) != 0 ||
+        (cflags & ~(IX_COMMIT_HAS_IDF | IX_COMMIT_HAS_FEATURES)) != 0 ||
         ((cflags & IX_COMMIT_HAS_IDF) != 0) != (idx->params.asmk.use_idf != 0) ||
         path_len > IX_MAX_PATH)
         return sf_error_set(err, SF_ERR_FORMAT, "%s: commit record: bad header", name);
@@ -741,4 +742,9 @@ sf_status sf_index_verify(const sf_index *index, sf_error *err)
     free(counts);
     free(live);
     return st;
+}
+
+uint64_t sf_index_features(const sf_index *idx)
+{
+    return idx->features;
 }

@@ -239,6 +239,7 @@ typedef struct commit_in {
     const double *norm;
     const float *idf; /* k values, or NULL without idf */
     uint64_t k;
+    uint64_t features; /* 0: none recorded */
 } commit_in;
 
 /* Serialise a commit record into a new buffer of *size bytes. */
@@ -258,8 +259,9 @@ static sf_status build_commit(const commit_in *c, unsigned char **out, uint64_t 
     sf_put_u64(b + 16, c->n_segs);
     sf_put_u64(b + 24, c->n_slots);
     sf_put_u64(b + 32, c->n_live);
-    sf_put_u32(b + 40, c->idf ? IX_COMMIT_HAS_IDF : 0);
+    sf_put_u32(b + 40, (c->idf ? IX_COMMIT_HAS_IDF : 0) | (c->features ? IX_COMMIT_HAS_FEATURES : 0));
     sf_put_u32(b + 44, (uint32_t)path_len);
+    sf_put_u64(b + 48, c->features);
     unsigned char *p = b + IX_COMMIT_FIXED;
     memcpy(p, c->path, path_len);
     p += (path_len + 7) & ~(size_t)7;
@@ -435,6 +437,7 @@ typedef struct slot_ref {
 struct sf_index_writer {
     char *path;
     int fd;
+    uint64_t features; /* recorded by the next commit */
     int has_codebook;
     sf_index_codebook_id codebook;
     size_t stage_bytes;
@@ -741,8 +744,19 @@ sf_status sf_index_writer_open(const char *path, const sf_index_codebook_id *cod
         sf_index_writer_free(w);
         return st;
     }
+    w->features = w->cur.features;
     *out = w;
     return SF_OK;
+}
+
+uint64_t sf_index_writer_features(const sf_index_writer *w)
+{
+    return w->features;
+}
+
+void sf_index_writer_set_features(sf_index_writer *w, uint64_t features)
+{
+    w->features = features;
 }
 
 void sf_index_writer_free(sf_index_writer *w)
@@ -1192,7 +1206,8 @@ sf_status sf_index_writer_commit(sf_index_writer *w, sf_error *err)
                         .live = w->live,
                         .norm = norm,
                         .idf = idf,
-                        .k = w->cur.codebook.k };
+                        .k = w->cur.codebook.k,
+                        .features = w->features };
         st = build_commit(&c, &rec, &rec_size, err);
     }
     all_segs_free(&a);
@@ -1407,7 +1422,8 @@ sf_status sf_index_writer_compact(sf_index_writer *w, sf_error *err)
                      .live = live,
                      .norm = norm,
                      .idf = x->idf,
-                     .k = x->codebook.k };
+                     .k = x->codebook.k,
+                     .features = x->features };
     int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     struct stat sb;
     if (fd < 0)

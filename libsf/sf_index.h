@@ -65,6 +65,10 @@ const sf_index_params *sf_index_get_params(const sf_index *index);
 void sf_index_get_codebook(const sf_index *index, sf_index_codebook_id *out);
 /* The codebook path given at creation, or "". */
 const char *sf_index_codebook_path(const sf_index *index);
+/* The fingerprint (sf_provenance_features) of the features its images were
+ * made with, recorded by the first addition; 0 when none is recorded (an
+ * empty index, or one written before sf recorded it). */
+uint64_t sf_index_features(const sf_index *index);
 /* SF_OK if codebook is the index's own, else SF_ERR_INVALID_ARGUMENT
  * naming both. */
 sf_status sf_index_check_codebook(const sf_index *index, const sf_index_codebook_id *codebook,
@@ -230,6 +234,12 @@ sf_status sf_index_writer_add_descriptors(sf_index_writer *writer,
                                           sf_error *err);
 /* Stage the removal of a live image; SF_ERR_NOT_FOUND if there is none. */
 sf_status sf_index_writer_remove(sf_index_writer *writer, const char *key, sf_error *err);
+/* The features fingerprint the index holds (sf_index_features of the
+ * committed state until set), and the one the next commit records.  The
+ * library stores it; comparing it with the images added is the caller's
+ * (sf_provenance_check_features). */
+uint64_t sf_index_writer_features(const sf_index_writer *writer);
+void sf_index_writer_set_features(sf_index_writer *writer, uint64_t features);
 
 /* Publish the staged changes atomically (write, fsync, switch the commit
  * record).  With idf on this reads every list once to recompute idf and

@@ -24,7 +24,9 @@ typedef enum sf_status {
     SF_ERR_NOT_IMAGE = 11,       /* file is not a decodable image */
     SF_ERR_BROKEN_PIPE = 12,     /* the reader of our output went away */
     SF_ERR_NOT_FOUND = 13,       /* file or key does not exist */
-    SF_ERR_BACKEND = 14          /* compute backend missing or failed */
+    SF_ERR_BACKEND = 14,         /* compute backend missing or failed */
+    SF_ERR_INVALID_DATA = 15,    /* a record's contents are wrong (shape, NaN) */
+    SF_ERR_MISMATCH = 16         /* made by another model, settings or stage */
 } sf_status;
 
 /* Filled where a problem is found; callers pass it up unchanged.  The

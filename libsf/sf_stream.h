@@ -3,7 +3,10 @@
  *
  * Records of one image are contiguous and share a key; the last one carries
  * SF_RECORD_LAST, so a reader knows an image is complete without waiting for
- * the next.  Concatenating streams gives a stream. */
+ * the next.  A writer that finished puts an end record last, counting its
+ * images, so that a stream cut between two images is told from a whole one.
+ * Concatenating streams gives a stream: each end closes the images since the
+ * previous one, and the stream is whole when it ends with an end record. */
 #ifndef SF_STREAM_H
 #define SF_STREAM_H
 
@@ -20,7 +23,9 @@ extern "C" {
  * `parallel --pipe --recstart`. */
 #define SF_STREAM_MAGIC "#SF-REC\n"
 #define SF_STREAM_MAGIC_SIZE 8
-#define SF_STREAM_VERSION 1
+/* 2: end records and provenance.  Version 1 streams have neither and are
+ * refused with a message saying so. */
+#define SF_STREAM_VERSION 2
 #define SF_STREAM_MAX_DIMS 8
 #define SF_STREAM_MAX_KEY 4096
 /* Default limit on one payload; a reader never allocates more. */
@@ -61,8 +66,13 @@ typedef enum sf_kind {
     SF_KIND_HIT_SCORES = 15,    /* f64 [n] their scores */
     SF_KIND_MATCH_PAIRS = 16,   /* i32 [M x 2] matched rows (query, database) of the
                                    local_desc records; index: the hit's position */
-    SF_KIND_MATCH_SIMILARITY = 17 /* f32 [M] cosine similarity of each pair; index:
-                                     the hit's position */
+    SF_KIND_MATCH_SIMILARITY = 17, /* f32 [M] cosine similarity of each pair; index:
+                                      the hit's position */
+    SF_KIND_PROVENANCE = 18,    /* i64 [6] which stage made the image, from what:
+                                   the fields of sf_provenance in order */
+    SF_KIND_END = 19            /* i64 [1] images written since the previous end;
+                                   key: the writing program.  Never part of an
+                                   image: readers verify it and do not return it */
 } sf_kind;
 #define SF_KIND_OPTIONAL 0x8000u
 
@@ -123,6 +133,11 @@ void sf_stream_reader_free(sf_stream_reader *reader);
 
 /* Largest payload accepted (default SF_STREAM_DEFAULT_MAX_PAYLOAD). */
 void sf_stream_reader_set_max_payload(sf_stream_reader *reader, uint64_t bytes);
+/* Accept an input that stops without its end record, between images: a
+ * piece of a stream, as `parallel --pipe` cuts one.  By default that is an
+ * SF_ERR_TRUNCATED error at the end ("the program that wrote it stopped
+ * early"). */
+void sf_stream_reader_allow_partial(sf_stream_reader *reader, int allow);
 
 /* Read the next record.  On success *rec points to a record owned by the
  * reader, valid until the next call; *rec is NULL at a clean end of stream.
@@ -140,6 +155,96 @@ uint64_t sf_stream_reader_offset(const sf_stream_reader *reader);
  * to image n (n - 1 once its own SF_RECORD_LAST is counted), so a caller can
  * see an image end even when its last record was a skipped optional one. */
 uint64_t sf_stream_reader_images(const sf_stream_reader *reader);
+/* End records read so far, and the writer named by the last one ("" when
+ * none). */
+uint64_t sf_stream_reader_ends(const sf_stream_reader *reader);
+const char *sf_stream_reader_last_writer(const sf_stream_reader *reader);
+
+/* ---- Whole images ---- */
+
+/* Stages of the pipeline, as provenance records name them. */
+typedef enum sf_stage {
+    SF_STAGE_DECODE = 1,  /* sf-decode: the pyramid */
+    SF_STAGE_EXTRACT = 2, /* sf-extract: backbone feature maps */
+    SF_STAGE_LIT = 3      /* sf-lit: super-features and descriptors */
+} sf_stage;
+
+/* Where an image's numbers come from: the stage that wrote them and a
+ * fingerprint of everything upstream that changes them.  Each stage copies
+ * what it read and fills its own fields; 0 means "not done yet". */
+typedef struct sf_provenance {
+    uint64_t stage;            /* sf_stage */
+    uint64_t decode;           /* sf_provenance_decode_settings */
+    uint64_t extract_model;    /* sf_model_checksum of the backbone's model */
+    uint64_t extract_settings; /* sf_provenance_compute_settings */
+    uint64_t lit_model;        /* sf_model_checksum of the LIT's model */
+    uint64_t lit_settings;     /* sf_provenance_compute_settings */
+} sf_provenance;
+#define SF_PROVENANCE_FIELDS 6
+
+/* "decode", "extract", "lit"; NULL for another value. */
+const char *sf_stage_name(uint64_t stage);
+/* One fingerprint for everything that shaped an image's descriptors (all
+ * fields of a LIT-stage provenance), the value an index records. */
+uint64_t sf_provenance_features(const sf_provenance *p);
+/* The provenance record of an image; payload points into fields[]. */
+void sf_provenance_record(sf_record *rec, const sf_provenance *p, const char *key,
+                          uint64_t fields[SF_PROVENANCE_FIELDS]);
+/* Fingerprints of the settings that change the numbers: the pyramid's
+ * (long side, normalisation, scales; not the crop or the rotation, which
+ * choose what is seen), and a network run's (precision, and the features
+ * kept after LIT, 0 for the backbone). */
+uint64_t sf_provenance_decode_settings(int size, const float mean[3], const float std[3],
+                                       const double *scales, int n_scales);
+uint64_t sf_provenance_compute_settings(int precision, int features_kept);
+
+/* One image: all its records in stream order, whatever record closed it
+ * (a skipped optional one included). */
+typedef struct sf_stream_image {
+    const char *key;
+    size_t key_len;
+    const sf_record *recs; /* owned by the reader, valid until its next read */
+    size_t count;
+    uint64_t number;       /* 0-based position among the stream's images */
+    int has_provenance;
+    sf_provenance provenance;
+} sf_stream_image;
+
+/* Read the next whole image into *img (NULL at a clean end).  Every record
+ * is checked with sf_record_check_contents and the image as a whole (at
+ * most one record of each single kind, per-feature records of equal
+ * length, hit keys and scores in pairs).  An image that fails those checks
+ * returns SF_ERR_INVALID_DATA with *img NULL and a message naming the
+ * stream, the image and the reason; the reader then goes on with the next
+ * image.  Any other error ends the stream, as with sf_stream_read_record.
+ * Mix no calls of sf_stream_read_record with these. */
+sf_status sf_stream_read_image(sf_stream_reader *reader, const sf_stream_image **img,
+                               sf_error *err);
+/* The first record of kind in img, or NULL. */
+const sf_record *sf_stream_image_find(const sf_stream_image *img, int kind);
+
+/* Is img what a stage may take as input: the output of stage `want`
+ * (SF_STAGE_EXTRACT also made with model, when model is not 0)?
+ * SF_ERR_MISMATCH naming the image and what it is otherwise. */
+sf_status sf_provenance_check_stage(const sf_stream_image *img, sf_stage want, uint64_t model,
+                                    sf_error *err);
+/* Are img's descriptors made as `features` (an sf_provenance_features
+ * value) says?  what names the other side in the message ("the index"). */
+sf_status sf_provenance_check_features(const sf_stream_image *img, uint64_t features,
+                                       const char *what, sf_error *err);
+
+/* What a record of a known kind must hold, beyond sf_record_validate: its
+ * dtype, its rank and dims, and finite values where the maths needs them
+ * (descriptors, strengths, scales, scores).  SF_ERR_INVALID_DATA with the
+ * key, the kind and the reason otherwise.  Every reader applies it. */
+sf_status sf_record_check_contents(const sf_record *rec, sf_error *err);
+
+/* Write the records of one image, the last one flagged SF_RECORD_LAST and
+ * the others not, whatever their flags say. */
+sf_status sf_stream_write_image(FILE *fp, const sf_record *recs, size_t count, sf_error *err);
+/* Write the end record: writer names the program, images counts the images
+ * it wrote.  A program writes it last, and only when it finished. */
+sf_status sf_stream_write_end(FILE *fp, const char *writer, uint64_t images, sf_error *err);
 
 /* ---- Export ---- */
 

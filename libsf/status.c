@@ -24,6 +24,8 @@ const char *sf_strerror(sf_status status)
     case SF_ERR_BROKEN_PIPE: return "broken pipe";
     case SF_ERR_NOT_FOUND: return "not found";
     case SF_ERR_BACKEND: return "backend error";
+    case SF_ERR_INVALID_DATA: return "invalid record contents";
+    case SF_ERR_MISMATCH: return "made by another model or settings";
     }
     return "unknown error";
 }

@@ -11,6 +11,7 @@
 #include <xxhash.h>
 
 #include "sf_internal.h"
+#include "stream_internal.h"
 
 /* Payloads are copied between memory and disk as they are, and the format is
  * little-endian. */
@@ -18,10 +19,8 @@
 #error "libsf stores payloads in host byte order and needs a little-endian host"
 #endif
 
-/* Fixed part of a record header, before the dims. */
-#define FIXED_SIZE 40
-/* Largest header: fixed part, dims, key and the header checksum. */
-#define MAX_HEADER (FIXED_SIZE + 8 * SF_STREAM_MAX_DIMS + SF_STREAM_MAX_KEY + 4)
+#define FIXED_SIZE SF_STREAM_FIXED_SIZE
+#define MAX_HEADER SF_STREAM_MAX_HEADER
 /* The reader grows its payload buffer at most this much ahead of the bytes
  * that actually arrived, so a lying payload_len costs no memory. */
 #define READ_CHUNK ((size_t)1 << 20)
@@ -60,6 +59,8 @@ static const char *const kinds[] = {
     [SF_KIND_HIT_SCORES] = "hit_scores",
     [SF_KIND_MATCH_PAIRS] = "match_pairs",
     [SF_KIND_MATCH_SIMILARITY] = "match_similarity",
+    [SF_KIND_PROVENANCE] = "provenance",
+    [SF_KIND_END] = "end",
 };
 #define N_KINDS (int)(sizeof kinds / sizeof kinds[0])
 
@@ -242,30 +243,6 @@ sf_status sf_stream_write_record(FILE *fp, const sf_record *rec, sf_error *err)
 
 /* ---- Reading ---- */
 
-struct sf_stream_reader {
-    FILE *fp;
-    char *name;
-    uint64_t max_payload;
-    uint64_t offset;   /* bytes consumed so far */
-    uint64_t seen;     /* records read, skipped ones included: numbers messages */
-    uint64_t returned; /* records handed to the caller */
-    uint64_t images;   /* records read with SF_RECORD_LAST, skipped ones included */
-    int ended;         /* clean end of stream reached */
-    sf_status failed;  /* first error, repeated by every later call */
-    sf_error error;
-
-    /* The image being read: its key while its last record has not come. */
-    int image_open;
-    char open_key[SF_STREAM_MAX_KEY + 1];
-    size_t open_key_len;
-
-    unsigned char header[MAX_HEADER];
-    char key[SF_STREAM_MAX_KEY + 1];
-    unsigned char *payload;
-    size_t payload_cap;
-    sf_record rec;
-};
-
 sf_status sf_stream_reader_create(sf_stream_reader **out, FILE *fp, const char *name,
                                   sf_error *err)
 {
@@ -290,6 +267,10 @@ void sf_stream_reader_free(sf_stream_reader *r)
 {
     if (!r)
         return;
+    for (size_t i = 0; i < r->slot_cap; i++)
+        free(r->slots[i].buf);
+    free(r->slots);
+    free(r->image_recs);
     free(r->payload);
     free(r->name);
     free(r);
@@ -313,6 +294,21 @@ uint64_t sf_stream_reader_offset(const sf_stream_reader *r)
 uint64_t sf_stream_reader_images(const sf_stream_reader *r)
 {
     return r->images;
+}
+
+void sf_stream_reader_allow_partial(sf_stream_reader *r, int allow)
+{
+    r->allow_partial = allow != 0;
+}
+
+uint64_t sf_stream_reader_ends(const sf_stream_reader *r)
+{
+    return r->ends;
+}
+
+const char *sf_stream_reader_last_writer(const sf_stream_reader *r)
+{
+    return r->last_writer;
 }
 
 /* Fail the reader for good: "<name>: record <n> at byte <offset>: <reason>". */
@@ -358,6 +354,7 @@ static sf_status read_one(sf_stream_reader *r, int *skip, int *at_end)
     uint64_t start = r->offset;
     *at_end = 0;
     *skip = 0;
+    r->last_closed = 0;
 
     errno = 0;
     size_t got = read_bytes(r, h, FIXED_SIZE);
@@ -365,6 +362,15 @@ static sf_status read_one(sf_stream_reader *r, int *skip, int *at_end)
         if (r->image_open)
             return fail(r, start, SF_ERR_TRUNCATED, "stream ends inside image " KEY_FMT,
                         KEY_ARGS(r->open_key, r->open_key_len));
+        if (!r->allow_partial && start == 0)
+            return fail(r, start, SF_ERR_TRUNCATED,
+                        "empty input: not even the end record every writer puts last "
+                        "(the program that should have written it failed)");
+        if (!r->allow_partial && (r->since_end > 0 || r->ends == 0))
+            return fail(r, start, SF_ERR_TRUNCATED,
+                        "the stream stops after %llu images without its end record: "
+                        "the program that wrote it stopped early",
+                        (unsigned long long)r->since_end);
         *at_end = 1;
         return SF_OK;
     }
@@ -402,6 +408,10 @@ static sf_status read_one(sf_stream_reader *r, int *skip, int *at_end)
     unsigned dtype = h[14];
     uint64_t payload_len = sf_get_u64(h + 32);
     const char *key = (const char *)h + FIXED_SIZE + 8 * ndim;
+    if (version == 1)
+        return fail(r, start, SF_ERR_VERSION,
+                    "stream version 1, from an sf without end records or provenance: "
+                    "make it again with this sf");
     if (version != SF_STREAM_VERSION)
         return fail(r, start, SF_ERR_VERSION, "stream version %u, this reader knows %d",
                     version, SF_STREAM_VERSION);
@@ -469,6 +479,27 @@ static sf_status read_one(sf_stream_reader *r, int *skip, int *at_end)
                     "checksum mismatch (stored 0x%016llx, computed 0x%016llx)",
                     (unsigned long long)stored64, (unsigned long long)computed64);
 
+    if (kind == SF_KIND_END) {
+        uint64_t count = payload_len == 8 ? sf_get_u64(r->payload) : 0;
+        if (r->image_open)
+            return fail(r, start, SF_ERR_FORMAT, "end record inside image " KEY_FMT,
+                        KEY_ARGS(r->open_key, r->open_key_len));
+        if (dtype != SF_DTYPE_I64 || ndim != 1 || shape[0] != 1 || flags != 0)
+            return fail(r, start, SF_ERR_FORMAT, "malformed end record");
+        if (count != r->since_end)
+            return fail(r, start, SF_ERR_FORMAT,
+                        "the end record of " KEY_FMT " counts %llu images, the stream has %llu "
+                        "since the previous end: images were lost, repeated or mixed",
+                        KEY_ARGS(key, key_len), (unsigned long long)count,
+                        (unsigned long long)r->since_end);
+        r->ends++;
+        r->since_end = 0;
+        memcpy(r->last_writer, key, key_len);
+        r->last_writer[key_len] = '\0';
+        r->seen++;
+        *skip = 1;
+        return SF_OK;
+    }
     if (r->image_open && (key_len != r->open_key_len || memcmp(key, r->open_key, key_len) != 0))
         return fail(r, start, SF_ERR_FORMAT,
                     "image " KEY_FMT " ends without its last record before " KEY_FMT,
@@ -477,6 +508,7 @@ static sf_status read_one(sf_stream_reader *r, int *skip, int *at_end)
     if (flags & SF_RECORD_LAST) {
         r->image_open = 0;
         r->images++;
+        r->since_end++;
     } else if (!r->image_open) {
         r->image_open = 1;
         memcpy(r->open_key, key, key_len);
@@ -484,6 +516,7 @@ static sf_status read_one(sf_stream_reader *r, int *skip, int *at_end)
         r->open_key_len = key_len;
     }
     r->seen++;
+    r->last_closed = (flags & SF_RECORD_LAST) != 0;
     if (sf_kind_name((int)kind) == NULL) {
         *skip = 1;
         return SF_OK;
@@ -510,7 +543,18 @@ static sf_status read_one(sf_stream_reader *r, int *skip, int *at_end)
 
 sf_status sf_stream_read_record(sf_stream_reader *r, const sf_record **out, sf_error *err)
 {
+    int closed;
+    sf_status st;
+    do
+        st = sf_stream_next(r, out, &closed, err);
+    while (st == SF_OK && !*out && closed);
+    return st;
+}
+
+sf_status sf_stream_next(sf_stream_reader *r, const sf_record **out, int *closed, sf_error *err)
+{
     *out = NULL;
+    *closed = 0;
     for (;;) {
         if (r->failed) {
             if (err)
@@ -529,7 +573,54 @@ sf_status sf_stream_read_record(sf_stream_reader *r, const sf_record **out, sf_e
         if (!skip) {
             r->returned++;
             *out = &r->rec;
+            *closed = r->last_closed;
+            return SF_OK;
+        }
+        /* A skipped record may close an image whose other records came. */
+        if (r->last_closed) {
+            r->last_closed = 0;
+            *closed = 1;
             return SF_OK;
         }
     }
+}
+
+void sf_stream_take_payload(sf_stream_reader *r, unsigned char **buf, size_t *cap)
+{
+    unsigned char *b = r->payload;
+    size_t c = r->payload_cap;
+    r->payload = *buf;
+    r->payload_cap = *cap;
+    *buf = b;
+    *cap = c;
+}
+
+/* ---- Writing whole images and ends ---- */
+
+sf_status sf_stream_write_image(FILE *fp, const sf_record *recs, size_t count, sf_error *err)
+{
+    for (size_t i = 0; i < count; i++) {
+        sf_record r = recs[i];
+        r.flags = (uint16_t)((r.flags & ~SF_RECORD_LAST) | (i + 1 == count ? SF_RECORD_LAST : 0));
+        sf_status st = sf_stream_write_record(fp, &r, err);
+        if (st != SF_OK)
+            return st;
+    }
+    return SF_OK;
+}
+
+sf_status sf_stream_write_end(FILE *fp, const char *writer, uint64_t images, sf_error *err)
+{
+    sf_record rec;
+    memset(&rec, 0, sizeof rec);
+    rec.kind = SF_KIND_END;
+    rec.dtype = SF_DTYPE_I64;
+    rec.ndim = 1;
+    rec.shape[0] = 1;
+    rec.scale = 1.0;
+    rec.key = writer;
+    rec.key_len = strlen(writer);
+    rec.data = &images;
+    rec.data_size = 8;
+    return sf_stream_write_record(fp, &rec, err);
 }

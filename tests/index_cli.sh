@@ -115,7 +115,7 @@ run cut sf-index add db.six c.sfs cut.sfs
 expect_rc 3 "a truncated stream"
 has cut.err "unchanged" "all or nothing"
 check "nothing was committed" [ "$(info db.six generation)" = "$before" ]
-sf-cat --kind local_strength a.sfs > nodesc.sfs
+sf-cat --kind local_strength --kind provenance a.sfs > nodesc.sfs
 run nodesc sf-index add db.six nodesc.sfs
 expect_rc 1 "images without local_desc"
 has nodesc.err "^sf-index: nodesc.sfs: img00000: no local_desc record" "missing local_desc named"

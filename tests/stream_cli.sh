@@ -30,8 +30,8 @@ photo.jpg|local_desc|index=0|scale=1|f32|4x2|32 bytes|min=0 max=1.75 mean=0.875|
 photo.jpg|global|index=0|scale=1|f32|4|16 bytes|min=0.5 max=0.5 mean=0.5|last
 dir/b c.png|source|index=0|scale=1|i64|2|16 bytes|min=10 max=20 mean=15|-
 dir/b c.png|local_index|index=0|scale=1|i32|3|12 bytes|min=0 max=7 mean=4|-
-dir/b c.png|strength|index=0|scale=1|f16|2|4 bytes|min=-2 max=1 mean=-0.5|-
-dir/b c.png|global|index=0|scale=1|f64|2|16 bytes|min=-2 max=2 mean=0|last
+dir/b c.png|strength|index=0|scale=1|f32|2|8 bytes|min=-2 max=1 mean=-0.5|-
+dir/b c.png|global|index=0|scale=1|f32|2|8 bytes|min=-2 max=2 mean=0|last
 x|pixels|index=0|scale=1|u8|2x2x3|12 bytes|min=0 max=11 mean=5.5|last
 EOF
 run stdin sf-cat -t - <basic.sfs
@@ -52,8 +52,9 @@ printf 'sf-cat: basic.sfs: 10 records, 3 images, %s bytes\n' "$size" | same chec
 run checkopt sf-cat -v --check optional.sfs
 printf 'sf-cat: optional.sfs: 4 records, 3 images, %s bytes\n' "$(wc -c <optional.sfs)" \
     | same checkopt.err "--check -v counts images closed by skipped records"
+# An empty input never had its end record: its writer failed.
 run empty sf-cat --check </dev/null
-expect_rc 0 "an empty stream is valid"
+expect_rc 3 "an empty input is an incomplete stream"
 empty empty.out "empty stream output"
 
 # Damage: a payload byte of record 1 (it starts at byte 85, its payload at
@@ -86,10 +87,29 @@ run twice sf-cat --text basic.sfs basic.sfs
 check "two operands give both streams" test "$(wc -l <twice.out)" -eq 20
 run copy sf-cat basic.sfs
 expect_rc 0 "pass-through"
-check "pass-through is byte for byte" cmp -s copy.out basic.sfs
+# The records are copied byte for byte; only the end record is sf-cat's own
+# (68 bytes and its writer's name: "test_stream", "sf-cat").
+without_end() { head -c -$((68 + $2)) "$1"; }
+without_end copy.out 6 >copy.body
+without_end basic.sfs 11 >basic.body
+check "pass-through is byte for byte" cmp -s copy.body basic.body
+check "pass-through ends with sf-cat's end record" \
+    test "$(tail -c 26 copy.out | head -c 6)" = sf-cat
 run both sf-cat basic.sfs basic.sfs
-cat basic.sfs basic.sfs >both.want
-check "concatenation is byte for byte" cmp -s both.out both.want
+without_end both.out 6 >both.body
+cat basic.body basic.body >both.want
+check "concatenation is byte for byte" cmp -s both.body both.want
+# The two end records of a concatenation close their own images.
+cat basic.sfs basic.sfs | sf-cat --check
+rc=$?; n=cat2; expect_rc 0 "a stream of two whole streams"
+head -c -79 basic.sfs | cat - basic.sfs | sf-cat --check 2>cut.err
+rc=$?; n=cut; expect_rc 3 "the first of two streams without its end"
+check "a lost end is named" grep -q "the end record of 'test_stream' counts 3 images, the stream has 6" cut.err
+cat basic.sfs basic.body | sf-cat --check 2>cut2.err
+rc=$?; n=cut2; expect_rc 3 "the second of two streams without its end"
+check "a stream cut at an image boundary is named" grep -q "stops after 3 images without its end record" cut2.err
+cat basic.body | sf-cat --partial --check
+rc=$?; n=partial; expect_rc 0 "--partial reads a piece of a stream"
 
 # ---- filters keep image grouping valid ----
 run key sf-cat --key photo.jpg basic.sfs
@@ -124,7 +144,7 @@ photo.jpg|index=1|last
 EOF
 run none sf-cat --kind source --key x basic.sfs
 expect_rc 0 "a filter that keeps nothing"
-empty none.out "nothing kept, nothing written"
+check "nothing kept, no image written" test -z "$(sf-cat --list none.out)"
 printf 'x\r\nphoto.jpg\n\nnot-there\n' >keys.txt
 run keyfile sf-cat --list --key-file keys.txt basic.sfs
 printf 'photo.jpg\nx\n' | same keyfile.out "--key-file"
@@ -163,7 +183,7 @@ if command -v python3 >/dev/null 2>&1; then
     # The header must be a Python literal with the fields NumPy reads.
     check "npy header is a Python dict" python3 -c '
 import ast, struct, sys
-want = {"x.pixels.0.npy": ("|u1", (2, 2, 3)), "dir_b_c.png.global.0.npy": ("<f8", (2,)),
+want = {"x.pixels.0.npy": ("|u1", (2, 2, 3)), "dir_b_c.png.global.0.npy": ("<f4", (2,)),
         "photo.jpg.image.1.npy": ("<f4", (3, 1, 1))}
 for name in sys.argv[1:]:
     b = open(name, "rb").read()
@@ -182,12 +202,17 @@ printf 'sf-cat: nope.sfs: No such file or directory\n' | same missing.err "missi
 empty missing.out "missing file: nothing on stdout"
 run missing2 sf-cat nope.sfs basic.sfs
 expect_rc 1 "a missing file among others"
-check "the other files are still copied" cmp -s missing2.out basic.sfs
+without_end missing2.out 6 >missing2.body
+check "the other files are still copied" cmp -s missing2.body basic.body
 run corrupt sf-cat bad.sfs basic.sfs
 expect_rc 3 "a damaged file among others"
-check "output after a damaged input is a valid stream" sf-cat --check corrupt.out
-check "the records before the damage and the next file are kept" \
-    test "$(sf-cat -t corrupt.out | wc -l)" -eq 11
+check "output after a damaged input has no end: it is incomplete" \
+    sh -c '! sf-cat --check corrupt.out 2>/dev/null'
+check "output after a damaged input is a valid piece of a stream" sf-cat --partial --check corrupt.out
+# The damage is in the first image: nothing of it is written, all of the
+# next file is.
+check "no part of the damaged image, all of the next file" \
+    test "$(sf-cat --partial -t corrupt.out | wc -l)" -eq 10
 run usage sf-cat --bogus basic.sfs
 expect_rc 2 "unknown option"
 empty usage.out "usage error: nothing on stdout"

@@ -310,9 +310,17 @@ static void check_groups_random(void)
 
 /* ---- Streams with odd records, for tests/match_rank_cli.sh ---- */
 
+/* Images begun and ended in the stream being written. */
+static int in_image;
+static uint64_t images_put;
+
 static int put(FILE *fp, const char *key, int kind, int dtype, unsigned ndim, uint64_t d0,
                uint64_t d1, const void *data, int last)
 {
+    if (!in_image && tu_write_provenance(fp, key))
+        return 1;
+    in_image = !last;
+    images_put += last != 0;
     sf_record r = { .kind = (uint16_t)kind, .flags = last ? SF_RECORD_LAST : 0,
                     .dtype = (uint8_t)dtype, .ndim = (uint8_t)ndim, .scale = 1.0,
                     .shape = { d0, d1 }, .key = key, .key_len = strlen(key), .data = data };
@@ -363,17 +371,20 @@ static int write_odd(const char *dir)
     if (!(fp = open_in(dir, "zero.sfs")))
         return 99;
     rc |= put(fp, "zero", SF_KIND_LOCAL_DESC, SF_DTYPE_F32, 2, 0, 16, x, 1);
-    fclose(fp);
+    rc |= tu_close_stream(fp, images_put);
+    images_put = 0;
     if (!(fp = open_in(dir, "nodim.sfs")))
         return 99;
     rc |= put(fp, "nodim", SF_KIND_LOCAL_DESC, SF_DTYPE_F32, 2, 3, 0, x, 1);
-    fclose(fp);
+    rc |= tu_close_stream(fp, images_put);
+    images_put = 0;
     if (!(fp = open_in(dir, "nan.sfs")))
         return 99;
     rows(x, 2, 3);
     x[5] = NAN;
     rc |= put(fp, "nan", SF_KIND_LOCAL_DESC, SF_DTYPE_F32, 2, 2, 16, x, 1);
-    fclose(fp);
+    rc |= tu_close_stream(fp, images_put);
+    images_put = 0;
     if (!(fp = open_in(dir, "tmpl.sfs")))
         return 99;
     const char *keys[3] = { "t1", "t2", "t3" };
@@ -383,7 +394,8 @@ static int write_odd(const char *dir)
         rc |= put(fp, keys[i], SF_KIND_LOCAL_DESC, SF_DTYPE_F32, 2, n[i], 16, x, 0);
         rc |= put(fp, keys[i], SF_KIND_LOCAL_INDEX, SF_DTYPE_I32, 1, nt[i], 0, t4, 1);
     }
-    fclose(fp);
+    rc |= tu_close_stream(fp, images_put);
+    images_put = 0;
     if (!(fp = open_in(dir, "gdb.sfs")))
         return 99;
     rc |= put(fp, "g0", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, 0, 0, g, 1);
@@ -392,11 +404,13 @@ static int write_odd(const char *dir)
     g[1] = 1;
     rc |= put(fp, "g2", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, 4, 0, g, 1);
     rc |= put(fp, "g3", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, 3, 0, g, 1);
-    fclose(fp);
+    rc |= tu_close_stream(fp, images_put);
+    images_put = 0;
     if (!(fp = open_in(dir, "gq.sfs")))
         return 99;
     rc |= put(fp, "q", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, 4, 0, gq, 1);
-    fclose(fp);
+    rc |= tu_close_stream(fp, images_put);
+    images_put = 0;
     return rc ? 99 : 0;
 }
 

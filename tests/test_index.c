@@ -1247,7 +1247,7 @@ static int write_stream(int argc, char **argv)
         srec.data = s;
         srec.data_size = count * 4;
         rec.flags = SF_RECORD_LAST;
-        if (sf_stream_write_record(fp, &srec, &err) != SF_OK ||
+        if (tu_write_provenance(fp, key) || sf_stream_write_record(fp, &srec, &err) != SF_OK ||
             sf_stream_write_record(fp, &rec, &err) != SF_OK) {
             fprintf(stderr, "%s\n", err.message);
             return 99;
@@ -1256,7 +1256,7 @@ static int write_stream(int argc, char **argv)
         free(d);
     }
     free(cent);
-    return fclose(fp) == 0 ? 0 : 99;
+    return tu_close_stream(fp, (uint64_t)n);
 }
 
 static void save(const char *dir, const char *name, const void *data, size_t size)

@@ -613,7 +613,7 @@ static int write_stream(int argc, char **argv)
         rec.shape[1] = (uint64_t)d;
         rec.data_size = (uint64_t)rows * (uint64_t)d * 4;
         rec.flags = scales ? 0 : SF_RECORD_LAST;
-        if (sf_stream_write_record(fp, &rec, &err) != SF_OK) {
+        if (tu_write_provenance(fp, key) || sf_stream_write_record(fp, &rec, &err) != SF_OK) {
             fprintf(stderr, "%s\n", err.message);
             return 99;
         }
@@ -633,7 +633,7 @@ static int write_stream(int argc, char **argv)
     free(centres);
     free(desc);
     free(sc);
-    if (fp != stdout ? fclose(fp) != 0 : fflush(fp) != 0) {
+    if (tu_close_stream(fp, (uint64_t)images)) {
         perror(path);
         return 99;
     }

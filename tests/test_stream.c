@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,8 @@ static result read_all(const void *buf, size_t len, uint64_t max_payload)
     }
     if (max_payload)
         sf_stream_reader_set_max_payload(r, max_payload);
+    /* Record-level tests write no end record; test_ends checks ends. */
+    sf_stream_reader_allow_partial(r, 1);
     for (;;) {
         const sf_record *rec;
         res.status = sf_stream_read_record(r, &rec, &res.err);
@@ -206,15 +209,15 @@ static void test_names(void)
     static const char *const knames[] = { NULL, "image", "feature_map", "superfeatures",
         "attention", "strength", "local_desc", "local_strength", "local_scale",
         "local_index", "global", "pixels", "source", "reduced", "hit_keys", "hit_scores",
-        "match_pairs", "match_similarity" };
-    for (int k = 1; k <= 17; k++) {
+        "match_pairs", "match_similarity", "provenance", "end" };
+    for (int k = 1; k <= 19; k++) {
         CHECK(sf_kind_name(k) && strcmp(sf_kind_name(k), knames[k]) == 0, "kind %d", k);
         CHECK(sf_kind_from_name(knames[k]) == k, "kind name %s", knames[k]);
     }
     CHECK(sf_kind_name(SF_KIND_GLOBAL | SF_KIND_OPTIONAL)
           && strcmp(sf_kind_name(SF_KIND_GLOBAL | SF_KIND_OPTIONAL), "global") == 0,
           "optional bit ignored by sf_kind_name");
-    CHECK(sf_kind_name(0) == NULL && sf_kind_name(18) == NULL && sf_kind_name(0x8123) == NULL,
+    CHECK(sf_kind_name(0) == NULL && sf_kind_name(20) == NULL && sf_kind_name(0x8123) == NULL,
           "unknown kinds");
     CHECK(sf_kind_from_name("Image") == 0 && sf_kind_from_name("") == 0, "bad kind names");
 
@@ -314,6 +317,176 @@ static void test_round_trip(void)
     free(keys);
     free(recs);
     free(m.buf);
+}
+
+/* Read every image of buf with sf_stream_read_image, strictly (ends
+ * required); returns the status of the first failure, counting images and
+ * invalid ones. */
+static sf_status read_images(const void *buf, size_t len, size_t *images, size_t *invalid,
+                             sf_error *err)
+{
+    static char empty[1];
+    FILE *fp = fmemopen(len ? (void *)buf : empty, len, "rb");
+    sf_stream_reader *r;
+    if (!fp || sf_stream_reader_create(&r, fp, "mem.sfs", err) != SF_OK)
+        exit(99);
+    sf_status st, first = SF_OK;
+    *images = *invalid = 0;
+    for (;;) {
+        const sf_stream_image *img;
+        st = sf_stream_read_image(r, &img, err);
+        if (st == SF_ERR_INVALID_DATA) {
+            (*invalid)++;
+            first = first ? first : st;
+            continue;
+        }
+        if (st != SF_OK || !img)
+            break;
+        (*images)++;
+    }
+    sf_stream_reader_free(r);
+    fclose(fp);
+    return st != SF_OK ? st : first;
+}
+
+/* End records: a whole stream ends with one; cuts at image boundaries,
+ * lost ends and wrong counts are errors; concatenation stays a stream. */
+static void test_ends(void)
+{
+    float v[2] = { 1, 2 };
+    uint64_t two = 2;
+    sf_error err;
+    mem m;
+    mem_open(&m);
+    for (int i = 0; i < 3; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "k%d", i);
+        sf_record r = mkrec(key, SF_KIND_GLOBAL, SF_DTYPE_F32, 1, &two, v, SF_RECORD_LAST);
+        put(&m, &r);
+    }
+    size_t body = (size_t)ftell(m.fp);
+    CHECK(sf_stream_write_end(m.fp, "writer", 3, &err) == SF_OK, "write end");
+    mem_close(&m);
+    size_t images, invalid;
+    CHECK(read_images(m.buf, m.len, &images, &invalid, &err) == SF_OK && images == 3,
+          "whole stream: %s", err.message);
+    CHECK(read_images(m.buf, body, &images, &invalid, &err) == SF_ERR_TRUNCATED &&
+              images == 3 && strstr(err.message, "stops after 3 images without its end"),
+          "cut at an image boundary: %s", err.message);
+    CHECK(read_images(m.buf, 0, &images, &invalid, &err) == SF_ERR_TRUNCATED &&
+              strstr(err.message, "empty input"), "empty input: %s", err.message);
+    /* a + a is whole; a without its end + a is not (the second end counts 3). */
+    char *two_streams = malloc(2 * m.len);
+    memcpy(two_streams, m.buf, m.len);
+    memcpy(two_streams + m.len, m.buf, m.len);
+    CHECK(read_images(two_streams, 2 * m.len, &images, &invalid, &err) == SF_OK && images == 6,
+          "concatenation: %s", err.message);
+    memcpy(two_streams + body, m.buf, m.len);
+    CHECK(read_images(two_streams, body + m.len, &images, &invalid, &err) == SF_ERR_FORMAT &&
+              strstr(err.message, "counts 3 images, the stream has 6"),
+          "a lost end inside a concatenation: %s", err.message);
+    /* An end record inside an image. */
+    mem_open(&m);
+    sf_record open = mkrec("open", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, &two, v, 0);
+    put(&m, &open);
+    CHECK(sf_stream_write_end(m.fp, "writer", 0, &err) == SF_OK, "write end");
+    mem_close(&m);
+    CHECK(read_images(m.buf, m.len, &images, &invalid, &err) == SF_ERR_FORMAT &&
+              strstr(err.message, "end record inside image 'open'"),
+          "end inside an image: %s", err.message);
+    free(two_streams);
+    free(m.buf);
+}
+
+/* sf_stream_read_image: images closed by a skipped record, the contents
+ * checks, and the reader going on after an invalid image. */
+static void test_images(void)
+{
+    float g[2] = { 1, 2 }, bad[2] = { 1, NAN }, d4[4] = { 1, 2, 3, 4 };
+    uint64_t two = 2, d22[2] = { 2, 2 }, three = 3;
+    sf_error err;
+    mem m;
+    mem_open(&m);
+    /* "a" is closed by a record of a kind this reader does not know. */
+    sf_record r = mkrec("a", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, &two, g, 0);
+    put(&m, &r);
+    r = mkrec("a", 0x8123, SF_DTYPE_F32, 1, &two, g, SF_RECORD_LAST);
+    put(&m, &r);
+    r = mkrec("nan", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, &two, bad, SF_RECORD_LAST);
+    put(&m, &r);
+    r = mkrec("rows", SF_KIND_LOCAL_DESC, SF_DTYPE_F32, 2, d22, d4, 0);
+    put(&m, &r);
+    r = mkrec("rows", SF_KIND_LOCAL_SCALE, SF_DTYPE_F32, 1, &three, d4, SF_RECORD_LAST);
+    put(&m, &r);
+    r = mkrec("f64", SF_KIND_GLOBAL, SF_DTYPE_F64, 1, &two, d4, SF_RECORD_LAST);
+    put(&m, &r);
+    r = mkrec("b", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, &two, g, SF_RECORD_LAST);
+    put(&m, &r);
+    CHECK(sf_stream_write_end(m.fp, "w", 5, &err) == SF_OK, "end");
+    mem_close(&m);
+    FILE *fp = fmemopen(m.buf, m.len, "rb");
+    sf_stream_reader *rd;
+    CHECK(fp && sf_stream_reader_create(&rd, fp, "mem.sfs", &err) == SF_OK, "reader");
+    const sf_stream_image *img;
+    CHECK(sf_stream_read_image(rd, &img, &err) == SF_OK && img && img->count == 1 &&
+              !strcmp(img->key, "a") && img->number == 0,
+          "image closed by a skipped record");
+    CHECK(sf_stream_read_image(rd, &img, &err) == SF_ERR_INVALID_DATA && !img &&
+              strstr(err.message, "'nan': global: 1 NaN or infinite values"),
+          "NaN: %s", err.message);
+    CHECK(sf_stream_read_image(rd, &img, &err) == SF_ERR_INVALID_DATA &&
+              strstr(err.message, "local_scale has 3 entries for 2 local_desc rows"),
+          "per-feature lengths: %s", err.message);
+    CHECK(sf_stream_read_image(rd, &img, &err) == SF_ERR_INVALID_DATA &&
+              strstr(err.message, "global: f64, not f32"), "dtype: %s", err.message);
+    CHECK(sf_stream_read_image(rd, &img, &err) == SF_OK && img && !strcmp(img->key, "b") &&
+              sf_stream_image_find(img, SF_KIND_GLOBAL) && !img->has_provenance,
+          "the reader goes on after invalid images");
+    CHECK(sf_stream_read_image(rd, &img, &err) == SF_OK && !img, "clean end: %s", err.message);
+    sf_stream_reader_free(rd);
+    fclose(fp);
+    free(m.buf);
+
+    /* Provenance: parsed, and what each stage accepts. */
+    sf_provenance p = { SF_STAGE_EXTRACT, 11, 22, 33, 0, 0 };
+    uint64_t fields[SF_PROVENANCE_FIELDS];
+    mem_open(&m);
+    sf_provenance_record(&r, &p, "p", fields);
+    put(&m, &r);
+    r = mkrec("p", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, &two, g, SF_RECORD_LAST);
+    put(&m, &r);
+    CHECK(sf_stream_write_end(m.fp, "w", 1, &err) == SF_OK, "end");
+    mem_close(&m);
+    fp = fmemopen(m.buf, m.len, "rb");
+    CHECK(fp && sf_stream_reader_create(&rd, fp, "mem.sfs", &err) == SF_OK, "reader");
+    CHECK(sf_stream_read_image(rd, &img, &err) == SF_OK && img && img->has_provenance &&
+              img->provenance.extract_model == 22 && img->provenance.stage == SF_STAGE_EXTRACT,
+          "provenance parsed");
+    CHECK(img && sf_provenance_check_stage(img, SF_STAGE_EXTRACT, 22, &err) == SF_OK,
+          "the right model passes");
+    CHECK(img && sf_provenance_check_stage(img, SF_STAGE_EXTRACT, 23, &err) == SF_ERR_MISMATCH &&
+              strstr(err.message, "feature maps of model 0000000000000016, this model is "
+                                  "0000000000000017"), "another model: %s", err.message);
+    CHECK(img && sf_provenance_check_stage(img, SF_STAGE_LIT, 0, &err) == SF_ERR_MISMATCH &&
+              strstr(err.message, "a stage is missing"), "a missing stage: %s", err.message);
+    CHECK(img && sf_provenance_check_features(img, 5, "the index", &err) == SF_ERR_MISMATCH,
+          "features of another stage");
+    sf_stream_reader_free(rd);
+    fclose(fp);
+    free(m.buf);
+    p.stage = SF_STAGE_LIT;
+    p.lit_model = 22;
+    sf_provenance q = p;
+    CHECK(sf_provenance_features(&p) == sf_provenance_features(&q), "features fingerprint");
+    q.lit_settings = 1;
+    CHECK(sf_provenance_features(&p) != sf_provenance_features(&q), "settings change it");
+    const float mean[3] = { 0.485f, 0.456f, 0.406f }, std[3] = { 0.229f, 0.224f, 0.225f };
+    const double sc1[2] = { 1, 0.5 }, sc2[2] = { 1, 0.25 };
+    CHECK(sf_provenance_decode_settings(1024, mean, std, sc1, 2) !=
+              sf_provenance_decode_settings(1024, mean, std, sc2, 2) &&
+              sf_provenance_decode_settings(1024, mean, std, sc1, 2) !=
+              sf_provenance_decode_settings(512, mean, std, sc1, 2),
+          "decode settings fingerprints");
 }
 
 static void test_keys(void)
@@ -550,7 +723,8 @@ static void test_resealed(void)
         uint64_t value;
         sf_status want;
     } edits[] = {
-        { "version 2", 8, 2, 2, SF_ERR_VERSION },
+        { "version 3", 8, 2, 3, SF_ERR_VERSION },
+        { "version 1", 8, 2, 1, SF_ERR_VERSION },
         { "version 0", 8, 2, 0, SF_ERR_VERSION },
         { "unknown kind", 10, 2, 0x7fff, SF_ERR_UNSUPPORTED },
         { "kind 0", 10, 2, 0, SF_ERR_UNSUPPORTED },
@@ -683,7 +857,7 @@ static void test_limits(void)
     sf_record r = mkrec("huge", SF_KIND_FEATURE_MAP, SF_DTYPE_F64, 2, shape, &dummy, SF_RECORD_LAST);
     unsigned char buf[40 + 16 + 4 + 4 + 1000];
     memcpy(buf, SF_STREAM_MAGIC, 8);
-    sf_put_u16(buf + 8, 1);
+    sf_put_u16(buf + 8, SF_STREAM_VERSION);
     sf_put_u16(buf + 10, r.kind);
     sf_put_u16(buf + 12, r.flags);
     buf[14] = r.dtype;
@@ -802,8 +976,8 @@ static int write_sample(const char *name, const char *path)
     if (strcmp(name, "basic") == 0) {
         static const int64_t src1[2] = { 640, 480 }, src2[2] = { 10, 20 };
         static const int32_t idx[3] = { 0, 5, 7 };
-        static const uint16_t strength[2] = { 0x3c00, 0xc000 }; /* 1, -2 */
-        static const double glob2[2] = { -2, 2 };
+        static const float strength[2] = { 1, -2 };
+        static const float glob2[2] = { -2, 2 };
         float img0[12], img1[3] = { 1, 2, 3 }, desc[8], glob[4] = { 0.5f, 0.5f, 0.5f, 0.5f };
         uint8_t pix[12];
         for (int i = 0; i < 12; i++) {
@@ -830,12 +1004,14 @@ static int write_sample(const char *name, const char *path)
         PUT(r);
         r = mkrec("dir/b c.png", SF_KIND_LOCAL_INDEX, SF_DTYPE_I32, 1, s3, idx, 0);
         PUT(r);
-        r = mkrec("dir/b c.png", SF_KIND_STRENGTH, SF_DTYPE_F16, 1, s2, strength, 0);
+        r = mkrec("dir/b c.png", SF_KIND_STRENGTH, SF_DTYPE_F32, 1, s2, strength, 0);
         PUT(r);
-        r = mkrec("dir/b c.png", SF_KIND_GLOBAL, SF_DTYPE_F64, 1, s2, glob2, SF_RECORD_LAST);
+        r = mkrec("dir/b c.png", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, s2, glob2, SF_RECORD_LAST);
         PUT(r);
         r = mkrec("x", SF_KIND_PIXELS, SF_DTYPE_U8, 3, s223, pix, SF_RECORD_LAST);
         PUT(r);
+        if (st == SF_OK)
+            st = sf_stream_write_end(fp, "test_stream", 3, &err);
     } else if (strcmp(name, "optional") == 0) {
         /* Image "a" ends with a record of a kind sf does not know. */
         static const float g[2] = { 1, 3 };
@@ -846,21 +1022,26 @@ static int write_sample(const char *name, const char *path)
         PUT(r);
         r = mkrec("a", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, s2, g, SF_RECORD_LAST);
         PUT(r);
-        r = mkrec("b", SF_KIND_LOCAL_DESC, SF_DTYPE_F32, 1, s2, g, 0);
+        uint64_t s12[2] = { 1, 2 };
+        r = mkrec("b", SF_KIND_LOCAL_DESC, SF_DTYPE_F32, 2, s12, g, 0);
         PUT(r);
         r = mkrec("b", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, s2, g, SF_RECORD_LAST);
         PUT(r);
+        if (st == SF_OK)
+            st = sf_stream_write_end(fp, "test_stream", 3, &err);
     } else if (strcmp(name, "big") == 0) {
         /* Enough to fill any pipe buffer. */
         size_t n = (size_t)1 << 18;
         float *data = calloc(n, sizeof *data);
-        uint64_t s[1] = { n };
+        uint64_t s[3] = { 1, 512, n / 512 };
         for (int i = 0; i < 8; i++) {
-            sf_record r = mkrec("big", SF_KIND_FEATURE_MAP, SF_DTYPE_F32, 1, s, data,
+            sf_record r = mkrec("big", SF_KIND_FEATURE_MAP, SF_DTYPE_F32, 3, s, data,
                                 i == 7 ? SF_RECORD_LAST : 0);
             r.index = (uint32_t)i;
             PUT(r);
         }
+        if (st == SF_OK)
+            st = sf_stream_write_end(fp, "test_stream", 1, &err);
         free(data);
     } else {
         fprintf(stderr, "unknown sample '%s' (basic, optional, big)\n", name);
@@ -894,5 +1075,7 @@ int main(int argc, char **argv)
     test_grouping();
     test_limits();
     test_npy();
+    test_ends();
+    test_images();
     return tu_finish("test_stream");
 }

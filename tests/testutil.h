@@ -40,4 +40,12 @@ double tu_max_abs_diff(const float *a, const float *b, size_t n);
 /* Print the summary line and return the exit status. */
 int tu_finish(const char *name);
 
+/* Test streams as sf-lit writes them: a provenance record (stage lit,
+ * fixed fingerprints) first in each image, and an end record counting the
+ * images last; tu_close_stream writes the end and closes fp (stdout is
+ * only flushed).  Both return 0, or 99 after printing why. */
+#include <stdio.h>
+int tu_write_provenance(FILE *fp, const char *key);
+int tu_close_stream(FILE *fp, uint64_t images);
+
 #endif
