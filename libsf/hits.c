@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "sf_hits.h"
+#include "sf_internal.h"
 
 void sf_hit_list_init(sf_hit_list *list)
 {
@@ -155,12 +156,8 @@ typedef struct ranked {
 static int by_score(const void *a, const void *b)
 {
     const ranked *x = a, *y = b;
-    int nx = isnan(x->score), ny = isnan(y->score);
-    if (nx != ny)
-        return nx - ny;
-    if (!nx && x->score != y->score)
-        return x->score > y->score ? -1 : 1;
-    return x->pos < y->pos ? -1 : x->pos > y->pos;
+    return sf_rank_better(x->score, x->pos, y->score, y->pos) ? -1
+           : sf_rank_better(y->score, y->pos, x->score, x->pos);
 }
 
 static int by_key(const void *a, const void *b)

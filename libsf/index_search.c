@@ -893,17 +893,6 @@ sf_status sf_index_searcher_find(sf_index_searcher *s, const char *key, size_t k
                         (int)(key_len < 200 ? key_len : 200), key);
 }
 
-/* Ranking order: higher score first, NaN last, then lower id. */
-static int better(double sa, uint64_t ia, double sb, uint64_t ib)
-{
-    int na = isnan(sa), nb = isnan(sb);
-    if (na != nb)
-        return nb;
-    if (!na && sa != sb)
-        return sa > sb;
-    return ia < ib;
-}
-
 typedef struct cand {
     double score;
     uint64_t id;
@@ -914,9 +903,9 @@ static void sift_down(cand *h, size_t n, size_t i)
 {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && better(h[m].score, h[m].id, h[l].score, h[l].id))
+        if (l < n && sf_rank_better(h[m].score, h[m].id, h[l].score, h[l].id))
             m = l;
-        if (r < n && better(h[m].score, h[m].id, h[r].score, h[r].id))
+        if (r < n && sf_rank_better(h[m].score, h[m].id, h[r].score, h[r].id))
             m = r;
         if (m == i)
             return;
@@ -931,7 +920,7 @@ static void sift_up(cand *h, size_t i)
 {
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (!better(h[p].score, h[p].id, h[i].score, h[i].id))
+        if (!sf_rank_better(h[p].score, h[p].id, h[i].score, h[i].id))
             return;
         cand t = h[i];
         h[i] = h[p];
@@ -967,7 +956,7 @@ sf_status sf_index_searcher_search(sf_index_searcher *s, const sf_asmk_agg *q, s
             if (n < top_k) {
                 heap[n] = c;
                 sift_up(heap, n++);
-            } else if (better(c.score, c.id, heap[0].score, heap[0].id)) {
+            } else if (sf_rank_better(c.score, c.id, heap[0].score, heap[0].id)) {
                 heap[0] = c;
                 sift_down(heap, n, 0);
             }

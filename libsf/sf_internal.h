@@ -2,6 +2,7 @@
 #ifndef SF_INTERNAL_H
 #define SF_INTERNAL_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +18,19 @@ static inline uint32_t sf_get_u32(const unsigned char *p) { uint32_t v = 0; for 
 static inline uint64_t sf_get_u64(const unsigned char *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = (v << 8) | p[i]; return v; }
 static inline void sf_put_f64(unsigned char *p, double d) { uint64_t v; memcpy(&v, &d, 8); sf_put_u64(p, v); }
 static inline double sf_get_f64(const unsigned char *p) { uint64_t v = sf_get_u64(p); double d; memcpy(&d, &v, 8); return d; }
+
+/* The one ranking order of sf: a higher score first, NaN last, then the
+ * lower id (database order, or the order results were met).  1 when
+ * (sa, ia) ranks before (sb, ib). */
+static inline int sf_rank_better(double sa, uint64_t ia, double sb, uint64_t ib)
+{
+    int na = isnan(sa), nb = isnan(sb);
+    if (na != nb)
+        return nb;
+    if (!na && sa != sb)
+        return sa > sb;
+    return ia < ib;
+}
 
 /* a * b, or 0 when it would wrap (callers never ask for 0). */
 static inline size_t sf_mul_size(size_t a, size_t b)
