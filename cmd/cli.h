@@ -71,6 +71,11 @@ void sf_cli_info(const sf_cli *cli, const char *fmt, ...) __attribute__((format(
 _Noreturn void sf_cli_usage_error(const sf_cli *cli, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Out of memory where a program cannot go on: say so, exit SF_EXIT_FATAL. */
+_Noreturn void sf_cli_out_of_memory(const sf_cli *cli);
+/* malloc (of at least 1 byte) that ends the program when memory is out. */
+void *sf_cli_xmalloc(const sf_cli *cli, size_t size);
+
 /* Apply a config key from a flag; a bad value is a usage error. */
 void sf_cli_set(sf_cli *cli, const char *key, const char *value);
 
@@ -84,6 +89,10 @@ void sf_cli_refuse_terminal_output(const sf_cli *cli, FILE *fp);
  * have sf_cli_finish write the end record unless the program failed
  * fatally (its output then says it is incomplete). */
 void sf_cli_stream_output(sf_cli *cli);
+
+/* The outcome st of a write to stdout: a vanished reader ends the program
+ * quietly the way SIGPIPE would, any other failure is fatal. */
+void sf_cli_check_write(const sf_cli *cli, sf_status st, const sf_error *err);
 
 /* Write one record to stdout; a vanished reader ends the program quietly the
  * way SIGPIPE would, any other failure is fatal. */
@@ -179,6 +188,10 @@ void sf_cli_close_input(FILE *fp);
  * sf_cli_free_lines.  NULL when the file cannot be opened or read, with
  * the reason in *why; out of memory exits. */
 char **sf_cli_read_lines(const sf_cli *cli, const char *path, size_t *n, const char **why);
+/* The keys a file names: the lines of a list, or, when the file is a
+ * stream, the keys of its images, read whole (a stream without its end,
+ * or an invalid image in it, is a failure with the reason in *why). */
+char **sf_cli_read_keys(const sf_cli *cli, const char *path, size_t *n, const char **why);
 void sf_cli_free_lines(char **lines, size_t n);
 
 /* ---- the loops over the images of streams ---- */

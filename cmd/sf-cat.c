@@ -67,12 +67,6 @@ static const struct option longopts[] = {
     { NULL, 0, NULL, 0 },
 };
 
-static _Noreturn void out_of_memory(const sf_cli *cli)
-{
-    sf_cli_error(cli, "out of memory");
-    exit(SF_EXIT_FATAL);
-}
-
 /* ---- Filters ---- */
 
 static void add_key(const sf_cli *cli, filter *f, const char *key, size_t len)
@@ -83,13 +77,13 @@ static void add_key(const sf_cli *cli, filter *f, const char *key, size_t len)
         size_t cap = f->keys_cap ? 2 * f->keys_cap : 16;
         char **keys = realloc(f->keys, cap * sizeof *keys);
         if (!keys)
-            out_of_memory(cli);
+            sf_cli_out_of_memory(cli);
         f->keys = keys;
         f->keys_cap = cap;
     }
     char *copy = malloc(len + 1);
     if (!copy)
-        out_of_memory(cli);
+        sf_cli_out_of_memory(cli);
     memcpy(copy, key, len);
     copy[len] = '\0';
     f->keys[f->n_keys++] = copy;
@@ -99,7 +93,7 @@ static void add_key_file(const sf_cli *cli, filter *f, const char *path)
 {
     const char *why;
     size_t n;
-    char **lines = sf_cli_read_lines(cli, path, &n, &why);
+    char **lines = sf_cli_read_keys(cli, path, &n, &why);
     if (!lines)
         sf_cli_usage_error(cli, "%s: %s", path, why);
     for (size_t i = 0; i < n; i++)
@@ -226,7 +220,8 @@ static void print_provenance(const sf_record *rec)
            (unsigned long long)v[4], (unsigned long long)v[5]);
 }
 
-static void print_record(const sf_record *rec)
+/* last: the record ends its image as printed. */
+static void print_record(const sf_record *rec, int last)
 {
     print_key(rec->key, rec->key_len);
     printf("\t%s\tindex=%lu\tscale=%g\t%s\t", sf_kind_name(rec->kind),
@@ -240,7 +235,7 @@ static void print_record(const sf_record *rec)
         print_provenance(rec);
     else
         print_stats(rec);
-    fputs(rec->flags & SF_RECORD_LAST ? "\tlast\n" : "\t-\n", stdout);
+    fputs(last ? "\tlast\n" : "\t-\n", stdout);
 }
 
 /* ---- .npy export ---- */
@@ -317,27 +312,30 @@ static int cat_image(void *vctx, const sf_stream_image *img, const char *name)
     size_t kept = 0;
     for (size_t i = 0; i < img->count; i++)
         kept += img->recs[i].kind != SF_KIND_PROVENANCE && keep_record(&o->f, &img->recs[i]);
-    if (!kept)
+    /* Provenance describes the image: it goes first wherever a part of it
+     * goes, unless --kind leaves it out. */
+    int show_prov = sf_stream_image_find(img, SF_KIND_PROVENANCE) &&
+                    (!o->f.kinds || (o->f.kinds & (UINT32_C(1) << SF_KIND_PROVENANCE)));
+    if (!kept && !show_prov)
         return SF_EXIT_OK;
     if (o->mode == MODE_LIST) {
         print_key(img->key, img->key_len);
         putchar('\n');
         return SF_EXIT_OK;
     }
-    /* Provenance describes the image: it goes first wherever a part of it
-     * goes, unless --kind leaves it out. */
     int status = SF_EXIT_OK;
+    size_t printed = 0, total = kept + (size_t)show_prov;
     for (size_t i = 0; i < img->count; i++) {
         const sf_record *rec = &img->recs[i];
         if (rec->kind == SF_KIND_PROVENANCE) {
-            if (o->f.kinds && !(o->f.kinds & (UINT32_C(1) << SF_KIND_PROVENANCE)))
+            if (!show_prov)
                 continue;
         } else if (!keep_record(&o->f, rec)) {
             continue;
         }
         switch (o->mode) {
         case MODE_STREAM: sf_cli_batch_add(c->cli, &c->out, rec); break;
-        case MODE_TEXT: print_record(rec); break;
+        case MODE_TEXT: print_record(rec, ++printed == total); break;
         case MODE_NPY:
             if (!export_npy(c->cli, o->npy_dir, rec))
                 status = SF_EXIT_FATAL;
@@ -389,7 +387,7 @@ int main(int argc, char **argv)
         case OPT_MATCH: {
             const char **globs = realloc(o.f.globs, (o.f.n_globs + 1) * sizeof *globs);
             if (!globs)
-                out_of_memory(&cli);
+                sf_cli_out_of_memory(&cli);
             o.f.globs = globs;
             o.f.globs[o.f.n_globs++] = optarg;
             break;

@@ -75,12 +75,6 @@ typedef struct trainer {
     struct timespec t0;
 } trainer;
 
-static _Noreturn void out_of_memory(const sf_cli *cli)
-{
-    sf_cli_error(cli, "out of memory");
-    exit(SF_EXIT_FATAL);
-}
-
 static double elapsed(const trainer *t)
 {
     struct timespec now;
@@ -98,7 +92,7 @@ static void reserve(const sf_cli *cli, float **buf, size_t *cap, size_t want)
         c *= 2;
     float *p = realloc(*buf, c * sizeof *p);
     if (!p)
-        out_of_memory(cli);
+        sf_cli_out_of_memory(cli);
     *buf = p;
     *cap = c;
 }
@@ -252,7 +246,7 @@ static int train(sf_cli *cli, trainer *t, const char *output)
                 t->d, (unsigned long long)t->images);
     float *c = malloc(k * t->d * sizeof *c);
     if (!c)
-        out_of_memory(cli);
+        sf_cli_out_of_memory(cli);
     sf_kmeans_options opt = { .threads = cli->config.threads, .progress = on_progress,
                               .progress_ctx = t };
     double inertia = 0;

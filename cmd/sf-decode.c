@@ -172,14 +172,10 @@ static int decode_one(decoder *d, const char *path)
     }
 
     /* Check every level first so that a failing image writes no records. */
-    for (int i = 0; i < cfg->n_scales; i++) {
-        int lh, lw;
-        sf_pyramid_level_size(h, w, cfg->scales[i], &lh, &lw);
-        if (lh < 1 || lw < 1) {
-            sf_cli_error(d->cli, "%s: too small (%dx%d) for scale %g", path, w, h, cfg->scales[i]);
-            sf_rgb_image_release(&img);
-            return 1;
-        }
+    if (sf_pyramid_check(h, w, cfg->scales, cfg->n_scales, &err) != SF_OK) {
+        sf_cli_error(d->cli, "%s: %s", path, err.message);
+        sf_rgb_image_release(&img);
+        return 1;
     }
     uint64_t fields[SF_PROVENANCE_FIELDS];
     sf_record prov;

@@ -80,12 +80,6 @@ typedef struct options {
     const char *create_only;
 } options;
 
-static _Noreturn void out_of_memory(const sf_cli *cli)
-{
-    sf_cli_error(cli, "out of memory");
-    exit(SF_EXIT_FATAL);
-}
-
 static void handle_option(sf_cli *cli, options *o, int c, const char *arg)
 {
     switch (c) {
@@ -95,7 +89,7 @@ static void handle_option(sf_cli *cli, options *o, int c, const char *arg)
     case OPT_KEYS_FROM: {
         const char **k = realloc(o->key_files, (o->n_key_files + 1) * sizeof *k);
         if (!k)
-            out_of_memory(cli);
+            sf_cli_out_of_memory(cli);
         o->key_files = k;
         o->key_files[o->n_key_files++] = arg;
         return;
@@ -143,15 +137,9 @@ static int cmd_create(sf_cli *cli, const options *o, const char *path)
     if (sf_codebook_load(o->codebook, &cb, &err) != SF_OK)
         return report(cli, &err);
     sf_index_params p;
-    sf_index_params_default(&p);
-    const sf_config *c = &cli->config;
-    p.asmk.binary = c->binary;
-    p.asmk.use_idf = c->idf;
-    p.asmk.alpha = (float)c->alpha;
-    p.asmk.similarity_threshold = (float)c->threshold;
-    p.ma_database = c->ma_database;
-    sf_index_codebook_id id = { sf_codebook_size(cb), sf_codebook_dim(cb),
-                                sf_codebook_checksum(cb) };
+    sf_index_params_from_config(&p, &cli->config);
+    sf_index_codebook_id id;
+    sf_index_codebook_id_of(cb, &id);
     sf_codebook_free(cb);
     /* Remembered for `add`, which may run from another directory. */
     char *abs = realpath(o->codebook, NULL);
@@ -228,9 +216,7 @@ static sf_status load_codebook(const char *path, sf_codebook **cb, sf_asmk_codeb
     sf_status st = sf_codebook_load(path, cb, err);
     if (st != SF_OK)
         return st;
-    id->k = sf_codebook_size(*cb);
-    id->dim = sf_codebook_dim(*cb);
-    id->checksum = sf_codebook_checksum(*cb);
+    sf_index_codebook_id_of(*cb, id);
     return sf_asmk_codebook_create(sf_codebook_centroids(*cb), id->k, id->dim, acb, err);
 }
 
@@ -329,7 +315,7 @@ static int cmd_remove(sf_cli *cli, const options *o, const char *path, int argc,
         const char *kf = o->key_files[f];
         const char *why;
         size_t n;
-        char **lines = sf_cli_read_lines(cli, kf, &n, &why);
+        char **lines = sf_cli_read_keys(cli, kf, &n, &why);
         if (!lines) {
             sf_cli_error(cli, "%s: %s", kf, why);
             fatal = 1;
@@ -409,6 +395,10 @@ static int cmd_info(sf_cli *cli, const char *path)
     printf("codebook: %llu x %llu\n", (unsigned long long)cb.k, (unsigned long long)cb.dim);
     printf("codebook checksum: %016llx\n", (unsigned long long)cb.checksum);
     printf("codebook path: %s\n", sf_index_codebook_path(idx));
+    if (sf_index_features(idx))
+        printf("features: %016llx\n", (unsigned long long)sf_index_features(idx));
+    else
+        printf("features: not recorded\n");
     sf_index_close(idx);
     return SF_EXIT_OK;
 }

@@ -42,13 +42,10 @@ static const char options_help[] =
 typedef struct lit_filter {
     sf_cli *cli;
     sf_cli_network nw;
+    sf_lit_run *run;
     int keep;
     int global, want_sf, want_attn, want_strength, want_reduced;
-    int N, D, d, C;
-    const float *red_w, *red_b; /* NULL when the model has no reduction */
-    sf_selector *selector;
-    float *sf, *attn, *strength, *reduced;
-    size_t attn_cap;
+    float *gbuf;
 } lit_filter;
 
 /* A copy of data as a new record of this image. */
@@ -66,7 +63,7 @@ static void emit(lit_filter *f, sf_cli_batch *out, const sf_record *like, uint16
     sf_cli_batch_add(f->cli, out, &r);
 }
 
-static int on_record(lit_filter *f, const sf_record *rec, sf_cli_batch *out)
+static int on_record(lit_filter *f, const char *name, const sf_record *rec, sf_cli_batch *out)
 {
     sf_error err;
     if (rec->kind == SF_KIND_IMAGE || rec->kind == SF_KIND_PROVENANCE)
@@ -75,43 +72,24 @@ static int on_record(lit_filter *f, const sf_record *rec, sf_cli_batch *out)
         sf_cli_batch_add(f->cli, out, rec);
         return 0;
     }
-    if (rec->shape[0] != (uint64_t)f->C || rec->shape[1] > 1 << 14 || rec->shape[2] > 1 << 14) {
-        sf_cli_error(f->cli, "%s: feature map %u is not a %d x H x W float32 tensor "
-                     "(was it made with the same model?)", rec->key, rec->index, f->C);
+    sf_lit_scale ls;
+    if (sf_lit_run_scale(f->run, rec->data, (int)rec->shape[0], (int)rec->shape[1],
+                         (int)rec->shape[2], rec->scale, &ls, &err) != SF_OK) {
+        sf_cli_error(f->cli, "%s: %s: scale %g: %s", name, rec->key, rec->scale, err.message);
         return 1;
     }
-    int h = (int)rec->shape[1], w = (int)rec->shape[2];
-    size_t L = (size_t)h * (size_t)w;
-    if (f->want_attn && L * f->N > f->attn_cap) {
-        float *a = realloc(f->attn, L * f->N * sizeof(float));
-        if (!a) {
-            sf_cli_error(f->cli, "%s: out of memory", rec->key);
-            return 1;
-        }
-        f->attn = a;
-        f->attn_cap = L * f->N;
-    }
-    if (sf_network_lit(f->nw.net, rec->data, h, w, f->sf, f->want_attn ? f->attn : NULL,
-                       &err) != SF_OK) {
-        sf_cli_error(f->cli, "%s: scale %g: %s", rec->key, rec->scale, err.message);
-        return 1;
-    }
-    sf_superfeature_strength(f->sf, f->N, f->D, f->strength);
-    sf_superfeature_reduce(f->sf, f->N, f->D, f->red_w, f->red_b, f->d, f->reduced);
-    if (sf_selector_add(f->selector, f->reduced, f->strength, f->N, rec->scale, &err) != SF_OK) {
-        sf_cli_error(f->cli, "%s: %s", rec->key, err.message);
-        return 1;
-    }
-    uint64_t nd[2] = { (uint64_t)f->N, (uint64_t)f->D }, nr[2] = { (uint64_t)f->N, (uint64_t)f->d };
-    uint64_t na[3] = { (uint64_t)f->N, (uint64_t)h, (uint64_t)w }, n1[1] = { (uint64_t)f->N };
+    uint64_t nd[2] = { (uint64_t)ls.n, (uint64_t)ls.dim };
+    uint64_t nr[2] = { (uint64_t)ls.n, (uint64_t)ls.reduced_dim };
+    uint64_t na[3] = { (uint64_t)ls.n, (uint64_t)ls.height, (uint64_t)ls.width };
+    uint64_t n1[1] = { (uint64_t)ls.n };
     if (f->want_sf)
-        emit(f, out, rec, SF_KIND_SUPERFEATURES, SF_DTYPE_F32, 2, nd, f->sf);
+        emit(f, out, rec, SF_KIND_SUPERFEATURES, SF_DTYPE_F32, 2, nd, ls.superfeatures);
     if (f->want_attn)
-        emit(f, out, rec, SF_KIND_ATTENTION, SF_DTYPE_F32, 3, na, f->attn);
+        emit(f, out, rec, SF_KIND_ATTENTION, SF_DTYPE_F32, 3, na, ls.attention);
     if (f->want_strength)
-        emit(f, out, rec, SF_KIND_STRENGTH, SF_DTYPE_F32, 1, n1, f->strength);
+        emit(f, out, rec, SF_KIND_STRENGTH, SF_DTYPE_F32, 1, n1, ls.strength);
     if (f->want_reduced)
-        emit(f, out, rec, SF_KIND_REDUCED, SF_DTYPE_F32, 2, nr, f->reduced);
+        emit(f, out, rec, SF_KIND_REDUCED, SF_DTYPE_F32, 2, nr, ls.reduced);
     return 0;
 }
 
@@ -119,7 +97,7 @@ static int on_image_end(lit_filter *f, const char *key, sf_cli_batch *out)
 {
     sf_local_features lf;
     sf_error err;
-    if (sf_selector_select(f->selector, f->keep, &lf, &err) != SF_OK) {
+    if (sf_lit_run_select(f->run, f->keep, &lf, f->global ? f->gbuf : NULL, &err) != SF_OK) {
         sf_cli_error(f->cli, "%s: %s", key, err.message);
         return 1;
     }
@@ -130,15 +108,8 @@ static int on_image_end(lit_filter *f, const char *key, sf_cli_batch *out)
     emit(f, out, &like, SF_KIND_LOCAL_SCALE, SF_DTYPE_F32, 1, k1, lf.scale);
     emit(f, out, &like, SF_KIND_LOCAL_INDEX, SF_DTYPE_I32, 1, k1, lf.index);
     if (f->global) {
-        float *g = malloc(sizeof(float) * (size_t)f->d);
-        if (!g) {
-            sf_cli_error(f->cli, "%s: out of memory", key);
-            return 1;
-        }
-        sf_selector_global(f->selector, g);
-        uint64_t gd[1] = { (uint64_t)f->d };
-        emit(f, out, &like, SF_KIND_GLOBAL, SF_DTYPE_F32, 1, gd, g);
-        free(g);
+        uint64_t gd[1] = { (uint64_t)sf_lit_run_reduced_dim(f->run) };
+        emit(f, out, &like, SF_KIND_GLOBAL, SF_DTYPE_F32, 1, gd, f->gbuf);
     }
     return 0;
 }
@@ -151,23 +122,22 @@ static int on_image(void *vctx, const sf_stream_image *img, const char *name, sf
                                              &err);
     if (sf_cli_provenance(f->cli, name, st, &err))
         return 1;
-    sf_provenance p = img->provenance;
-    p.stage = SF_STAGE_LIT;
-    p.lit_model = sf_model_checksum(f->nw.model);
-    p.lit_settings = sf_provenance_compute_settings(f->nw.precision, f->keep);
-    sf_cli_batch_add_provenance(f->cli, out, img->key, &p);
     if (!sf_stream_image_find(img, SF_KIND_FEATURE_MAP)) {
         sf_cli_error(f->cli, "%s: %s: no feature_map record (the output of sf-extract)", name,
                      img->key);
         return 1;
     }
-    sf_selector_reset(f->selector);
+    sf_provenance p = img->provenance;
+    p.stage = SF_STAGE_LIT;
+    p.lit_model = sf_model_checksum(f->nw.model);
+    p.lit_settings = sf_provenance_compute_settings(f->nw.precision, f->keep);
+    sf_cli_batch_add_provenance(f->cli, out, img->key, &p);
+    sf_lit_run_reset(f->run);
     int failed = 0;
     for (size_t i = 0; i < img->count && !failed; i++)
-        failed = on_record(f, &img->recs[i], out);
+        failed = on_record(f, name, &img->recs[i], out);
     if (!failed)
         failed = on_image_end(f, img->key, out);
-    sf_selector_reset(f->selector);
     return failed;
 }
 
@@ -203,34 +173,22 @@ int main(int argc, char **argv)
     sf_cli_stream_output(&cli);
 
     const sf_net_params *p = sf_model_params(f.nw.model);
-    sf_backbone_layout layout;
     sf_error err;
-    sf_backbone_layout_get(p, &layout, &err); /* the network exists: it is supported */
-    f.C = layout.channels;
-    f.N = p->lit_N;
-    f.D = p->lit_dim;
     f.keep = cli.config.features_num > 0 ? cli.config.features_num : p->features_num;
     f.global = cli.config.global;
-    const sf_tensor *rw = sf_model_tensor(f.nw.model, "dim_reduction.weight");
-    const sf_tensor *rb = sf_model_tensor(f.nw.model, "dim_reduction.bias");
-    f.d = rw ? p->reduction_dim : f.D;
-    f.red_w = rw ? rw->data : NULL;
-    f.red_b = rb ? rb->data : NULL;
-    f.sf = malloc(sizeof(float) * (size_t)f.N * f.D);
-    f.strength = malloc(sizeof(float) * (size_t)f.N);
-    f.reduced = malloc(sizeof(float) * (size_t)f.N * f.d);
-    if (!f.sf || !f.strength || !f.reduced || sf_selector_create(&f.selector, f.d, &err) != SF_OK) {
+    if (sf_lit_run_create(&f.run, f.nw.net, f.nw.model, f.want_attn, &err) != SF_OK) {
+        sf_cli_error(&cli, "%s", err.message);
+        return SF_EXIT_FATAL;
+    }
+    if (!(f.gbuf = malloc(sizeof(float) * (size_t)sf_lit_run_reduced_dim(f.run)))) {
         sf_cli_error(&cli, "out of memory");
         return SF_EXIT_FATAL;
     }
-    sf_cli_info(&cli, "LIT T=%d N=%d dim=%d, reduction to %d, keeping %d", p->lit_T, f.N, f.D,
-                f.d, f.keep);
+    sf_cli_info(&cli, "LIT T=%d N=%d dim=%d, reduction to %d, keeping %d", p->lit_T, p->lit_N,
+                p->lit_dim, sf_lit_run_reduced_dim(f.run), f.keep);
     int status = sf_cli_run_filter(&cli, argc, argv, optind, on_image, &f);
-    sf_selector_free(f.selector);
-    free(f.sf);
-    free(f.attn);
-    free(f.strength);
-    free(f.reduced);
+    sf_lit_run_free(f.run);
+    free(f.gbuf);
     sf_cli_network_close(&f.nw);
     return sf_cli_finish(&cli, status);
 }

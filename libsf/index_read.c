@@ -21,6 +21,23 @@ void sf_index_params_default(sf_index_params *params)
     params->ma_database = 1;
 }
 
+void sf_index_params_from_config(sf_index_params *p, const sf_config *c)
+{
+    sf_index_params_default(p);
+    p->asmk.binary = c->binary;
+    p->asmk.use_idf = c->idf;
+    p->asmk.alpha = (float)c->alpha;
+    p->asmk.similarity_threshold = (float)c->threshold;
+    p->ma_database = c->ma_database;
+}
+
+void sf_index_codebook_id_of(const sf_codebook *cb, sf_index_codebook_id *id)
+{
+    id->k = sf_codebook_size(cb);
+    id->dim = sf_codebook_dim(cb);
+    id->checksum = sf_codebook_checksum(cb);
+}
+
 /* ---- Layout helpers ---- */
 
 /* *acc += n * size, failing past limit. */

@@ -93,6 +93,19 @@ static void axis_weights(int in, int out, float ratio, int *i0, int *i1, float *
     }
 }
 
+sf_status sf_pyramid_check(int height, int width, const double *scales, int n_scales,
+                           sf_error *err)
+{
+    for (int i = 0; i < n_scales; i++) {
+        int lh, lw;
+        sf_pyramid_level_size(height, width, scales[i], &lh, &lw);
+        if (lh < 1 || lw < 1)
+            return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, "too small (%dx%d) for scale %g",
+                                width, height, scales[i]);
+    }
+    return SF_OK;
+}
+
 sf_status sf_pyramid_resize(const float *in, int channels, int height, int width,
                             double scale, float *out, sf_error *err)
 {

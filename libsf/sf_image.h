@@ -63,6 +63,12 @@ void sf_image_normalize(const uint8_t *rgb, int width, int height,
 void sf_pyramid_level_size(int height, int width, double scale, int *out_height,
                            int *out_width);
 
+/* Does every level of the pyramid of a height x width image at these
+ * scales keep at least one pixel?  SF_ERR_INVALID_ARGUMENT naming the
+ * first scale that does not, otherwise. */
+sf_status sf_pyramid_check(int height, int width, const double *scales, int n_scales,
+                           sf_error *err);
+
 /* Bilinear resampling of a C x H x W tensor by scale, as PyTorch's
  * interpolate(scale_factor=s, mode='bilinear', align_corners=False) does it
  * without recomputing the scale factor.  out must hold C x H' x W' floats

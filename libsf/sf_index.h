@@ -15,6 +15,8 @@
 #include <stdint.h>
 
 #include "sf_asmk.h"
+#include "sf_codebook.h"
+#include "sf_config.h"
 #include "sf_status.h"
 
 #ifdef __cplusplus
@@ -29,6 +31,8 @@ typedef struct sf_index_params {
 
 /* The official evaluation settings (sf_asmk_params_default, ma 1). */
 void sf_index_params_default(sf_index_params *params);
+/* The index parameters of a configuration (the asmk.* keys). */
+void sf_index_params_from_config(sf_index_params *params, const sf_config *config);
 
 /* Which codebook an index was built with.  The checksum is the codebook
  * file's content checksum; the index only compares it. */
@@ -37,6 +41,9 @@ typedef struct sf_index_codebook_id {
     uint64_t dim;      /* descriptor dimension */
     uint64_t checksum;
 } sf_index_codebook_id;
+
+/* The identity of a loaded codebook, as an index records it. */
+void sf_index_codebook_id_of(const sf_codebook *codebook, sf_index_codebook_id *id);
 
 /* Create an empty index at path; fails with SF_ERR_INVALID_ARGUMENT if path
  * exists.  The file appears complete or not at all.  codebook_path (may be

@@ -136,6 +136,38 @@ sf_status sf_selector_select(sf_selector *sel, int keep, sf_local_features *out,
  * x / (||x|| + 1e-6); global must hold dim floats. */
 void sf_selector_global(const sf_selector *sel, float *global);
 
+/* ---- one image through the LIT stage ---- */
+
+/* What LIT made of one scale, in buffers of the sf_lit_run, valid until
+ * its next call. */
+typedef struct sf_lit_scale {
+    int n, dim, reduced_dim, height, width;
+    const float *superfeatures; /* n x dim */
+    const float *attention;     /* n x height x width, or NULL */
+    const float *strength;      /* n */
+    const float *reduced;       /* n x reduced_dim */
+} sf_lit_scale;
+
+/* LIT, strength, the model's reduction (when it has one) and selection,
+ * scale by scale, for the network of model; with want_attention the
+ * attention maps too. */
+typedef struct sf_lit_run sf_lit_run;
+sf_status sf_lit_run_create(sf_lit_run **out, sf_network *net, const sf_model *model,
+                            int want_attention, sf_error *err);
+void sf_lit_run_free(sf_lit_run *run);
+/* Forget the scales given so far: the next image starts. */
+void sf_lit_run_reset(sf_lit_run *run);
+int sf_lit_run_reduced_dim(const sf_lit_run *run);
+/* One scale's channels x height x width feature map (the backbone's
+ * channels).  out describes what LIT made of it. */
+sf_status sf_lit_run_scale(sf_lit_run *run, const float *features, int channels, int height,
+                           int width, double scale, sf_lit_scale *out, sf_error *err);
+/* The keep strongest features over the scales given since the reset
+ * (memory of the run's until the next reset), and the global descriptor
+ * into global (reduced_dim floats) unless it is NULL. */
+sf_status sf_lit_run_select(sf_lit_run *run, int keep, sf_local_features *out, float *global,
+                            sf_error *err);
+
 #ifdef __cplusplus
 }
 #endif

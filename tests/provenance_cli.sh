@@ -69,6 +69,15 @@ run pipe sh -c "sf-decode --size 128 --set image.scales=1,0.5 $img/aero1.jpg $im
     sf-extract -m m1.sfm | head -c 60000 | sf-lit -m m1.sfm | sf-index add db.six"
 expect_rc 3 "a producer killed mid-stream in front of sf-index add"
 check "index unchanged by a dead producer" cmp -s db.six db.before
+run rmcut sf-index remove --keys-from cut.sfs db.six
+expect_rc 3 "sf-index remove --keys-from a stream without its end"
+check "index unchanged by remove --keys-from a cut stream" cmp -s db.six db.before
+sf-cat -k "$img/aero3.jpg" --kind provenance a.sfs >one.sfs
+check "sf-cat --kind provenance keeps images of nothing else" [ "$(sf-cat --list one.sfs)" = "$img/aero3.jpg" ]
+sf-index remove --keys-from one.sfs db.six
+rc=$?; n=rmone; expect_rc 0 "sf-index remove --keys-from a whole stream"
+check "... removes its images" [ "$(sf-index list db.six | wc -l)" = 2 ]
+cp db.before db.six
 run ecb sf-codebook -k 4 -o cb3.sfcb cut.sfs
 expect_rc 3 "sf-codebook of a stream without its end"
 check "no codebook from a cut stream" [ ! -e cb3.sfcb ]

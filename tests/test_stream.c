@@ -386,6 +386,7 @@ static void test_ends(void)
               strstr(err.message, "counts 3 images, the stream has 6"),
           "a lost end inside a concatenation: %s", err.message);
     /* An end record inside an image. */
+    free(m.buf);
     mem_open(&m);
     sf_record open = mkrec("open", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, &two, v, 0);
     put(&m, &open);
@@ -1056,10 +1057,116 @@ static int write_sample(const char *name, const char *path)
     return 0;
 }
 
+/* --rewrite MODE IN OUT: copy a stream image by image (ends rewritten),
+ * changing it for the command-line tests:
+ *   optional  every image gets a last record of a kind no reader knows,
+ *             so that a skipped record closes it;
+ *   nan, inf  the first value of the first local_desc and global record of
+ *             the first image becomes NaN or +infinity. */
+static int rewrite(const char *mode, const char *in, const char *out)
+{
+    FILE *fi = fopen(in, "rb"), *fo = fopen(out, "wb");
+    sf_stream_reader *r;
+    sf_error err;
+    if (!fi || !fo || sf_stream_reader_create(&r, fi, in, &err) != SF_OK) {
+        perror(in);
+        return 99;
+    }
+    int optional = strcmp(mode, "optional") == 0;
+    float poison = strcmp(mode, "nan") == 0 ? NAN : INFINITY;
+    const sf_stream_image *img;
+    uint64_t n = 0;
+    sf_status st;
+    while ((st = sf_stream_read_image(r, &img, &err)) == SF_OK && img) {
+        sf_record recs[256];
+        void *copies[256] = { 0 };
+        size_t count = img->count < 255 ? img->count : 255;
+        for (size_t i = 0; i < count; i++) {
+            recs[i] = img->recs[i];
+            int kind = recs[i].kind;
+            if (!optional && n == 0 && (kind == SF_KIND_LOCAL_DESC || kind == SF_KIND_GLOBAL)) {
+                copies[i] = malloc((size_t)recs[i].data_size);
+                memcpy(copies[i], recs[i].data, (size_t)recs[i].data_size);
+                ((float *)copies[i])[0] = poison;
+                recs[i].data = copies[i];
+            }
+        }
+        float extra = 1;
+        uint64_t one = 1;
+        if (optional)
+            recs[count++] = mkrec(img->key, 0x8123, SF_DTYPE_F32, 1, &one, &extra, 0);
+        st = sf_stream_write_image(fo, recs, count, &err);
+        for (size_t i = 0; i < count; i++)
+            free(copies[i]);
+        if (st != SF_OK)
+            break;
+        n++;
+    }
+    if (st == SF_OK)
+        st = sf_stream_write_end(fo, "test_stream", n, &err);
+    sf_stream_reader_free(r);
+    fclose(fi);
+    if (fclose(fo) != 0 || st != SF_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return 99;
+    }
+    return 0;
+}
+
+/* --upgrade IN OUT: a version 1 stream (fuzz seeds) as version 2: each
+ * record whose checksums held gets the new version and is resealed, damaged
+ * ones keep their damage; a stream read whole gets its end record. */
+static int upgrade(const char *in, const char *out)
+{
+    size_t len;
+    unsigned char *buf = tu_read_file(NULL, in, &len);
+    size_t off = 0;
+    uint64_t images = 0;
+    int whole = 1, open = 0;
+    while (off + 40 <= len && memcmp(buf + off, SF_STREAM_MAGIC, 8) == 0) {
+        unsigned char *h = buf + off;
+        size_t hlen = 40 + 8 * (size_t)h[15] + sf_get_u32(h + 16);
+        uint64_t plen = sf_get_u64(h + 32);
+        if (h[15] > 8 || hlen + 4 > len - off)
+            break;
+        if (plen > len - off - hlen - 4 || hlen + 12 + plen > len - off) {
+            /* Cut short on purpose: only the header can be brought up. */
+            int sound = sf_get_u32(h + hlen) == XXH32(h, hlen, 0);
+            sf_put_u16(h + 8, SF_STREAM_VERSION);
+            if (sound)
+                sf_put_u32(h + hlen, XXH32(h, hlen, 0));
+            whole = 0;
+            break;
+        }
+        size_t rlen = hlen + 12 + (size_t)plen;
+        int sound = sf_get_u32(h + hlen) == XXH32(h, hlen, 0) &&
+                    sf_get_u64(h + rlen - 8) == XXH64(h, rlen - 8, 0);
+        sf_put_u16(h + 8, SF_STREAM_VERSION);
+        if (sound)
+            reseal(h, rlen);
+        whole &= sound;
+        open = !(sf_get_u16(h + 12) & SF_RECORD_LAST);
+        images += !open;
+        off += rlen;
+    }
+    FILE *fp = fopen(out, "wb");
+    sf_error err;
+    if (!fp || fwrite(buf, 1, len, fp) != len)
+        return 99;
+    if (whole && !open && off == len && sf_stream_write_end(fp, "test_stream", images, &err))
+        return 99;
+    free(buf);
+    return fclose(fp) == 0 ? 0 : 99;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "--write-sample") == 0)
         return write_sample(argv[2], argv[3]);
+    if (argc == 4 && strcmp(argv[1], "--upgrade") == 0)
+        return upgrade(argv[2], argv[3]);
+    if (argc == 5 && strcmp(argv[1], "--rewrite") == 0)
+        return rewrite(argv[2], argv[3], argv[4]);
     if (argc != 1) {
         fprintf(stderr, "usage: test_stream [--write-sample basic|optional|big FILE]\n");
         return 99;
