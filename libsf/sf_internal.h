@@ -47,6 +47,10 @@ int sf_online_cores(void);
  * have returned. */
 void sf_threads_run(size_t count, void (*fn)(void *ctx, size_t index), void *ctx);
 
+/* The table behind a loaded backend (backend.c), for network.c. */
+struct sf_backend_iface;
+const struct sf_backend_iface *sf_backend_iface_of(const sf_backend *backend);
+
 /* Read the whole of fd, or of the file at path, into a 64-byte aligned
  * buffer (*data, free() it).  More than max_bytes (0: no limit) is
  * SF_ERR_TOO_LARGE.  regular_only refuses directories, pipes and devices

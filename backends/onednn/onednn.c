@@ -41,7 +41,6 @@
 #include <unistd.h>
 
 #include "sf_backend_impl.h"
-#include "sf_network.h"
 
 #define BN_EPS 1e-5
 #define LN_EPS 1e-5f
