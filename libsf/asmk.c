@@ -1,42 +1,31 @@
 #include "config.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include <dnnl.h>
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#endif
-
+#include "gemm_internal.h"
 #include "sf_asmk.h"
 #include "sf_internal.h"
 
 /* Quantisation tiles: the dot products of a block of descriptors with a
- * block of centroids come from one oneDNN sgemm call into a per-thread
- * buffer (2 MiB), read back from cache while the nearest words are picked
- * out of it.  Taller blocks make sgemm faster (it repacks the centroids
- * for every call); 512 x 1024 was the fastest on a 2-core Zen 4.
+ * block of centroids come from one sgemm call into a per-thread buffer
+ * (2 MiB), read back from cache while the nearest words are picked out of
+ * it.  Taller blocks make sgemm faster (it repacks the centroids for every
+ * call); 512 x 1024 was the fastest on a 2-core Zen 4.
  *
- * sgemm's rounding depends on the shape it is given: oneDNN 2.6 sums each
- * dot product in dimension order with fused multiply-adds (dimensions up
- * to 256), but with fewer than 16 rows or 2 columns it switches to
- * kernels that sum in another order.  Blocks are therefore never given
- * fewer than Q_MIN_ROWS rows (short ones are padded, or go to tiny_dots)
- * nor Q_MIN_COLS columns (a short last column block joins the one before
- * it), so that a descriptor gets the same distances, and words, alone or
- * among thousands, whatever the thread count. */
+ * Blocks are never given fewer than SF_GEMM_MIN_ROWS rows (short ones are
+ * padded, or go to the exact small kernel) nor SF_GEMM_MIN_COLS columns (a
+ * short last column block joins the one before it), so that a descriptor
+ * gets the same distances, and words, alone or among thousands, whatever
+ * the thread count (gemm_internal.h). */
 #ifndef Q_ROW_BLOCK
 #define Q_ROW_BLOCK 512
 #endif
 #ifndef Q_COL_BLOCK
 #define Q_COL_BLOCK 1024
 #endif
-#define Q_MIN_ROWS 16
-#define Q_MIN_COLS 16
 /* Multiply-adds worth a thread of their own: about 0.1 ms of sgemm, a
  * few times what starting the thread costs. */
 #define Q_THREAD_WORK 8e6
@@ -45,7 +34,7 @@ struct sf_asmk_codebook {
     size_t k, dim;
     float *centroids; /* k x dim */
     float *norms;     /* |c|^2, k, summed in dimension order */
-    int tiny_ok;      /* tiny_dots gives sgemm's products bit for bit */
+    int tiny_ok;      /* sf_gemm_tiny_exact */
 };
 
 struct ivf_list {
@@ -75,124 +64,6 @@ void sf_asmk_params_default(sf_asmk_params *params)
     params->similarity_threshold = 0.0f;
     params->alpha = 3.0f;
 }
-
-/* Below Q_MIN_ROWS rows, sgemm's cost is its copy of the centroids into
- * its own layout, not the arithmetic: tiny_dots does the same products
- * straight from the centroids, up to 8 rows at a time (rows in vector
- * lanes), three times faster.  It sums in dimension order with fused
- * multiply-adds, like oneDNN's kernels; whether they agree bit for bit
- * is checked on each codebook (tiny_check), and sgemm on padded rows is
- * used where they do not. */
-#if defined(__x86_64__) && defined(__GNUC__)
-#define HAVE_TINY_DOTS 1
-
-/* out[r * ldo + j] = -2 x_r.c_j for r < rows (<= 8), j < cols; xt holds the
- * rows transposed, dim x 8, unused lanes 0. */
-__attribute__((target("avx2,fma"))) static void tiny_dots(const float *xt, size_t rows,
-                                                          const float *c, size_t cols,
-                                                          size_t dim, float *out, size_t ldo)
-{
-    const __m256 m2 = _mm256_set1_ps(-2.0f);
-    float t[8][8];
-    size_t j = 0;
-    for (; j + 8 <= cols; j += 8) {
-        const float *c0 = c + j * dim;
-        /* The 8 centroids are read in 8 interleaved streams, which the
-         * hardware prefetcher does not follow: fetch the next 8 (one
-         * contiguous run) meanwhile. */
-        const float *next = j + 16 <= cols ? c0 + 8 * dim : c0;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
-               a7 = a0;
-        for (size_t d = 0; d < dim; d++) {
-            __m256 xv = _mm256_loadu_ps(xt + d * 8);
-            _mm_prefetch((const char *)(next + d * 8), _MM_HINT_T0);
-            a0 = _mm256_fmadd_ps(xv, _mm256_broadcast_ss(c0 + d), a0);
-            a1 = _mm256_fmadd_ps(xv, _mm256_broadcast_ss(c0 + dim + d), a1);
-            a2 = _mm256_fmadd_ps(xv, _mm256_broadcast_ss(c0 + 2 * dim + d), a2);
-            a3 = _mm256_fmadd_ps(xv, _mm256_broadcast_ss(c0 + 3 * dim + d), a3);
-            a4 = _mm256_fmadd_ps(xv, _mm256_broadcast_ss(c0 + 4 * dim + d), a4);
-            a5 = _mm256_fmadd_ps(xv, _mm256_broadcast_ss(c0 + 5 * dim + d), a5);
-            a6 = _mm256_fmadd_ps(xv, _mm256_broadcast_ss(c0 + 6 * dim + d), a6);
-            a7 = _mm256_fmadd_ps(xv, _mm256_broadcast_ss(c0 + 7 * dim + d), a7);
-        }
-        _mm256_storeu_ps(t[0], _mm256_mul_ps(a0, m2));
-        _mm256_storeu_ps(t[1], _mm256_mul_ps(a1, m2));
-        _mm256_storeu_ps(t[2], _mm256_mul_ps(a2, m2));
-        _mm256_storeu_ps(t[3], _mm256_mul_ps(a3, m2));
-        _mm256_storeu_ps(t[4], _mm256_mul_ps(a4, m2));
-        _mm256_storeu_ps(t[5], _mm256_mul_ps(a5, m2));
-        _mm256_storeu_ps(t[6], _mm256_mul_ps(a6, m2));
-        _mm256_storeu_ps(t[7], _mm256_mul_ps(a7, m2));
-        for (size_t r = 0; r < rows; r++)
-            for (size_t u = 0; u < 8; u++)
-                out[r * ldo + j + u] = t[u][r];
-    }
-    for (; j < cols; j++) {
-        __m256 a = _mm256_setzero_ps();
-        for (size_t d = 0; d < dim; d++)
-            a = _mm256_fmadd_ps(_mm256_loadu_ps(xt + d * 8),
-                                _mm256_broadcast_ss(c + j * dim + d), a);
-        _mm256_storeu_ps(t[0], _mm256_mul_ps(a, m2));
-        for (size_t r = 0; r < rows; r++)
-            out[r * ldo + j] = t[0][r];
-    }
-}
-
-/* Rows x (at most 8, row-major) into xt, dim x 8, zero-padded lanes. */
-static void transpose8(const float *x, size_t rows, size_t dim, float *xt)
-{
-    memset(xt, 0, dim * 8 * sizeof(float));
-    for (size_t r = 0; r < rows; r++)
-        for (size_t d = 0; d < dim; d++)
-            xt[d * 8 + r] = x[r * dim + d];
-}
-
-/* Whether tiny_dots and sgemm agree bit for bit on this machine and this
- * codebook's dimension: on Q_MIN_ROWS rows made of the centroids against
- * up to 64 of them.  Where summation orders differ, most of the products
- * differ in their last bits, so this cannot pass by chance. */
-static int tiny_check(const float *c, size_t k, size_t dim)
-{
-    if (k < 2 || !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
-        return 0;
-    const size_t cols = k < 64 ? k : 64;
-    float *x = malloc(Q_MIN_ROWS * dim * sizeof *x);
-    float *xt = malloc(dim * 8 * sizeof *xt);
-    float *ref = malloc(Q_MIN_ROWS * cols * sizeof *ref);
-    float *got = malloc(Q_MIN_ROWS * cols * sizeof *got);
-    int ok = x && xt && ref && got;
-    if (ok) {
-        /* Row r: centroid r rotated by r dimensions, so no product is a
-         * plain square. */
-        for (size_t r = 0; r < Q_MIN_ROWS; r++)
-            for (size_t d = 0; d < dim; d++)
-                x[r * dim + d] = c[(r % k) * dim + (d + r) % dim];
-        int prev = sf_sgemm_single_begin();
-        ok = dnnl_sgemm('N', 'T', Q_MIN_ROWS, (dnnl_dim_t)cols, (dnnl_dim_t)dim, -2.0f, x,
-                        (dnnl_dim_t)dim, c, (dnnl_dim_t)dim, 0.0f, ref,
-                        (dnnl_dim_t)cols) == dnnl_success;
-        sf_sgemm_single_end(prev);
-        for (size_t r0 = 0; ok && r0 < Q_MIN_ROWS; r0 += 8) {
-            transpose8(x + r0 * dim, 8, dim, xt);
-            tiny_dots(xt, 8, c, cols, dim, got + r0 * cols, cols);
-        }
-        ok = ok && memcmp(ref, got, Q_MIN_ROWS * cols * sizeof *ref) == 0;
-    }
-    free(x);
-    free(xt);
-    free(ref);
-    free(got);
-    return ok;
-}
-#else
-static int tiny_check(const float *c, size_t k, size_t dim)
-{
-    (void)c;
-    (void)k;
-    (void)dim;
-    return 0;
-}
-#endif
 
 /* ---- Codebook ---- */
 
@@ -234,7 +105,7 @@ sf_status sf_asmk_codebook_create(const float *centroids, size_t k, size_t dim,
             s += c[d] * c[d];
         cb->norms[j] = s;
     }
-    cb->tiny_ok = tiny_check(cb->centroids, k, dim);
+    cb->tiny_ok = sf_gemm_tiny_exact(cb->centroids, k, dim);
     *out = cb;
     return SF_OK;
 }
@@ -339,48 +210,18 @@ static row_scan_fn pick_row_scan(void)
  * distances do not depend on how the units fall, only on the tiles. */
 typedef struct quant_job {
     const sf_asmk_codebook *cb;
-    const float *desc;
     const float *xnorm; /* |x|^2, n */
-    size_t n;
+    size_t parts;
     int ma;
-    size_t rb_rows, n_rb; /* rows per row block, row blocks */
-    size_t n_cb, parts;   /* column blocks, parts they are split into */
-    float *bd;            /* (n x parts) lists of ma distances */
-    int32_t *bi;          /* and their centroids */
-    int n_threads;
+    float *bd;          /* (n x parts) lists of ma distances */
+    int32_t *bi;        /* and their centroids */
     row_scan_fn scan;
 } quant_job;
 
-typedef struct quant_worker {
-    const quant_job *job;
-    int index;
-    float *buf; /* sgemm output: one tile */
-    float *pad; /* Q_MIN_ROWS x dim: a short row block, zero-padded or transposed */
-    dnnl_status_t status;
-    pthread_t thread;
-} quant_worker;
-
-static dnnl_status_t quant_unit(const quant_job *job, size_t u, quant_worker *w)
+static void quant_begin(void *ctx, size_t r0, size_t rows, size_t part)
 {
-    const sf_asmk_codebook *cb = job->cb;
-    const size_t dim = cb->dim, ma = (size_t)job->ma;
-    const size_t rb = u / job->parts, part = u % job->parts;
-    const size_t r0 = rb * job->rb_rows;
-    const size_t rows = job->n - r0 < job->rb_rows ? job->n - r0 : job->rb_rows;
-    const float *x = job->desc + r0 * dim;
-    size_t m = rows;
-    const int tiny = rows < Q_MIN_ROWS && cb->tiny_ok;
-#ifdef HAVE_TINY_DOTS
-    if (tiny)
-        for (size_t r = 0; r < rows; r += 8)
-            transpose8(x + r * dim, rows - r < 8 ? rows - r : 8, dim, w->pad + r * dim);
-#endif
-    if (rows < Q_MIN_ROWS && !tiny) {
-        memcpy(w->pad, x, rows * dim * sizeof(float));
-        memset(w->pad + rows * dim, 0, (Q_MIN_ROWS - rows) * dim * sizeof(float));
-        x = w->pad;
-        m = Q_MIN_ROWS;
-    }
+    const quant_job *job = ctx;
+    const size_t ma = (size_t)job->ma;
     for (size_t r = 0; r < rows; r++) {
         size_t at = ((r0 + r) * job->parts + part) * ma;
         for (size_t i = 0; i < ma; i++) {
@@ -388,47 +229,20 @@ static dnnl_status_t quant_unit(const quant_job *job, size_t u, quant_worker *w)
             job->bi[at + i] = -1;
         }
     }
-    const size_t b0 = part * job->n_cb / job->parts, b1 = (part + 1) * job->n_cb / job->parts;
-    for (size_t b = b0; b < b1; b++) {
-        const size_t c0 = b * Q_COL_BLOCK;
-        const size_t cols = (b + 1 == job->n_cb ? cb->k : c0 + Q_COL_BLOCK) - c0;
-        /* buf = -2 x c^T: exact doubling, so (|x|^2 + |c|^2) + buf rounds
-         * like (|x|^2 + |c|^2) - 2 x.c */
-        if (tiny) {
-#ifdef HAVE_TINY_DOTS
-            for (size_t r = 0; r < rows; r += 8)
-                tiny_dots(w->pad + r * dim, rows - r < 8 ? rows - r : 8,
-                          cb->centroids + c0 * dim, cols, dim, w->buf + r * cols, cols);
-#endif
-        } else {
-            dnnl_status_t s = dnnl_sgemm('N', 'T', (dnnl_dim_t)m, (dnnl_dim_t)cols,
-                                         (dnnl_dim_t)dim, -2.0f, x, (dnnl_dim_t)dim,
-                                         cb->centroids + c0 * dim, (dnnl_dim_t)dim, 0.0f,
-                                         w->buf, (dnnl_dim_t)cols);
-            if (s != dnnl_success)
-                return s;
-        }
-        for (size_t r = 0; r < rows; r++) {
-            size_t at = ((r0 + r) * job->parts + part) * ma;
-            job->scan(w->buf + r * cols, cb->norms + c0, job->xnorm[r0 + r], cols,
-                      (int32_t)c0, job->bd + at, job->bi + at, job->ma);
-        }
-    }
-    return dnnl_success;
 }
 
-static void *quant_thread(void *arg)
+/* prod = -2 x c^T, so (|x|^2 + |c|^2) + prod rounds like
+ * (|x|^2 + |c|^2) - 2 x.c */
+static void quant_tile(void *ctx, size_t r0, size_t rows, size_t part, size_t c0, size_t cols,
+                       const float *prod)
 {
-    quant_worker *w = arg;
-    const quant_job *job = w->job;
-    int prev = sf_sgemm_single_begin();
-    w->status = dnnl_success;
-    const size_t units = job->n_rb * job->parts;
-    for (size_t u = (size_t)w->index; u < units && w->status == dnnl_success;
-         u += (size_t)job->n_threads)
-        w->status = quant_unit(job, u, w);
-    sf_sgemm_single_end(prev);
-    return NULL;
+    const quant_job *job = ctx;
+    const size_t ma = (size_t)job->ma;
+    for (size_t r = 0; r < rows; r++) {
+        size_t at = ((r0 + r) * job->parts + part) * ma;
+        job->scan(prod + r * cols, job->cb->norms + c0, job->xnorm[r0 + r], cols, (int32_t)c0,
+                  job->bd + at, job->bi + at, job->ma);
+    }
 }
 
 /* Merge a row's per-part lists, each ascending by (distance, index), into
@@ -481,15 +295,14 @@ sf_status sf_asmk_codebook_quantize(const sf_asmk_codebook *cb, const float *des
         return SF_OK;
     const size_t dim = cb->dim, k = cb->k;
 
-    quant_job job;
-    memset(&job, 0, sizeof job);
-    job.cb = cb;
-    job.desc = desc;
-    job.n = n;
-    job.ma = ma;
-    job.scan = pick_row_scan();
+    quant_job job = { .cb = cb, .ma = ma, .scan = pick_row_scan() };
+    sf_gemm_tiles t = {
+        .x = desc, .c = cb->centroids, .n = n, .k = k, .dim = dim,
+        .col_block = Q_COL_BLOCK, .pad_short = 1, .tiny = cb->tiny_ok, .what = "quantize",
+        .ctx = &job, .begin = quant_begin, .tile = quant_tile,
+    };
     /* Threads: as many as the work is worth, up to one per core. */
-    double work = (double)(n < Q_MIN_ROWS ? Q_MIN_ROWS : n) * (double)k * (double)dim;
+    double work = (double)(n < SF_GEMM_MIN_ROWS ? SF_GEMM_MIN_ROWS : n) * (double)k * (double)dim;
     size_t want = (size_t)sf_online_cores();
     if ((double)want > work / Q_THREAD_WORK)
         want = work / Q_THREAD_WORK >= 1.0 ? (size_t)(work / Q_THREAD_WORK) : 1;
@@ -498,47 +311,31 @@ sf_status sf_asmk_codebook_quantize(const sf_asmk_codebook *cb, const float *des
      * split into parts so that the units are a multiple of the threads
      * (splitting columns costs only a merge; thinner row blocks would
      * slow the sgemm). */
-    job.n_rb = (n + Q_ROW_BLOCK - 1) / Q_ROW_BLOCK;
-    job.rb_rows = (n + job.n_rb - 1) / job.n_rb;
-    job.n_rb = (n + job.rb_rows - 1) / job.rb_rows; /* none left empty */
-    job.n_cb = (k + Q_COL_BLOCK - Q_MIN_COLS) / Q_COL_BLOCK;
-    if (job.n_cb == 0)
-        job.n_cb = 1;
-    job.parts = want / gcd_size(job.n_rb, want);
-    if (job.parts > job.n_cb)
-        job.parts = job.n_cb;
-    size_t units = job.n_rb * job.parts;
-    int nt = (int)(want < units ? want : units);
-    job.n_threads = nt;
-    const size_t last_cols = k - (job.n_cb - 1) * Q_COL_BLOCK;
-    const size_t max_cols = job.n_cb > 1 && last_cols < Q_COL_BLOCK ? Q_COL_BLOCK : last_cols;
-    const size_t max_rows = job.rb_rows < Q_MIN_ROWS ? Q_MIN_ROWS : job.rb_rows;
-    const int need_pad = n - (job.n_rb - 1) * job.rb_rows < Q_MIN_ROWS;
+    size_t n_rb = (n + Q_ROW_BLOCK - 1) / Q_ROW_BLOCK;
+    t.row_block = (n + n_rb - 1) / n_rb;
+    n_rb = (n + t.row_block - 1) / t.row_block; /* none left empty */
+    t.col_blocks = (k + Q_COL_BLOCK - SF_GEMM_MIN_COLS) / Q_COL_BLOCK;
+    if (t.col_blocks == 0)
+        t.col_blocks = 1;
+    t.parts = want / gcd_size(n_rb, want);
+    if (t.parts > t.col_blocks)
+        t.parts = t.col_blocks;
+    t.threads = (int)want;
+    job.parts = t.parts;
 
-    size_t lists = sf_mul_size(sf_mul_size(n, job.parts), (size_t)ma);
-    size_t buf_floats = sf_mul_size(max_rows, max_cols);
-    if (!lists || !buf_floats || !sf_mul_size(n, dim) || lists > SIZE_MAX / sizeof(float))
+    size_t lists = sf_mul_size(sf_mul_size(n, t.parts), (size_t)ma);
+    if (!lists || !sf_mul_size(n, dim) || lists > SIZE_MAX / sizeof(float))
         return sf_error_set(err, SF_ERR_TOO_LARGE, "quantize: %zu descriptors x %d words", n,
                             ma);
     float *xnorm = malloc(n * sizeof *xnorm);
     job.bd = malloc(lists * sizeof *job.bd);
     /* One part: the lists are the answer. */
-    int32_t *bi_own = job.parts > 1 ? malloc(lists * sizeof *bi_own) : NULL;
-    job.bi = job.parts > 1 ? bi_own : words;
-    size_t *head = job.parts > 1 ? malloc(job.parts * sizeof *head) : NULL;
-    quant_worker *w = calloc((size_t)nt, sizeof *w);
+    int32_t *bi_own = t.parts > 1 ? malloc(lists * sizeof *bi_own) : NULL;
+    job.bi = t.parts > 1 ? bi_own : words;
+    size_t *head = t.parts > 1 ? malloc(t.parts * sizeof *head) : NULL;
     sf_status st = SF_OK;
-    if (!xnorm || !job.bd || !job.bi || (job.parts > 1 && !head) || !w)
+    if (!xnorm || !job.bd || !job.bi || (t.parts > 1 && !head))
         st = sf_error_set(err, SF_ERR_NOMEM, "quantize: out of memory");
-    for (int t = 0; st == SF_OK && t < nt; t++) {
-        w[t].job = &job;
-        w[t].index = t;
-        w[t].buf = malloc(buf_floats * sizeof(float));
-        w[t].pad = need_pad ? malloc(Q_MIN_ROWS * dim * sizeof(float)) : NULL;
-        if (!w[t].buf || (need_pad && !w[t].pad))
-            st = sf_error_set(err, SF_ERR_NOMEM, "quantize: out of memory for %zu x %zu",
-                              max_rows, max_cols);
-    }
     if (st == SF_OK) {
         for (size_t r = 0; r < n; r++) {
             const float *x = desc + r * dim;
@@ -548,26 +345,12 @@ sf_status sf_asmk_codebook_quantize(const sf_asmk_codebook *cb, const float *des
             xnorm[r] = s;
         }
         job.xnorm = xnorm;
-        int started = 1;
-        for (; started < nt; started++)
-            if (pthread_create(&w[started].thread, NULL, quant_thread, &w[started]) != 0)
-                break;
-        /* The calling thread takes the first share, and those of any
-         * thread that could not be started. */
-        quant_thread(&w[0]);
-        for (int t = started; t < nt; t++)
-            quant_thread(&w[t]);
-        for (int t = 1; t < started; t++)
-            pthread_join(w[t].thread, NULL);
-        for (int t = 0; t < nt && st == SF_OK; t++)
-            if (w[t].status != dnnl_success)
-                st = sf_error_set(err, SF_ERR_BACKEND,
-                                  "quantize: oneDNN sgemm failed (status %d)", (int)w[t].status);
+        st = sf_gemm_tiles_run(&t, err);
     }
-    if (st == SF_OK && job.parts > 1)
+    if (st == SF_OK && t.parts > 1)
         for (size_t r = 0; r < n; r++)
-            merge_parts(job.bd + r * job.parts * (size_t)ma, job.bi + r * job.parts * (size_t)ma,
-                        job.parts, ma, head, words + r * (size_t)ma);
+            merge_parts(job.bd + r * t.parts * (size_t)ma, job.bi + r * t.parts * (size_t)ma,
+                        t.parts, ma, head, words + r * (size_t)ma);
     if (st == SF_OK)
         for (size_t r = 0; r < n; r++)
             if (words[r * (size_t)ma + (size_t)ma - 1] < 0) {
@@ -575,11 +358,6 @@ sf_status sf_asmk_codebook_quantize(const sf_asmk_codebook *cb, const float *des
                                   "quantize: descriptor %zu has non-finite distances", r);
                 break;
             }
-    for (int t = 0; w && t < nt; t++) {
-        free(w[t].buf);
-        free(w[t].pad);
-    }
-    free(w);
     free(head);
     free(bi_own);
     free(job.bd);

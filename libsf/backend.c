@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 
 #include "sf_backend_impl.h"
-#include "sf_network.h"
+#include "sf_internal.h"
 
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
@@ -232,8 +232,6 @@ const char *sf_backend_path(const sf_backend *backend)
     return backend->path;
 }
 
-/* For network.c: the table behind a loaded backend. */
-const sf_backend_iface *sf_backend_iface_of(const sf_backend *backend);
 const sf_backend_iface *sf_backend_iface_of(const sf_backend *backend)
 {
     return backend->iface;

@@ -1,21 +1,19 @@
 #include "config.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include <dnnl.h>
-
+#include "gemm_internal.h"
 #include "rng_internal.h"
 #include "sf_internal.h"
 #include "sf_kmeans.h"
 
 /* Distance tiles: ROW_BLOCK rows against COL_BLOCK centroids per sgemm
- * call, one ROW_BLOCK x COL_BLOCK float buffer per thread.  The row blocks
- * are fixed whatever the thread count, so every row's result is too. */
+ * call (gemm_internal.h), one ROW_BLOCK x COL_BLOCK float buffer per
+ * thread.  The row blocks are fixed whatever the thread count, so every
+ * row's result is too. */
 #ifndef ROW_BLOCK
 #define ROW_BLOCK 1024
 #endif
@@ -183,122 +181,71 @@ static row_argmin_fn pick_row_argmin(void)
 
 typedef struct assign_job {
     const float *x;
-    size_t n, d;
-    const float *c;
+    size_t d;
     const float *cnorm; /* |c|^2, k */
-    size_t k;
     int32_t *assign;
+    float *best;        /* per row: the smallest |c|^2 - 2 x.c so far */
     float *dist;
-    size_t n_blocks;
-    int n_threads;
     row_argmin_fn row_argmin;
 } assign_job;
 
-typedef struct assign_worker {
-    const assign_job *job;
-    int index;
-    float *buf; /* ROW_BLOCK x COL_BLOCK */
-    dnnl_status_t status;
-    pthread_t thread;
-} assign_worker;
-
-static dnnl_status_t assign_block(const assign_job *job, size_t b, float *buf)
+static void assign_begin(void *ctx, size_t r0, size_t rows, size_t part)
 {
-    const size_t d = job->d;
-    const size_t r0 = b * ROW_BLOCK;
-    const size_t rows = job->n - r0 < ROW_BLOCK ? job->n - r0 : ROW_BLOCK;
-    const float *x = job->x + r0 * d;
-    float best[ROW_BLOCK];
-    int32_t at[ROW_BLOCK];
-    for (size_t r = 0; r < rows; r++) {
-        best[r] = INFINITY;
-        at[r] = 0;
+    const assign_job *job = ctx;
+    for (size_t r = r0; r < r0 + rows; r++) {
+        job->best[r] = INFINITY;
+        job->assign[r] = 0;
     }
-    for (size_t c0 = 0; c0 < job->k; c0 += COL_BLOCK) {
-        size_t cols = job->k - c0 < COL_BLOCK ? job->k - c0 : COL_BLOCK;
-        /* buf = -2 x c^T */
-        dnnl_status_t s = dnnl_sgemm('N', 'T', (dnnl_dim_t)rows, (dnnl_dim_t)cols, (dnnl_dim_t)d,
-                                     -2.0f, x, (dnnl_dim_t)d, job->c + c0 * d, (dnnl_dim_t)d,
-                                     0.0f, buf, (dnnl_dim_t)cols);
-        if (s != dnnl_success)
-            return s;
-        for (size_t r = 0; r < rows; r++) {
-            float v;
-            size_t j = job->row_argmin(buf + r * cols, job->cnorm + c0, cols, &v);
-            if (v < best[r]) { /* strict: an earlier block wins ties */
-                best[r] = v;
-                at[r] = (int32_t)(c0 + j);
-            }
+}
+
+/* prod = -2 x c^T */
+static void assign_tile(void *ctx, size_t r0, size_t rows, size_t part, size_t c0, size_t cols,
+                        const float *prod)
+{
+    const assign_job *job = ctx;
+    for (size_t r = 0; r < rows; r++) {
+        float v;
+        size_t j = job->row_argmin(prod + r * cols, job->cnorm + c0, cols, &v);
+        if (v < job->best[r0 + r]) { /* strict: an earlier block wins ties */
+            job->best[r0 + r] = v;
+            job->assign[r0 + r] = (int32_t)(c0 + j);
         }
     }
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * d;
+}
+
+static void assign_end(void *ctx, size_t r0, size_t rows, size_t part)
+{
+    const assign_job *job = ctx;
+    const size_t d = job->d;
+    if (!job->dist)
+        return;
+    for (size_t r = r0; r < r0 + rows; r++) {
+        const float *xr = job->x + r * d;
         float xn = 0.0f;
         for (size_t i = 0; i < d; i++)
             xn += xr[i] * xr[i];
-        float dd = xn + best[r];
-        job->assign[r0 + r] = at[r];
-        if (job->dist)
-            job->dist[r0 + r] = dd > 0.0f ? dd : 0.0f;
+        float dd = xn + job->best[r];
+        job->dist[r] = dd > 0.0f ? dd : 0.0f;
     }
-    return dnnl_success;
 }
 
-static void *assign_thread(void *arg)
-{
-    assign_worker *w = arg;
-    const assign_job *job = w->job;
-    int prev = sf_sgemm_single_begin();
-    w->status = dnnl_success;
-    for (size_t b = (size_t)w->index; b < job->n_blocks && w->status == dnnl_success;
-         b += (size_t)job->n_threads)
-        w->status = assign_block(job, b, w->buf);
-    sf_sgemm_single_end(prev);
-    return NULL;
-}
-
-/* Nearest centroid of every row; cnorm holds |c|^2.  The calling thread
- * takes the first share. */
+/* Nearest centroid of every row; cnorm holds |c|^2. */
 static sf_status assign_all(const float *x, size_t n, size_t d, const float *c,
                             const float *cnorm, size_t k, int threads, int32_t *assign,
                             float *dist, sf_error *err)
 {
-    assign_job job = { x, n, d, c, cnorm, k, assign, dist, (n + ROW_BLOCK - 1) / ROW_BLOCK, 0,
-                       pick_row_argmin() };
-    int nt = resolve_threads(threads);
-    if ((size_t)nt > job.n_blocks)
-        nt = (int)job.n_blocks;
-    job.n_threads = nt;
-    assign_worker *w = calloc((size_t)nt, sizeof *w);
-    if (!w)
+    assign_job job = { x, d, cnorm, assign, malloc(n * sizeof(float)), dist, pick_row_argmin() };
+    if (!job.best)
         return sf_error_set(err, SF_ERR_NOMEM, "k-means: out of memory");
-    size_t cols = k < COL_BLOCK ? k : COL_BLOCK;
-    size_t buf_floats = (n < ROW_BLOCK ? n : ROW_BLOCK) * cols;
-    sf_status st = SF_OK;
-    for (int t = 0; t < nt; t++) {
-        w[t].job = &job;
-        w[t].index = t;
-        w[t].buf = malloc(buf_floats * sizeof(float));
-        if (!w[t].buf)
-            st = sf_error_set(err, SF_ERR_NOMEM, "k-means: out of memory");
-    }
-    int started = 1;
-    for (; st == SF_OK && started < nt; started++)
-        if (pthread_create(&w[started].thread, NULL, assign_thread, &w[started]) != 0) {
-            st = sf_error_set(err, SF_ERR_NOMEM, "k-means: cannot start a thread");
-            break;
-        }
-    if (st == SF_OK)
-        assign_thread(&w[0]);
-    for (int t = 1; t < started; t++)
-        pthread_join(w[t].thread, NULL);
-    for (int t = 0; t < nt && st == SF_OK; t++)
-        if (w[t].status != dnnl_success)
-            st = sf_error_set(err, SF_ERR_BACKEND, "k-means: oneDNN sgemm failed (status %d)",
-                              (int)w[t].status);
-    for (int t = 0; t < nt; t++)
-        free(w[t].buf);
-    free(w);
+    const sf_gemm_tiles t = {
+        .x = x, .c = c, .n = n, .k = k, .dim = d,
+        .row_block = ROW_BLOCK, .col_block = COL_BLOCK,
+        .col_blocks = (k + COL_BLOCK - 1) / COL_BLOCK, .parts = 1,
+        .threads = resolve_threads(threads), .what = "k-means",
+        .ctx = &job, .begin = assign_begin, .tile = assign_tile, .end = assign_end,
+    };
+    sf_status st = sf_gemm_tiles_run(&t, err);
+    free(job.best);
     return st;
 }
 
@@ -361,21 +308,14 @@ typedef struct update_job {
     int n_threads;
 } update_job;
 
-typedef struct update_worker {
-    const update_job *job;
-    int index;
-    pthread_t thread;
-} update_worker;
-
 /* Each thread owns a range of clusters and scans the rows in order, so the
  * sums do not depend on the number of threads. */
-static void *update_thread(void *arg)
+static void update_range(void *ctx, size_t index)
 {
-    update_worker *w = arg;
-    const update_job *job = w->job;
+    const update_job *job = ctx;
     const size_t d = job->d;
-    size_t lo = job->k * (size_t)w->index / (size_t)job->n_threads;
-    size_t hi = job->k * (size_t)(w->index + 1) / (size_t)job->n_threads;
+    size_t lo = job->k * index / (size_t)job->n_threads;
+    size_t hi = job->k * (index + 1) / (size_t)job->n_threads;
     memset(job->sums + lo * d, 0, (hi - lo) * d * sizeof(double));
     for (size_t j = lo; j < hi; j++) {
         job->counts[j] = 0;
@@ -403,35 +343,15 @@ static void *update_thread(void *arg)
         for (size_t t = 0; t < d; t++)
             job->c[j * d + t] = (float)(job->sums[j * d + t] * inv);
     }
-    return NULL;
 }
 
-static sf_status update_all(update_job *job, int threads, sf_error *err)
+static void update_all(update_job *job, int threads)
 {
     int nt = resolve_threads(threads);
     if ((size_t)nt > job->k)
         nt = (int)job->k;
     job->n_threads = nt;
-    update_worker *w = calloc((size_t)nt, sizeof *w);
-    if (!w)
-        return sf_error_set(err, SF_ERR_NOMEM, "k-means: out of memory");
-    sf_status st = SF_OK;
-    int started = 1;
-    for (int t = 0; t < nt; t++) {
-        w[t].job = job;
-        w[t].index = t;
-    }
-    for (; started < nt; started++)
-        if (pthread_create(&w[started].thread, NULL, update_thread, &w[started]) != 0) {
-            st = sf_error_set(err, SF_ERR_NOMEM, "k-means: cannot start a thread");
-            break;
-        }
-    if (st == SF_OK)
-        update_thread(&w[0]);
-    for (int t = 1; t < started; t++)
-        pthread_join(w[t].thread, NULL);
-    free(w);
-    return st;
+    sf_threads_run((size_t)nt, update_range, job);
 }
 
 /* ---- Empty clusters ---- */
@@ -571,9 +491,7 @@ sf_status sf_kmeans_train(const float *x, size_t n, size_t d, size_t k, int iter
             opt->progress(opt->progress_ctx, it, total);
         if (it == iterations)
             break;
-        st = update_all(&up, opt->threads, err);
-        if (st != SF_OK)
-            goto done;
+        update_all(&up, opt->threads);
         split_clusters(x, d, k, centroids, counts, far, order, tmp);
     }
     if (inertia)

@@ -14,6 +14,7 @@
 #include "sf_eval.h"
 #include "sf_match.h"
 #include "sf_index.h"
+#include "sf_hits.h"
 
 #ifdef __cplusplus
 extern "C" {

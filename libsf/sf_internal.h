@@ -55,12 +55,15 @@ static inline uint64_t sf_lower_bound_u32(const uint32_t *a, uint64_t lo, uint64
 /* Online cores, at least 1 and at most 1024. */
 int sf_online_cores(void);
 
-/* libsf's worker threads each run oneDNN's sgemm single-threaded, so that
- * the cores are shared between blocks, not oversubscribed: call begin in
- * the thread before its sgemm calls and end, with what begin returned,
- * after them. */
-int sf_sgemm_single_begin(void);
-void sf_sgemm_single_end(int prev);
+/* fn(ctx, i) for every i < count, each on a thread of its own; the
+ * calling thread takes i = 0, and the indices of any thread that cannot
+ * be started, so every call is made whatever happens.  Returns when all
+ * have returned. */
+void sf_threads_run(size_t count, void (*fn)(void *ctx, size_t index), void *ctx);
+
+/* The table behind a loaded backend (backend.c), for network.c. */
+struct sf_backend_iface;
+const struct sf_backend_iface *sf_backend_iface_of(const sf_backend *backend);
 
 /* Read the whole of fd, or of the file at path, into a 64-byte aligned
  * buffer (*data, free() it).  More than max_bytes (0: no limit) is

@@ -1,14 +1,11 @@
-/* Thread counts for libsf's own worker threads. */
+/* libsf's own worker threads. */
 #include "config.h"
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "sf_internal.h"
-
-/* oneDNN runs its sgemm on OpenMP here (libgomp comes with libdnnl).
- * Weak: a oneDNN on another runtime leaves them NULL and nothing is set. */
-extern void omp_set_num_threads(int n) __attribute__((weak));
-extern int omp_get_max_threads(void) __attribute__((weak));
 
 int sf_online_cores(void)
 {
@@ -16,16 +13,35 @@ int sf_online_cores(void)
     return n > 0 ? (int)(n < 1024 ? n : 1024) : 1;
 }
 
-int sf_sgemm_single_begin(void)
+typedef struct thread_arg {
+    void (*fn)(void *ctx, size_t index);
+    void *ctx;
+    size_t index;
+    pthread_t thread;
+} thread_arg;
+
+static void *thread_main(void *arg)
 {
-    int prev = omp_get_max_threads && omp_set_num_threads ? omp_get_max_threads() : 0;
-    if (prev > 1)
-        omp_set_num_threads(1);
-    return prev;
+    thread_arg *a = arg;
+    a->fn(a->ctx, a->index);
+    return NULL;
 }
 
-void sf_sgemm_single_end(int prev)
+void sf_threads_run(size_t count, void (*fn)(void *ctx, size_t index), void *ctx)
 {
-    if (prev > 1)
-        omp_set_num_threads(prev); /* matters for the caller's own thread */
+    if (count == 0)
+        return;
+    thread_arg *a = count > 1 ? calloc(count, sizeof *a) : NULL;
+    size_t started = 1;
+    for (; a && started < count; started++) {
+        a[started] = (thread_arg){ fn, ctx, started, 0 };
+        if (pthread_create(&a[started].thread, NULL, thread_main, &a[started]) != 0)
+            break;
+    }
+    fn(ctx, 0);
+    for (size_t i = started; i < count; i++)
+        fn(ctx, i);
+    for (size_t i = 1; a && i < started; i++)
+        pthread_join(a[i].thread, NULL);
+    free(a);
 }

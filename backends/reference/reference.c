@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "sf_backend_impl.h"
-#include "sf_network.h"
 
 #define BN_EPS 1e-5
 #define LN_EPS 1e-5

@@ -1,8 +1,13 @@
-/* What a compute backend implements.  Not installed: backends are built
- * with sf.  A backend is a shared object exporting one symbol,
- * sf_backend_init, that returns a table of functions; libsf checks the ABI
- * version, asks the backend whether it can run here, and never links it
- * directly. */
+/* What a compute backend implements: the one libsf header a backend
+ * includes.  Not installed: backends are built with sf.  A backend is a
+ * shared object exporting one symbol, sf_backend_init, that returns a
+ * table of functions; libsf checks the ABI version, asks the backend
+ * whether it can run here, and never links it directly.
+ *
+ * Nor does a backend link libsf: of the library it may call only
+ * sf_error_set (and the rest of sf_status.h), sf_backbone_layout_get and
+ * sf_backbone_output_size, which it gets, hidden, from the convenience
+ * library libsf/libsfbackend.la. */
 #ifndef SF_BACKEND_IMPL_H
 #define SF_BACKEND_IMPL_H
 
