@@ -1,4 +1,5 @@
-/* Search results of one query: building, (de)serialising and ranking. */
+/* Search results: one query's list (building, (de)serialising, ranking)
+ * and the set of every query's list. */
 #include "config.h"
 
 #include <math.h>
@@ -7,6 +8,7 @@
 
 #include "sf_hits.h"
 #include "sf_internal.h"
+#include "strtab_internal.h"
 
 void sf_hit_list_init(sf_hit_list *list)
 {
@@ -213,5 +215,155 @@ sf_status sf_hit_list_rank(sf_hit_list *list, const char *exclude, size_t top_k,
     free(r);
     free(byk);
     free(keys);
+    return SF_OK;
+}
+
+/* ---- The set of queries ---- */
+
+struct sf_hit_set {
+    size_t n, cap;
+    char **keys;         /* n owned query keys, in the order first met */
+    sf_hit_list *lists;  /* n lists, lists[i] of keys[i] */
+    sf_strtab table;     /* key -> index */
+};
+
+sf_status sf_hit_set_create(sf_hit_set **out, sf_error *err)
+{
+    *out = calloc(1, sizeof **out);
+    return *out ? SF_OK : sf_error_set(err, SF_ERR_NOMEM, "hits: out of memory");
+}
+
+void sf_hit_set_free(sf_hit_set *set)
+{
+    if (!set)
+        return;
+    for (size_t i = 0; i < set->n; i++) {
+        free(set->keys[i]);
+        sf_hit_list_release(&set->lists[i]);
+    }
+    free(set->keys);
+    free(set->lists);
+    sf_strtab_release(&set->table);
+    free(set);
+}
+
+size_t sf_hit_set_count(const sf_hit_set *set)
+{
+    return set->n;
+}
+
+const char *sf_hit_set_key(const sf_hit_set *set, size_t i)
+{
+    return i < set->n ? set->keys[i] : NULL;
+}
+
+const sf_hit_list *sf_hit_set_hits(const sf_hit_set *set, size_t i)
+{
+    return i < set->n ? &set->lists[i] : NULL;
+}
+
+long sf_hit_set_find(const sf_hit_set *set, const char *key)
+{
+    return sf_strtab_find(&set->table, (const char *const *)set->keys, key, strlen(key));
+}
+
+/* The list of query key, made empty at the end when new; NULL out of memory. */
+static sf_hit_list *list_of(sf_hit_set *set, const char *key)
+{
+    long i = sf_hit_set_find(set, key);
+    if (i >= 0)
+        return &set->lists[i];
+    if (set->n == set->cap) {
+        size_t cap = set->cap ? 2 * set->cap : 64;
+        sf_hit_list *l = realloc(set->lists, cap * sizeof *l);
+        if (l)
+            set->lists = l;
+        char **k = l ? realloc(set->keys, cap * sizeof *k) : NULL;
+        if (!k)
+            return NULL;
+        set->keys = k;
+        set->cap = cap;
+    }
+    char *copy = strdup(key);
+    if (!copy)
+        return NULL;
+    set->keys[set->n] = copy;
+    sf_hit_list_init(&set->lists[set->n]);
+    set->n++;
+    if (sf_strtab_added(&set->table, (const char *const *)set->keys, set->n) != 0) {
+        set->n--;
+        free(copy);
+        return NULL;
+    }
+    return &set->lists[set->n - 1];
+}
+
+sf_status sf_hit_set_add_records(sf_hit_set *set, const char *query_key, const sf_record *keys,
+                                 const sf_record *scores, sf_error *err)
+{
+    sf_hit_list *list = list_of(set, query_key);
+    if (!list)
+        return sf_error_set(err, SF_ERR_NOMEM, "hits: out of memory for query %s", query_key);
+    sf_record named = *keys;
+    named.key = query_key;
+    named.key_len = strlen(query_key);
+    const size_t before = list->count;
+    sf_status st = sf_hit_list_append_records(list, &named, scores, err);
+    if (st != SF_OK)
+        while (list->count > before)
+            free(list->keys[--list->count]);
+    return st;
+}
+
+sf_status sf_hit_set_rank(sf_hit_set *set, int exclude_self, size_t top_k, sf_error *err)
+{
+    sf_status st = SF_OK;
+    for (size_t i = 0; i < set->n && st == SF_OK; i++)
+        st = sf_hit_list_rank(&set->lists[i], exclude_self ? set->keys[i] : NULL, top_k, err);
+    return st;
+}
+
+static size_t pair_hash(sf_hit_pair p)
+{
+    return sf_strhash(p.a, strlen(p.a)) * 31 + sf_strhash(p.b, strlen(p.b));
+}
+
+sf_status sf_hit_set_pairs(const sf_hit_set *set, sf_hit_pair **pairs, size_t *n_pairs,
+                           sf_error *err)
+{
+    *pairs = NULL;
+    *n_pairs = 0;
+    size_t total = 0, size = 16;
+    for (size_t i = 0; i < set->n; i++)
+        total += set->lists[i].count;
+    while (size < 2 * total)
+        size *= 2;
+    sf_hit_pair *out = malloc((total ? total : 1) * sizeof *out);
+    size_t *slots = calloc(size, sizeof *slots); /* index in out + 1; 0: empty */
+    if (!out || !slots) {
+        free(out);
+        free(slots);
+        return sf_error_set(err, SF_ERR_NOMEM, "hits: out of memory for %zu pairs", total);
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < set->n; i++)
+        for (size_t j = 0; j < set->lists[i].count; j++) {
+            const char *q = set->keys[i], *hit = set->lists[i].keys[j];
+            int c = strcmp(q, hit);
+            if (c == 0)
+                continue;
+            sf_hit_pair p = c < 0 ? (sf_hit_pair){ q, hit } : (sf_hit_pair){ hit, q };
+            size_t h = pair_hash(p) & (size - 1);
+            while (slots[h] && (strcmp(out[slots[h] - 1].a, p.a) != 0 ||
+                                strcmp(out[slots[h] - 1].b, p.b) != 0))
+                h = (h + 1) & (size - 1);
+            if (!slots[h]) { /* the first time this pair is met */
+                out[n++] = p;
+                slots[h] = n;
+            }
+        }
+    free(slots);
+    *pairs = out;
+    *n_pairs = n;
     return SF_OK;
 }

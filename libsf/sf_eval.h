@@ -1,13 +1,15 @@
 /* Retrieval evaluation: the revisited Oxford/Paris protocol (spec section
  * 8: AP with the trapezoid rule, mP@k, Easy/Medium/Hard) and recall@k for
- * a `file<TAB>group` answer key.  Rankings are query-major: row q lists
- * database ids for query q, best first. */
+ * a `file<TAB>group` answer key; the hit lists of sf-match matched by name
+ * to an answer key.  Rankings are query-major: row q lists database ids
+ * for query q, best first. */
 #ifndef SF_EVAL_H
 #define SF_EVAL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sf_hits.h"
 #include "sf_status.h"
 
 #ifdef __cplusplus
@@ -127,6 +129,81 @@ sf_status sf_gnd_from_groups(const sf_groups *groups, const uint32_t *query_ids,
 sf_status sf_eval_recall(const sf_groups *groups, const uint32_t *ranks, size_t n_rows,
                          size_t n_ranked, const uint32_t *query_ids, const int *ks, size_t n_ks,
                          double *recall, size_t *n_counted, sf_error *err);
+
+/* ---- Reports ---- */
+
+#define SF_EVAL_MAX_RECALL 16
+
+/* What a report of rankings shows. */
+typedef struct sf_eval_report {
+    sf_eval_revisited summary;
+    double *aps; /* owned: AP of query q under protocol p at aps[p * n_queries + q] */
+    double recall[SF_EVAL_N_PROTOCOLS][SF_EVAL_MAX_RECALL]; /* [p][i]: at the i-th k */
+} sf_eval_report;
+
+/* The summary (sf_eval_revisited_compute), every query's AP, and recall at
+ * each of the n_ks (at most SF_EVAL_MAX_RECALL) ranks ks under each
+ * protocol (sf_eval_revisited_recall), of ranks (gnd->n_queries x
+ * n_ranked).  Release *out with sf_eval_report_release. */
+sf_status sf_eval_report_compute(const sf_gnd *gnd, const uint32_t *ranks, size_t n_ranked,
+                                 const int *ks, size_t n_ks, sf_eval_report *out,
+                                 sf_error *err);
+void sf_eval_report_release(sf_eval_report *report);
+
+/* ---- Hit lists (sf_hits.h) against an answer key ---- */
+
+/* Keys name the entries of an answer key by path or by file name: a key
+ * names names[i] if it equals it, else if its last path component does,
+ * else if that without its extension does; so `photos/graf1.png` names
+ * `graf1.png` and `jpg/all_souls_000013.jpg` `all_souls_000013`.  Of
+ * equal names, the first. */
+typedef struct sf_eval_names sf_eval_names;
+
+/* names is borrowed: it must outlive the table. */
+sf_status sf_eval_names_create(const char *const *names, size_t n, sf_eval_names **out,
+                               sf_error *err);
+void sf_eval_names_free(sf_eval_names *names);
+/* The index of the name that key names, or -1. */
+long sf_eval_names_find(const sf_eval_names *names, const char *key);
+
+/* The lines of a list file (line i names id i), and the file, for messages. */
+typedef struct sf_eval_list {
+    const char *const *names;
+    size_t count;
+    const char *file;
+} sf_eval_list;
+
+/* The ranked lists of a hit set as rows of database ids, with the ground
+ * truth of the rows.  Names are borrowed from the set and the lists. */
+typedef struct sf_eval_hits {
+    const sf_gnd *gnd;         /* row r is query r of gnd */
+    uint32_t *ranks;           /* gnd->n_queries x width: each hit's id by name,
+                                  SF_EVAL_NO_ID where the database has no such
+                                  name, and as padding */
+    size_t width;
+    const char **row_names;    /* row r's query: its key in the set (groups) or
+                                  its line in the query list (gnd) */
+    unsigned char *no_hits;    /* 1: the set has no list for row r (AP 0) */
+    size_t n_unknown;          /* queries of the set the key does not name: left out */
+    const char *first_unknown; /* the first of them; NULL when none */
+    sf_gnd *made;              /* the ground truth made from groups, owned */
+} sf_eval_hits;
+
+/* With groups as both the database and the queries: a row for each query
+ * of the set that groups names, in the set's order; it is ignored in its
+ * own ranking.  SF_ERR_NOT_FOUND when the set has queries and groups names
+ * none of them.  groups_file names groups in messages. */
+sf_status sf_eval_hits_groups(const sf_hit_set *hits, const sf_groups *groups,
+                              const char *groups_file, sf_eval_hits **out, sf_error *err);
+
+/* With a revisited ground truth, db naming its database ids and queries
+ * its queries: a row for each query of gnd, ranked by the set's list of
+ * the last query that names it.  SF_ERR_INVALID_ARGUMENT when the lists
+ * do not fit gnd (another number of queries, an id past the database). */
+sf_status sf_eval_hits_gnd(const sf_hit_set *hits, const sf_gnd *gnd, const char *gnd_file,
+                           const sf_eval_list *db, const sf_eval_list *queries,
+                           sf_eval_hits **out, sf_error *err);
+void sf_eval_hits_free(sf_eval_hits *e);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,7 @@
 /* Evaluation against golden/map-small (revisited Oxford: per-query AP and
  * P@k for Easy/Medium/Hard, mAP and mP@k), hand-made rankings with known
- * answers, recall@k on a small group file, and loader errors. */
+ * answers, recall@k on a small group file, loader errors, and hit lists
+ * matched by name to an answer key. */
 #include "config.h"
 
 #include <math.h>
@@ -297,6 +298,176 @@ static void check_groups(void)
     expect_tsv_error("# nothing\n", "g.tsv: no file<TAB>group lines");
 }
 
+static void check_names(void)
+{
+    const char *const names[] = { "graf1.png", "all_souls_000013", "a/b.c", "x", "x", "y.tar" };
+    static const struct {
+        const char *key;
+        long want;
+    } cases[] = {
+        { "graf1.png", 0 }, { "photos/graf1.png", 0 }, { "jpg/all_souls_000013.jpg", 1 },
+        { "all_souls_000013.jpg", 1 }, { "a/b.c", 2 }, { "z/a/b.c", -1 }, { "x", 3 },
+        { "d/x.png", 3 }, { "y.tar.gz", 5 }, { ".x", -1 }, { "graf1", -1 }, { "", -1 },
+        { "x/", -1 },
+    };
+    sf_eval_names *t;
+    sf_error err;
+    CHECK(sf_eval_names_create(names, 6, &t, &err) == SF_OK, "%s", err.message);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        long got = sf_eval_names_find(t, cases[i].key);
+        CHECK(got == cases[i].want, "'%s' names %ld, not %ld", cases[i].key, got, cases[i].want);
+    }
+    sf_eval_names_free(t);
+    sf_eval_names_free(NULL);
+}
+
+/* Query q's hits: the space-separated keys, best first. */
+static void add_hits(sf_hit_set *set, const char *q, const char *keys)
+{
+    sf_hit_list l;
+    sf_record k, s;
+    char *blob, key[64];
+    double *sc;
+    sf_error err;
+    sf_hit_list_init(&l);
+    for (const char *p = keys; *p;) {
+        size_t n = strcspn(p, " ");
+        memcpy(key, p, n);
+        key[n] = '\0';
+        CHECK(sf_hit_list_append(&l, key, n, 1.0 / (double)(l.count + 1), &err) == SF_OK, "%s",
+              err.message);
+        p += n + (p[n] == ' ');
+    }
+    CHECK(sf_hit_list_to_records(&l, q, &k, &s, &blob, &sc, &err) == SF_OK &&
+              sf_hit_set_add_records(set, q, &k, &s, &err) == SF_OK,
+          "%s", err.message);
+    free(blob);
+    free(sc);
+    sf_hit_list_release(&l);
+}
+
+static int row_is(const sf_eval_hits *e, size_t r, const uint32_t *want)
+{
+    return memcmp(e->ranks + r * e->width, want, e->width * sizeof *want) == 0;
+}
+
+static void check_hits_groups(void)
+{
+    const char *tsv = "a.jpg\tg1\nb.jpg\tg1\nc.jpg\tg2\nd.jpg\tg2\n";
+    const uint32_t NO = SF_EVAL_NO_ID;
+    sf_groups *g;
+    sf_hit_set *set;
+    sf_eval_hits *e;
+    sf_error err;
+    CHECK(sf_groups_parse_tsv(tsv, strlen(tsv), "g.tsv", &g, &err) == SF_OK, "%s", err.message);
+    CHECK(sf_hit_set_create(&set, &err) == SF_OK, "%s", err.message);
+    add_hits(set, "other", "a.jpg");
+    CHECK(sf_eval_hits_groups(set, g, "g.tsv", &e, &err) == SF_ERR_NOT_FOUND && !e &&
+              !strcmp(err.message, "no query is in g.tsv (the first is other)"),
+          "no query: %s", err.message);
+    add_hits(set, "img/a.jpg", "a.jpg b.jpg zz.jpg");
+    add_hits(set, "img/c.jpg", "photos/d.jpg c");
+    CHECK(sf_eval_hits_groups(set, g, "g.tsv", &e, &err) == SF_OK, "%s", err.message);
+    if (!e)
+        return;
+    static const uint32_t row0[3] = { 0, 1, NO }, row1[3] = { 3, NO, NO };
+    CHECK(e->gnd->n_queries == 2 && e->width == 3 && row_is(e, 0, row0) && row_is(e, 1, row1),
+          "rows by name");
+    CHECK(!strcmp(e->row_names[0], "img/a.jpg") && !strcmp(e->row_names[1], "img/c.jpg") &&
+              e->n_unknown == 1 && !strcmp(e->first_unknown, "other") && !e->no_hits[1],
+          "row names, unknown queries");
+    CHECK(e->gnd->queries[1].n_easy == 1 && e->gnd->queries[1].easy[0] == 3 &&
+              e->gnd->queries[1].junk[0] == 2,
+          "the ground truth of row 1");
+    static const int ks[2] = { 1, 2 };
+    sf_eval_report rep;
+    CHECK(sf_eval_report_compute(e->gnd, e->ranks, e->width, ks, 2, &rep, &err) == SF_OK, "%s",
+          err.message);
+    CHECK(rep.summary.n_scored[SF_EVAL_MEDIUM] == 2 && rep.summary.map[SF_EVAL_MEDIUM] == 1.0 &&
+              rep.aps[SF_EVAL_MEDIUM * 2 + 1] == 1.0 && rep.recall[SF_EVAL_MEDIUM][0] == 1.0,
+          "report");
+    sf_eval_report_release(&rep);
+    sf_eval_hits_free(e);
+    sf_hit_set_free(set);
+    /* No queries at all: an empty report, no error. */
+    CHECK(sf_hit_set_create(&set, &err) == SF_OK, "%s", err.message);
+    CHECK(sf_eval_hits_groups(set, g, "g.tsv", &e, &err) == SF_OK && e->gnd->n_queries == 0 &&
+              e->n_unknown == 0,
+          "empty set: %s", err.message);
+    sf_eval_hits_free(e);
+    sf_eval_hits_free(NULL);
+    sf_hit_set_free(set);
+    sf_groups_free(g);
+}
+
+static void check_hits_gnd(void)
+{
+    const char *yaml = "- {easy: [1], hard: [], junk: [0]}\n"
+                       "- {easy: [2], hard: [0], junk: []}\n";
+    const char *const db_names[] = { "d0", "d1", "d2" }, *const q_names[] = { "qa", "qb", "qc" };
+    const uint32_t NO = SF_EVAL_NO_ID;
+    sf_eval_list db = { db_names, 3, "db.txt" }, queries = { q_names, 2, "q.txt" };
+    sf_gnd *gnd;
+    sf_hit_set *set;
+    sf_eval_hits *e;
+    sf_error err;
+    CHECK(sf_gnd_parse_yaml(yaml, strlen(yaml), "g.yaml", &gnd, &err) == SF_OK, "%s",
+          err.message);
+    if (!gnd)
+        return;
+    CHECK(sf_hit_set_create(&set, &err) == SF_OK, "%s", err.message);
+    add_hits(set, "x/qa.jpg", "d1 d0");
+    add_hits(set, "unknown", "d1");
+    add_hits(set, "qa", "d0 x/d2.png d3 d1"); /* the last query named qa wins */
+    CHECK(sf_eval_hits_gnd(set, gnd, "g.yaml", &db, &queries, &e, &err) == SF_OK, "%s",
+          err.message);
+    if (!e)
+        return;
+    static const uint32_t row0[4] = { 0, 2, NO, 1 }, row1[4] = { NO, NO, NO, NO };
+    CHECK(e->gnd == gnd && e->width == 4 && row_is(e, 0, row0) && row_is(e, 1, row1),
+          "rows by name");
+    CHECK(!e->no_hits[0] && e->no_hits[1] && !strcmp(e->row_names[1], "qb") &&
+              e->n_unknown == 1 && !strcmp(e->first_unknown, "unknown"),
+          "queries without hits, unknown queries");
+    /* The report is that of the library's own measures. */
+    static const int ks[3] = { 1, 2, 3 };
+    sf_eval_report rep;
+    sf_eval_revisited res;
+    double aps[6], recall[3];
+    CHECK(sf_eval_report_compute(gnd, e->ranks, e->width, ks, 3, &rep, &err) == SF_OK &&
+              sf_eval_revisited_compute(gnd, e->ranks, e->width, &res, aps, NULL, &err) == SF_OK,
+          "%s", err.message);
+    CHECK(!memcmp(&res, &rep.summary, sizeof res) && !memcmp(aps, rep.aps, sizeof aps),
+          "summary and APs");
+    for (int p = 0; p < SF_EVAL_N_PROTOCOLS; p++) {
+        CHECK(sf_eval_revisited_recall(gnd, (sf_eval_protocol)p, e->ranks, e->width, ks, 3,
+                                       recall, NULL, &err) == SF_OK,
+              "%s", err.message);
+        CHECK(!memcmp(recall, rep.recall[p], sizeof recall), "recall, protocol %d", p);
+    }
+    sf_eval_report_release(&rep);
+    sf_eval_report_release(&rep); /* twice is harmless */
+    static const int many[SF_EVAL_MAX_RECALL + 1] = { 1 };
+    CHECK(sf_eval_report_compute(gnd, e->ranks, e->width, many, SF_EVAL_MAX_RECALL + 1, &rep,
+                                 &err) == SF_ERR_INVALID_ARGUMENT,
+          "17 recall ranks accepted");
+    sf_eval_hits_free(e);
+    /* Lists that do not fit the ground truth. */
+    queries.count = 3;
+    CHECK(sf_eval_hits_gnd(set, gnd, "g.yaml", &db, &queries, &e, &err) ==
+                  SF_ERR_INVALID_ARGUMENT && !e &&
+              !strcmp(err.message, "q.txt names 3 queries, g.yaml has 2"),
+          "query list: %s", err.message);
+    queries.count = 2;
+    db.count = 2;
+    CHECK(sf_eval_hits_gnd(set, gnd, "g.yaml", &db, &queries, &e, &err) ==
+                  SF_ERR_INVALID_ARGUMENT && !e &&
+              !strcmp(err.message, "g.yaml: query 1 lists image 2; db.txt has 2"),
+          "database list: %s", err.message);
+    sf_hit_set_free(set);
+    sf_gnd_free(gnd);
+}
+
 /* The answer key of shared/datasets, when present: it must load. */
 static void check_dataset_tsv(void)
 {
@@ -318,6 +489,9 @@ int main(void)
     check_ranking();
     check_gnd_parser();
     check_groups();
+    check_names();
+    check_hits_groups();
+    check_hits_gnd();
     check_dataset_tsv();
     if (tu_failures) /* do not let a missing fixture turn this into a skip */
         return tu_finish("test_eval");

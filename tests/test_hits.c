@@ -1,4 +1,5 @@
-/* Hit lists (sf_hits.h): ranking, merging shard lists, their records;
+/* Hit lists (sf_hits.h): ranking, merging shard lists, their records,
+ * the set of every query's list and its image pairs;
  * and the groups answer key as a revisited ground truth (sf_eval.h),
  * checked against the independent sf_eval_recall and sf_eval_ranking.
  *
@@ -171,6 +172,116 @@ static void check_records(void)
     CHECK(sf_hit_list_append_records(&l, &k2, &s2, &err) == SF_ERR_FORMAT,
           "4 key bytes in 2 accepted");
     CHECK(l.count == 1, "a refused pair added hits");
+    sf_hit_list_release(&l);
+}
+
+/* Add list l (as the records sf-match writes) to query q of set. */
+static sf_status add_list(sf_hit_set *set, const char *q, const sf_hit_list *l, sf_error *err)
+{
+    sf_record k, s;
+    char *blob;
+    double *sc;
+    CHECK(sf_hit_list_to_records(l, "ignored", &k, &s, &blob, &sc, err) == SF_OK, "records");
+    sf_status st = sf_hit_set_add_records(set, q, &k, &s, err);
+    free(blob);
+    free(sc);
+    return st;
+}
+
+static void check_hit_set(void)
+{
+    sf_hit_set *set;
+    sf_hit_list l;
+    sf_error err;
+    char key[32];
+    sf_hit_list_init(&l);
+    CHECK(sf_hit_set_create(&set, &err) == SF_OK, "%s", err.message);
+    /* Many queries: the table grows while keeping the order first met. */
+    const size_t n = 5000;
+    for (size_t i = 0; i < n; i++) {
+        sf_hit_list_clear(&l);
+        snprintf(key, sizeof key, "db/%zu", i % 7);
+        add(&l, key, (double)i);
+        snprintf(key, sizeof key, "q%zu", (i * 7919) % n);
+        CHECK(add_list(set, key, &l, &err) == SF_OK, "%s", err.message);
+    }
+    for (size_t i = 0; i < n; i++) /* the same queries again, from a second input */
+        CHECK(add_list(set, sf_hit_set_key(set, i), sf_hit_set_hits(set, i), &err) == SF_OK,
+              "%s", err.message);
+    CHECK(sf_hit_set_count(set) == n, "%zu queries", sf_hit_set_count(set));
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "q%zu", (i * 7919) % n);
+        bad += strcmp(sf_hit_set_key(set, i), key) != 0 || sf_hit_set_find(set, key) != (long)i ||
+               sf_hit_set_hits(set, i)->count != 2;
+    }
+    CHECK(bad == 0, "%zu queries out of order, lost or not merged", bad);
+    CHECK(sf_hit_set_find(set, "q") == -1 && sf_hit_set_find(set, "q50000") == -1 &&
+              !sf_hit_set_key(set, n) && !sf_hit_set_hits(set, n),
+          "unknown queries found");
+    /* Each query's two copies of its hit make one pair. */
+    sf_hit_pair *pairs;
+    size_t np;
+    CHECK(sf_hit_set_pairs(set, &pairs, &np, &err) == SF_OK && np == n, "%zu pairs", np);
+    bad = 0;
+    for (size_t i = 0; i < np; i++)
+        bad += strncmp(pairs[i].a, "db/", 3) != 0 || strcmp(pairs[i].b, sf_hit_set_key(set, i));
+    CHECK(bad == 0, "%zu pairs are not (hit, query) in query order", bad);
+    free(pairs);
+    sf_hit_set_free(set);
+
+    /* One query from two inputs: the lists join, input after input. */
+    CHECK(sf_hit_set_create(&set, &err) == SF_OK, "%s", err.message);
+    sf_hit_list_clear(&l);
+    add(&l, "a", 0.5);
+    add(&l, "q", 0.9);
+    add(&l, "b", 0.7);
+    CHECK(add_list(set, "q", &l, &err) == SF_OK, "%s", err.message);
+    sf_hit_list_clear(&l);
+    add(&l, "c", 0.7);
+    add(&l, "a", 0.8);
+    CHECK(add_list(set, "p", &l, &err) == SF_OK && add_list(set, "q", &l, &err) == SF_OK, "%s",
+          err.message);
+    CHECK(sf_hit_set_count(set) == 2 && list_is(sf_hit_set_hits(set, 0), "a q b c a"),
+          "merged in input order");
+    /* A refused pair names its query and leaves its list as it was; a new
+     * query joins the set all the same. */
+    sf_record k, s;
+    char *blob;
+    double *sc;
+    CHECK(sf_hit_list_to_records(&l, "x", &k, &s, &blob, &sc, &err) == SF_OK, "records");
+    s.shape[0] = 1;
+    s.data_size = 8;
+    CHECK(sf_hit_set_add_records(set, "q", &k, &s, &err) == SF_ERR_FORMAT &&
+              !strcmp(err.message, "q: 2 hit keys for 1 scores"),
+          "bad records: %s", err.message);
+    CHECK(sf_hit_set_add_records(set, "r", &k, &s, &err) == SF_ERR_FORMAT, "bad records");
+    CHECK(list_is(sf_hit_set_hits(set, 0), "a q b c a") && sf_hit_set_count(set) == 3 &&
+              sf_hit_set_hits(set, 2)->count == 0,
+          "refused records changed the set");
+    free(blob);
+    free(sc);
+    CHECK(sf_hit_set_rank(set, 1, 0, &err) == SF_OK, "%s", err.message);
+    CHECK(list_is(sf_hit_set_hits(set, 0), "a b c"), "ranked, best copy, self excluded");
+    CHECK(list_is(sf_hit_set_hits(set, 1), "a c"), "p ranked");
+    /* Pairs: each unordered pair once, in the order first met. */
+    sf_hit_list_clear(&l);
+    add(&l, "p", 0.1);
+    add(&l, "r", 0.2);
+    CHECK(add_list(set, "r", &l, &err) == SF_OK, "%s", err.message);
+    sf_hit_list_clear(&l);
+    add(&l, "q", 0.3); /* a-q and a-p again, met the other way round */
+    add(&l, "p", 0.2);
+    CHECK(add_list(set, "a", &l, &err) == SF_OK, "%s", err.message);
+    CHECK(sf_hit_set_rank(set, 0, 2, &err) == SF_OK, "%s", err.message);
+    CHECK(sf_hit_set_pairs(set, &pairs, &np, &err) == SF_OK, "%s", err.message);
+    char got[128] = "";
+    for (size_t i = 0; i < np; i++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s-%s ", pairs[i].a, pairs[i].b);
+    CHECK(!strcmp(got, "a-q b-q a-p c-p p-r "), "pairs '%s'", got);
+    free(pairs);
+    sf_hit_set_free(set);
+    sf_hit_set_free(NULL);
     sf_hit_list_release(&l);
 }
 
@@ -420,6 +531,7 @@ int main(int argc, char **argv)
         return write_odd(argv[2]);
     check_rank();
     check_records();
+    check_hit_set();
     check_groups_gnd();
     check_groups_random();
     return tu_finish("test_hits");
