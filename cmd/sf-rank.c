@@ -55,12 +55,6 @@ static const char options_help[] =
 
 enum format { FORMAT_TSV, FORMAT_PAIRS, FORMAT_STREAM };
 
-static _Noreturn void out_of_memory(const sf_cli *cli)
-{
-    sf_cli_error(cli, "out of memory");
-    exit(SF_EXIT_FATAL);
-}
-
 /* ---- Reading hit streams ---- */
 
 typedef struct ranker {
@@ -88,7 +82,7 @@ static int read_hits(void *vctx, const sf_stream_image *img, const char *name)
         /* sf_stream_read_image checked that keys come before their scores. */
         if (sf_hit_set_add_records(r->set, rec->key, keys, rec, &err) != SF_OK) {
             if (err.status == SF_ERR_NOMEM)
-                out_of_memory(r->cli);
+                sf_cli_out_of_memory(r->cli);
             sf_cli_error(r->cli, "%s: %s", name, err.message);
             return SF_EXIT_FAILURE;
         }
@@ -137,7 +131,7 @@ static void print_pairs(const sf_cli *cli, const sf_hit_set *set)
     size_t n;
     sf_error err;
     if (sf_hit_set_pairs(set, &pairs, &n, &err) != SF_OK)
-        out_of_memory(cli);
+        sf_cli_out_of_memory(cli);
     for (size_t i = 0; i < n; i++) {
         put_key(pairs[i].a);
         putchar('\t');
@@ -156,7 +150,7 @@ static void write_stream(sf_cli *cli, const sf_hit_set *set)
         sf_error err;
         if (sf_hit_list_to_records(sf_hit_set_hits(set, i), sf_hit_set_key(set, i), &kr, &sr,
                                    &blob, &scores, &err) != SF_OK)
-            out_of_memory(cli);
+            sf_cli_out_of_memory(cli);
         sf_cli_batch b = { 0 };
         sf_cli_batch_add_owned(cli, &b, &kr, blob);
         sf_cli_batch_add_owned(cli, &b, &sr, scores);
@@ -330,7 +324,7 @@ int main(int argc, char **argv)
     sf_error err;
     ranker r = { &cli, NULL };
     if (sf_hit_set_create(&r.set, &err) != SF_OK)
-        out_of_memory(&cli);
+        sf_cli_out_of_memory(&cli);
     eval_opts eo = { .recall_ks = { 1, 5, 10 }, .n_recall = 3 };
     enum format format = FORMAT_TSV;
     size_t top_k = 10;
@@ -386,7 +380,7 @@ int main(int argc, char **argv)
         sf_cli_error(&cli, "no output: an input could not be read");
     } else {
         if (sf_hit_set_rank(r.set, no_self, top_k, &err) != SF_OK)
-            out_of_memory(&cli);
+            sf_cli_out_of_memory(&cli);
         int st = SF_EXIT_OK;
         if (eo.groups)
             st = evaluate_groups(&cli, &eo, r.set);
