@@ -303,7 +303,7 @@ sf_status sf_asmk_codebook_quantize(const sf_asmk_codebook *cb, const float *des
     };
     /* Threads: as many as the work is worth, up to one per core. */
     double work = (double)(n < SF_GEMM_MIN_ROWS ? SF_GEMM_MIN_ROWS : n) * (double)k * (double)dim;
-    size_t want = (size_t)sf_online_cores();
+    size_t want = (size_t)sf_threads_resolve(0);
     if ((double)want > work / Q_THREAD_WORK)
         want = work / Q_THREAD_WORK >= 1.0 ? (size_t)(work / Q_THREAD_WORK) : 1;
     /* Row blocks of equal size, as tall as allowed: sgemm is fastest on

@@ -18,7 +18,6 @@
 #include "config.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -270,7 +269,7 @@ sf_status sf_index_searcher_create(const sf_index *const *shards, size_t n_shard
         tabulate(&s->params.asmk, s->n_u32, s->pw, s->keep);
         s->kernel = pick_kernel();
     }
-    s->threads = o.threads > 0 ? o.threads : sf_online_cores();
+    s->threads = sf_threads_resolve(o.threads);
     s->explicit_threads = o.threads > 0;
     s->tile = o.tile ? o.tile : TILE_IMAGES;
     if (s->threads > 256)
@@ -501,10 +500,9 @@ static void run_job(job *j)
     }
 }
 
-static void *job_thread(void *arg)
+static void job_thread(void *jobs, size_t t)
 {
-    run_job(arg);
-    return NULL;
+    run_job((job *)jobs + t);
 }
 
 static sf_status check_query(const sf_index_searcher *s, const sf_asmk_agg *q, sf_error *err)
@@ -577,10 +575,8 @@ sf_status sf_index_searcher_scores(sf_index_searcher *s, const sf_asmk_agg *q, d
     if (nt < 1)
         nt = 1;
     job *jobs = calloc((size_t)nt, sizeof *jobs);
-    pthread_t *tids = calloc((size_t)nt, sizeof *tids);
-    unsigned char *started = calloc((size_t)nt, 1);
     st = SF_OK;
-    if (!jobs || !tids || !started)
+    if (!jobs)
         st = sf_error_set(err, SF_ERR_NOMEM, "search: out of memory");
     for (int t = 0; st == SF_OK && t < nt; t++) {
         job *j = &jobs[t];
@@ -596,16 +592,8 @@ sf_status sf_index_searcher_scores(sf_index_searcher *s, const sf_asmk_agg *q, d
                 st = sf_error_set(err, SF_ERR_NOMEM, "search: out of memory");
         }
     }
-    /* Job 0 runs here, and so does a job whose thread cannot start. */
-    for (int t = 1; st == SF_OK && t < nt; t++)
-        started[t] = pthread_create(&tids[t], NULL, job_thread, &jobs[t]) == 0;
     if (st == SF_OK)
-        for (int t = 0; t < nt; t++)
-            if (!started[t])
-                run_job(&jobs[t]);
-    for (int t = 1; st == SF_OK && t < nt; t++)
-        if (started[t])
-            pthread_join(tids[t], NULL);
+        sf_threads_run((size_t)nt, job_thread, jobs);
     for (int t = 0; jobs && t < nt; t++) {
         if (st == SF_OK && jobs[t].st != SF_OK) {
             st = jobs[t].st;
@@ -618,8 +606,6 @@ sf_status sf_index_searcher_scores(sf_index_searcher *s, const sf_asmk_agg *q, d
         free(jobs[t].end);
     }
     free(jobs);
-    free(tids);
-    free(started);
     free(qdiv);
     return st;
 }

@@ -26,7 +26,7 @@
 
 static int resolve_threads(int threads)
 {
-    return threads > 0 ? threads : sf_online_cores();
+    return sf_threads_resolve(threads);
 }
 
 /* ---- Random numbers (rng_internal.h) ---- */

@@ -39,7 +39,7 @@ sf_status sf_network_create(sf_network **out, sf_backend *backend, const sf_mode
         .params = sf_model_params(model),
         .model = model,
         .tensor = lookup,
-        .threads = options ? options->threads : 0,
+        .threads = sf_threads_resolve(options ? options->threads : 0),
         .precision = options ? options->precision : 0,
     };
     if ((st = net->iface->net_create(&desc, &net->handle, err)) != SF_OK) {

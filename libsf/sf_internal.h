@@ -52,8 +52,11 @@ static inline uint64_t sf_lower_bound_u32(const uint32_t *a, uint64_t lo, uint64
     return lo;
 }
 
-/* Online cores, at least 1 and at most 1024. */
-int sf_online_cores(void);
+/* The one rule for thread counts in sf: a count asked for (compute.threads,
+ * --threads) is used as it is, up to 1024; 0 means one per core this
+ * process may run on (its affinity mask, as OpenMP counts them).  libsf's
+ * own workers and the backends all get their count from here. */
+int sf_threads_resolve(int requested);
 
 /* fn(ctx, i) for every i < count, each on a thread of its own; the
  * calling thread takes i = 0, and the indices of any thread that cannot

@@ -2,14 +2,24 @@
 #include "config.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "sf_internal.h"
 
-int sf_online_cores(void)
+int sf_threads_resolve(int requested)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (requested > 0)
+        return requested < 1024 ? requested : 1024;
+    long n = 0;
+#ifdef CPU_COUNT
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = CPU_COUNT(&set);
+#endif
+    if (n <= 0)
+        n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)(n < 1024 ? n : 1024) : 1;
 }
 
