@@ -403,8 +403,7 @@ static sf_status parse_number(const struct key *k, const char *s, size_t len, do
     char *copy = len < sizeof small ? small : malloc(len + 1);
     if (!copy)
         return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory", k->name);
-    memcpy(copy, s, len);
-    copy[len] = '\0';
+    sf_copy_text(copy, len + 1, s, len);
     char *end;
     double v = strtod(copy, &end);
     int complete = end == copy + len;
@@ -490,8 +489,7 @@ static sf_status set_scalar(const struct key *k, sf_config *cfg, const char *s, 
         if (len >= (size_t)k->nmax)
             return config_error(at, err, "%s: the value is too long (at most %d bytes)",
                                 k->name, k->nmax - 1);
-        memcpy(field(cfg, k), s, len);
-        ((char *)field(cfg, k))[len] = '\0';
+        sf_copy_text(field(cfg, k), (size_t)k->nmax, s, len);
         return SF_OK;
     case KEY_FLOATS:
     case KEY_DOUBLES:
@@ -754,15 +752,14 @@ static sf_status parse_mapping(struct loader *ld, const char *prefix, size_t pre
         if (st == SF_OK) {
             const char *key = (const char *)ev.data.scalar.value;
             size_t key_len = ev.data.scalar.length;
-            /* Keys nest: "image: {size: 1}" is "image.size". */
-            if (prefix_len) {
-                len = (size_t)snprintf(full, sizeof full, "%.*s.", (int)prefix_len, prefix);
-            }
+            /* Keys nest: "image: {size: 1}" is "image.size".  A key that
+             * does not fit, or holds a NUL, is unknown; only what fits is
+             * copied, for the message. */
+            len = sf_copy_text(full, sizeof full, prefix, prefix_len);
+            if (prefix_len)
+                len += sf_copy_text(full + len, sizeof full - len, ".", 1);
             fits = len + key_len < sizeof full && !memchr(key, '\0', key_len);
-            size_t copy = fits ? key_len : sizeof full - 1 - len;
-            memcpy(full + len, key, copy);
-            len += copy;
-            full[len] = '\0';
+            len += sf_copy_text(full + len, sizeof full - len, key, key_len);
         }
         yaml_event_delete(&ev);
         if (st != SF_OK)

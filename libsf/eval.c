@@ -436,8 +436,8 @@ static sf_status parse_bbx(struct gnd_loader *ld, size_t qi, sf_gnd_query *q, un
         int ok = ev.type == YAML_SCALAR_EVENT && ev.data.scalar.length > 0 &&
                  ev.data.scalar.length < sizeof tmp;
         if (ok) {
-            memcpy(tmp, ev.data.scalar.value, ev.data.scalar.length);
-            tmp[ev.data.scalar.length] = '\0';
+            sf_copy_text(tmp, sizeof tmp, (const char *)ev.data.scalar.value,
+                         ev.data.scalar.length);
             errno = 0;
             v = strtod(tmp, &end);
             ok = *end == '\0' && errno == 0 && isfinite(v) && n < 4;

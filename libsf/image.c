@@ -11,7 +11,7 @@
 
 #include <vips/vips.h>
 
-#include "sf.h"
+#include "sf_internal.h"
 
 static pthread_once_t vips_once = PTHREAD_ONCE_INIT;
 static int vips_init_failed;
@@ -51,11 +51,7 @@ static sf_status vips_failure(sf_error *err, sf_status status, const char *name,
 {
     char detail[512];
     const char *buf = vips_error_buffer();
-    size_t n = strcspn(buf, "\n");
-    if (n >= sizeof detail)
-        n = sizeof detail - 1;
-    memcpy(detail, buf, n);
-    detail[n] = '\0';
+    sf_copy_text(detail, sizeof detail, buf, strcspn(buf, "\n"));
     vips_error_clear();
     if (detail[0])
         return sf_error_set(err, status, "%s: %s (%s)", name, what, detail);

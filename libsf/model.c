@@ -527,7 +527,7 @@ static sf_status parse_net_params(pth_ctx *c, uint32_t np, sf_net_params *p)
                             c->name, sf_zip_printable(nm, sizeof nm, v->u.s.p, v->u.s.n));
     }
     memset(p->architecture, 0, sizeof p->architecture);
-    memcpy(p->architecture, v->u.s.p, v->u.s.n);
+    sf_copy_text(p->architecture, sizeof p->architecture, v->u.s.p, v->u.s.n);
     if ((st = get_int(c, np, "skip_layer", "skip_layer", &p->skip_layer, 1)))
         return st;
 
@@ -755,8 +755,7 @@ static sf_status fill_state_dict(pth_ctx *c, uint32_t sd, sf_model *m)
                               "not part of the network (unexpected state_dict entry)");
             break;
         }
-        memcpy(probe.name, tn, tl);
-        probe.name[tl] = '\0';
+        sf_copy_text(probe.name, sizeof probe.name, tn, tl);
         sf_layout_entry *e = bsearch(&probe, lay, n_lay, sizeof *lay, layout_cmp);
         if (!e) {
             st = tensor_error(c, SF_ERR_FORMAT, tn, tl,

@@ -252,8 +252,7 @@ static sf_status push_text_int(reader *r, int is_long)
     char buf[32], shown[160];
     if (n == 0 || n >= sizeof buf)
         return fail(r, SF_ERR_FORMAT, "bad integer text");
-    memcpy(buf, s, n);
-    buf[n] = '\0';
+    sf_copy_text(buf, sizeof buf, s, n);
     char *endp;
     errno = 0;
     long long v = strtoll(buf, &endp, 10);

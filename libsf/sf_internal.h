@@ -32,6 +32,18 @@ static inline int sf_rank_better(double sa, uint64_t ia, double sb, uint64_t ib)
     return ia < ib;
 }
 
+/* The one way libsf copies a length-carrying text (a YAML scalar, a key, a
+ * file's bytes) into a fixed buffer: at most len bytes and never more than
+ * cap - 1, then a NUL.  Returns the bytes copied; callers that must not
+ * truncate compare it with len.  cap must be at least 1. */
+static inline size_t sf_copy_text(char *dst, size_t cap, const char *src, size_t len)
+{
+    size_t n = len < cap - 1 ? len : cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return n;
+}
+
 /* a * b, or 0 when it would wrap (callers never ask for 0). */
 static inline size_t sf_mul_size(size_t a, size_t b)
 {

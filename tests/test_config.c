@@ -231,6 +231,10 @@ static void test_valid_documents(void)
 
 static void test_load_errors(void)
 {
+    /* A key holding a NUL, or too long to fit: unknown, shown safely
+     * (this once copied 255 bytes from a 3-byte key). */
+    LOAD_FAILS("\"a\\0b\": 1\n", SF_ERR_CONFIG, "t.yaml:1: unknown key 'a?b'", NULL);
+    LOAD_FAILS("image:\n  \"s\\0\": 1\n", SF_ERR_CONFIG, "unknown key 'image.s?'", NULL);
     /* unknown keys, with and without a suggestion */
     LOAD_FAILS("image:\n  size: 5\n  sise: 5\n", SF_ERR_CONFIG,
                "t.yaml:3: unknown key 'image.sise' (did you mean 'image.size'?)", NULL);
