@@ -3,8 +3,9 @@
 # and something is missing), then generate ./configure.
 set -e
 cd "$(dirname "$0")"
+# man-db: every --help points to a man page, and a minimal Debian has no man.
 PACKAGES="build-essential autoconf automake libtool pkg-config
-  libvips-dev libdnnl-dev libxxhash-dev libyaml-dev clang xxhash parallel"
+  libvips-dev libdnnl-dev libxxhash-dev libyaml-dev clang xxhash parallel man-db"
 missing=
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' \

@@ -25,6 +25,13 @@ if [ ! -f "$SF_PHOTOS_DIR/multiview/groups.tsv" ] && [ -f "$fetch" ]; then
 fi
 export SF_GOLDEN_DIR SF_PHOTOS_DIR
 
+# The README's first command configures in the source tree; configure then
+# refuses a build directory beside it.  Clean that build (what it installed
+# stays installed) so that the two commands work in either order.
+if [ -f "$top/config.status" ]; then
+    echo "check.sh: cleaning the build in the source tree (make distclean) to build in _build"
+    make -s distclean >/dev/null 2>&1 || rm -f "$top/config.status"
+fi
 rm -rf _build
 mkdir _build
 cd _build
