@@ -9,6 +9,13 @@ top=$(cd "$(dirname "$0")" && pwd)
 cd "$top"
 jobs=$(nproc 2>/dev/null || echo 2)
 
+# The README's first command configures in the source tree; configure then
+# refuses a build directory beside it.  Clean that build (what it installed
+# stays installed) so that the two commands work in either order.
+if [ -f "$top/config.status" ]; then
+    echo "check.sh: cleaning the build in the source tree (make distclean) to build in _build"
+    make -s distclean >/dev/null 2>&1 || rm -f "$top/config.status"
+fi
 ./bootstrap.sh
 
 : "${SF_GOLDEN_DIR:=$(cd "$top/.." && pwd)/shared/golden}"
@@ -25,13 +32,6 @@ if [ ! -f "$SF_PHOTOS_DIR/multiview/groups.tsv" ] && [ -f "$fetch" ]; then
 fi
 export SF_GOLDEN_DIR SF_PHOTOS_DIR
 
-# The README's first command configures in the source tree; configure then
-# refuses a build directory beside it.  Clean that build (what it installed
-# stays installed) so that the two commands work in either order.
-if [ -f "$top/config.status" ]; then
-    echo "check.sh: cleaning the build in the source tree (make distclean) to build in _build"
-    make -s distclean >/dev/null 2>&1 || rm -f "$top/config.status"
-fi
 rm -rf _build
 mkdir _build
 cd _build
