@@ -1,7 +1,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <float.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -101,7 +100,9 @@ static const struct key keys[] = {
         "visual words each query descriptor is assigned to"),
     BOOL("asmk.binary", binary,
          "binarise aggregated residuals (Hamming similarity) instead of L2-normalising"),
-    DOUBLE("asmk.alpha", alpha, 0, 1, HUGE_VAL,
+    /* The index stores alpha as a float: bounded here, it never turns
+     * into infinity later. */
+    DOUBLE("asmk.alpha", alpha, 0, 1, 1000,
            "exponent of the selectivity function u^alpha"),
     DOUBLE("asmk.threshold", threshold, -1, 0, 1,
            "similarities u below this contribute nothing"),

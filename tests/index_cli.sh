@@ -168,4 +168,9 @@ check "example: remove" sf-index remove photos.six --keys-from withdrawn.txt
 check "example: compact and check" sh -c 'sf-index compact photos.six && sf-index check photos.six'
 check "example: info" sh -c 'sf-index info photos.six | grep -q "^images: 49$"'
 cd .. || exit 99
+# Out-of-range settings are usage errors, before anything is written.
+run alpha sf-index create -C cb.sfcb --alpha 1e300 alpha.six
+expect_rc 2 "--alpha 1e300"
+has alpha.err "asmk.alpha: 1e300 is out of range" "--alpha 1e300 named"
+check "--alpha 1e300: no index" [ ! -e alpha.six ]
 finish

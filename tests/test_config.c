@@ -231,6 +231,10 @@ static void test_valid_documents(void)
 
 static void test_load_errors(void)
 {
+    /* Values a float cannot hold are out of range where they are read,
+     * not infinite later (sf-index create --alpha 1e300 exited 3). */
+    LOAD_FAILS("asmk:\n  alpha: 1e300\n", SF_ERR_CONFIG, "asmk.alpha: 1e300 is out of range", NULL);
+    LOAD_FAILS("image:\n  mean: [1e300, 0, 0]\n", SF_ERR_CONFIG, "image.mean: 1e300 is too large", NULL);
     /* A key holding a NUL, or too long to fit: unknown, shown safely
      * (this once copied 255 bytes from a 3-byte key). */
     LOAD_FAILS("\"a\\0b\": 1\n", SF_ERR_CONFIG, "t.yaml:1: unknown key 'a?b'", NULL);
@@ -288,7 +292,7 @@ static void test_load_errors(void)
                "t.yaml:2: image.max_pixels: -1 is out of range (0..18446744073709551615)", NULL);
     LOAD_FAILS("asmk:\n  kmeans_seed: 18446744073709551616\n", SF_ERR_CONFIG,
                "asmk.kmeans_seed: 18446744073709551616 is out of range", NULL);
-    LOAD_FAILS("asmk:\n  alpha: 0\n", SF_ERR_CONFIG, "t.yaml:2: asmk.alpha: 0 is out of range (> 0)", NULL);
+    LOAD_FAILS("asmk:\n  alpha: 0\n", SF_ERR_CONFIG, "t.yaml:2: asmk.alpha: 0 is out of range (> 0 and <= 1000)", NULL);
     LOAD_FAILS("asmk:\n  threshold: 1.5\n", SF_ERR_CONFIG,
                "t.yaml:2: asmk.threshold: 1.5 is out of range (-1..1)", NULL);
     LOAD_FAILS("features:\n  keep: 1000001\n", SF_ERR_CONFIG, "features.keep: 1000001 is out of range (0..1000000)", NULL);
@@ -434,7 +438,7 @@ static void test_set(void)
     SET_FAILS("image.size", "0", "image.size: 0 is out of range (1..65536)");
     SET_FAILS("image.size", "5 5", "image.size: expected an integer");
     SET_FAILS("image.max_pixels", "-3", "image.max_pixels: -3 is out of range");
-    SET_FAILS("asmk.alpha", "-1", "asmk.alpha: -1 is out of range (> 0)");
+    SET_FAILS("asmk.alpha", "-1", "asmk.alpha: -1 is out of range (> 0 and <= 1000)");
     SET_FAILS("asmk.alpha", "inf", "asmk.alpha: expected a number, got 'inf'");
     SET_FAILS("asmk.idf", "2", "asmk.idf: expected true or false, got '2'");
     SET_FAILS("image.mean", "1,2", "image.mean: expected 3 values, got 2");
