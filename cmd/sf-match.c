@@ -90,12 +90,6 @@ typedef struct matcher {
     int warned_missing;
 } matcher;
 
-static _Noreturn void out_of_memory(const sf_cli *cli)
-{
-    sf_cli_error(cli, "out of memory");
-    exit(SF_EXIT_FATAL);
-}
-
 /* ---- Loading a small database stream (pairwise, global) ---- */
 
 /* Images that are refused, or lack what the mode needs, are reported and
@@ -113,7 +107,7 @@ static int load_db_image(void *vctx, const sf_stream_image *img, const char *nam
         m->features = sf_provenance_features(&img->provenance);
     st = sf_search_db_add(m->db, img, &err);
     if (st == SF_ERR_NOMEM)
-        out_of_memory(m->cli);
+        sf_cli_out_of_memory(m->cli);
     if (st != SF_OK) {
         sf_cli_error(m->cli, "%s: %s", name, err.message);
         return SF_EXIT_FAILURE;
@@ -126,7 +120,7 @@ static int load_db(matcher *m)
     sf_error err;
     if (sf_search_db_create(m->mode == MODE_PAIRWISE ? SF_SEARCH_PAIRWISE : SF_SEARCH_GLOBAL,
                             &m->opt, &m->db, &err) != SF_OK)
-        out_of_memory(m->cli);
+        sf_cli_out_of_memory(m->cli);
     m->cli->all_inputs = 1;
     int status = sf_cli_each_image(m->cli, m->db_path, load_db_image, m);
     m->cli->all_inputs = 0;
@@ -143,7 +137,7 @@ static int open_indexes(matcher *m)
     sf_error err;
     m->indexes = calloc(m->n_indexes, sizeof *m->indexes);
     if (!m->indexes)
-        out_of_memory(cli);
+        sf_cli_out_of_memory(cli);
     for (size_t i = 0; i < m->n_indexes; i++)
         if (sf_index_open(m->index_paths[i], &m->indexes[i], &err) != SF_OK) {
             sf_cli_error(cli, "%s", err.message);
@@ -217,7 +211,7 @@ static void emit_result(matcher *m, const char *key, sf_cli_batch *out)
     double *scores;
     sf_error err;
     if (sf_hit_list_to_records(&r->hits, key, &kr, &sr, &blob, &scores, &err) != SF_OK)
-        out_of_memory(m->cli);
+        sf_cli_out_of_memory(m->cli);
     sf_cli_batch_add_owned(m->cli, out, &kr, blob);
     sf_cli_batch_add_owned(m->cli, out, &sr, scores);
     for (size_t i = 0; r->pairs && i < r->hits.count && !m->no_pairs; i++) {
@@ -225,7 +219,7 @@ static void emit_result(matcher *m, const char *key, sf_cli_batch *out)
         int32_t *pairs;
         float *sim;
         if (sf_search_result_pair_records(r, i, key, &pr, &mr, &pairs, &sim, &err) != SF_OK)
-            out_of_memory(m->cli);
+            sf_cli_out_of_memory(m->cli);
         sf_cli_batch_add_owned(m->cli, out, &pr, pairs);
         sf_cli_batch_add_owned(m->cli, out, &mr, sim);
     }
@@ -300,7 +294,7 @@ int main(int argc, char **argv)
         case 'i': {
             const char **p = realloc(m.index_paths, (m.n_indexes + 1) * sizeof *p);
             if (!p)
-                out_of_memory(&cli);
+                sf_cli_out_of_memory(&cli);
             m.index_paths = p;
             m.index_paths[m.n_indexes++] = optarg;
             break;
