@@ -25,6 +25,7 @@
 #include <xxhash.h>
 
 #include "index_internal.h"
+#include "topk_internal.h"
 
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -879,42 +880,6 @@ sf_status sf_index_searcher_find(sf_index_searcher *s, const char *key, size_t k
                         (int)(key_len < 200 ? key_len : 200), key);
 }
 
-typedef struct cand {
-    double score;
-    uint64_t id;
-} cand;
-
-/* Min-heap on "better": the root is the worst kept candidate. */
-static void sift_down(cand *h, size_t n, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && sf_rank_better(h[m].score, h[m].id, h[l].score, h[l].id))
-            m = l;
-        if (r < n && sf_rank_better(h[m].score, h[m].id, h[r].score, h[r].id))
-            m = r;
-        if (m == i)
-            return;
-        cand t = h[i];
-        h[i] = h[m];
-        h[m] = t;
-        i = m;
-    }
-}
-
-static void sift_up(cand *h, size_t i)
-{
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!sf_rank_better(h[p].score, h[p].id, h[i].score, h[i].id))
-            return;
-        cand t = h[i];
-        h[i] = h[p];
-        h[p] = t;
-        i = p;
-    }
-}
-
 sf_status sf_index_searcher_search(sf_index_searcher *s, const sf_asmk_agg *q, size_t top_k,
                                    sf_index_hit *hits, size_t *n_hits, sf_error *err)
 {
@@ -929,7 +894,7 @@ sf_status sf_index_searcher_search(sf_index_searcher *s, const sf_asmk_agg *q, s
     sf_status st = sf_index_searcher_scores(s, q, s->scores, err);
     if (st != SF_OK || top_k == 0)
         return st;
-    cand *heap = malloc((top_k < total ? top_k : total + 1) * sizeof *heap);
+    sf_scored *heap = malloc((top_k < total ? top_k : total + 1) * sizeof *heap);
     if (!heap)
         return sf_error_set(err, SF_ERR_NOMEM, "search: out of memory for %zu hits", top_k);
     size_t n = 0;
@@ -938,21 +903,13 @@ sf_status sf_index_searcher_search(sf_index_searcher *s, const sf_asmk_agg *q, s
         for (uint64_t m = 0; m < idx->n_slots; m++) {
             if (!ix_live(idx->live, m))
                 continue;
-            cand c = { s->scores[s->base[sh] + m], s->base[sh] + m };
-            if (n < top_k) {
-                heap[n] = c;
-                sift_up(heap, n++);
-            } else if (sf_rank_better(c.score, c.id, heap[0].score, heap[0].id)) {
-                heap[0] = c;
-                sift_down(heap, n, 0);
-            }
+            sf_scored c = { s->scores[s->base[sh] + m], s->base[sh] + m };
+            sf_topk_offer(heap, &n, top_k, c);
         }
     }
-    /* Pop worst first into the tail. */
-    for (size_t i = n; i-- > 0;) {
-        cand c = heap[0];
-        heap[0] = heap[i];
-        sift_down(heap, i, 0);
+    sf_topk_sort(heap, n);
+    for (size_t i = 0; i < n; i++) {
+        sf_scored c = heap[i];
         size_t sh = 0;
         while (c.id >= s->base[sh + 1])
             sh++;

@@ -15,6 +15,7 @@
 #include "sf_match.h"
 #include "sf_index.h"
 #include "sf_hits.h"
+#include "sf_search.h"
 
 #ifdef __cplusplus
 extern "C" {

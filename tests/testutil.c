@@ -110,6 +110,21 @@ double tu_rel_error(const float *a, const float *b, size_t n)
     return d / mb;
 }
 
+uint64_t tu_rnd(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+float tu_rnd_normal(uint64_t *state)
+{
+    double u = (double)((tu_rnd(state) >> 11) + 1) / 9007199254740993.0; /* (0, 1] */
+    double v = (double)(tu_rnd(state) >> 11) / 9007199254740992.0;
+    return (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
+}
+
 int tu_finish(const char *name)
 {
     printf("%s: %d checks, %d failed\n", name, tu_checks, tu_failures);

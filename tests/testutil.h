@@ -37,6 +37,11 @@ void tu_rows_of(const int64_t *ids, size_t n, int64_t id, size_t *first, size_t 
 double tu_rel_error(const float *a, const float *b, size_t n);
 double tu_max_abs_diff(const float *a, const float *b, size_t n);
 
+/* Test data that is the same on every machine: splitmix64 from *state,
+ * and a standard normal from it (Box-Muller). */
+uint64_t tu_rnd(uint64_t *state);
+float tu_rnd_normal(uint64_t *state);
+
 /* Print the summary line and return the exit status. */
 int tu_finish(const char *name);
 
