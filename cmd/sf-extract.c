@@ -81,10 +81,9 @@ static int on_image(void *vctx, const sf_stream_image *img, const char *name, sf
     sf_status st = sf_provenance_check_stage(img, SF_STAGE_DECODE, 0, &err);
     if (sf_cli_provenance(x->cli, name, st, &err))
         return 1;
-    sf_provenance p = img->provenance;
-    p.stage = SF_STAGE_EXTRACT;
-    p.extract_model = sf_model_checksum(x->nw.model);
-    p.extract_settings = sf_provenance_compute_settings(x->nw.precision, x->stage);
+    sf_provenance p = sf_provenance_after(
+        &img->provenance, SF_STAGE_EXTRACT, sf_model_checksum(x->nw.model),
+        sf_provenance_compute_settings(x->nw.precision, x->stage));
     sf_cli_batch_add_provenance(x->cli, out, img->key, &p);
     for (size_t i = 0; i < img->count; i++)
         if (on_record(x, &img->recs[i], out))

@@ -127,10 +127,9 @@ static int on_image(void *vctx, const sf_stream_image *img, const char *name, sf
                      img->key);
         return 1;
     }
-    sf_provenance p = img->provenance;
-    p.stage = SF_STAGE_LIT;
-    p.lit_model = sf_model_checksum(f->nw.model);
-    p.lit_settings = sf_provenance_compute_settings(f->nw.precision, f->keep);
+    sf_provenance p = sf_provenance_after(&img->provenance, SF_STAGE_LIT,
+                                          sf_model_checksum(f->nw.model),
+                                          sf_provenance_compute_settings(f->nw.precision, f->keep));
     sf_cli_batch_add_provenance(f->cli, out, img->key, &p);
     sf_lit_run_reset(f->run);
     int failed = 0;

@@ -128,16 +128,8 @@ sf_status sf_hit_list_to_records(const sf_hit_list *list, const char *query_key,
         off += len;
         sc[i] = list->scores[i];
     }
-    memset(keys, 0, sizeof *keys);
-    keys->kind = SF_KIND_HIT_KEYS;
-    keys->dtype = SF_DTYPE_U8;
-    keys->ndim = 1;
-    keys->shape[0] = size;
-    keys->scale = 1.0;
-    keys->key = query_key;
-    keys->key_len = strlen(query_key);
-    keys->data = blob;
-    keys->data_size = size;
+    const uint64_t n_bytes = size;
+    sf_record_make(keys, query_key, SF_KIND_HIT_KEYS, SF_DTYPE_U8, 1, &n_bytes, blob);
     *scores = *keys;
     scores->kind = SF_KIND_HIT_SCORES;
     scores->dtype = SF_DTYPE_F64;

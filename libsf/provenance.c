@@ -50,17 +50,24 @@ uint64_t sf_provenance_features(const sf_provenance *p)
 void sf_provenance_record(sf_record *rec, const sf_provenance *p, const char *key,
                           uint64_t fields[SF_PROVENANCE_FIELDS])
 {
+    const uint64_t n = SF_PROVENANCE_FIELDS;
     memcpy(fields, &p->stage, SF_PROVENANCE_FIELDS * sizeof fields[0]);
-    memset(rec, 0, sizeof *rec);
-    rec->kind = SF_KIND_PROVENANCE;
-    rec->dtype = SF_DTYPE_I64;
-    rec->ndim = 1;
-    rec->shape[0] = SF_PROVENANCE_FIELDS;
-    rec->scale = 1.0;
-    rec->key = key;
-    rec->key_len = strlen(key);
-    rec->data = fields;
-    rec->data_size = SF_PROVENANCE_FIELDS * 8;
+    sf_record_make(rec, key, SF_KIND_PROVENANCE, SF_DTYPE_I64, 1, &n, fields);
+}
+
+sf_provenance sf_provenance_after(const sf_provenance *in, sf_stage stage, uint64_t model,
+                                  uint64_t settings)
+{
+    sf_provenance p = *in;
+    p.stage = (uint64_t)stage;
+    if (stage == SF_STAGE_EXTRACT) {
+        p.extract_model = model;
+        p.extract_settings = settings;
+    } else if (stage == SF_STAGE_LIT) {
+        p.lit_model = model;
+        p.lit_settings = settings;
+    }
+    return p;
 }
 
 uint64_t sf_provenance_decode_settings(int size, const float mean[3], const float std[3],

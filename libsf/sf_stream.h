@@ -108,6 +108,11 @@ int sf_kind_from_name(const char *name);
 /* Element count of a shape, or UINT64_MAX on overflow. */
 uint64_t sf_shape_count(const uint64_t *shape, unsigned ndim);
 
+/* Fill rec: the key, kind, dtype and shape given, scale 1, index 0, no
+ * flags, data_size from the shape. */
+void sf_record_make(sf_record *rec, const char *key, int kind, int dtype, unsigned ndim,
+                    const uint64_t *shape, const void *data);
+
 /* Check that rec can be written: a known dtype, at most SF_STREAM_MAX_DIMS
  * dims, a key of 1..SF_STREAM_MAX_KEY bytes without NUL or the magic, a
  * readable kind, known flags, and a data_size equal to the element count
@@ -187,6 +192,11 @@ const char *sf_stage_name(uint64_t stage);
 /* One fingerprint for everything that shaped an image's descriptors (all
  * fields of a LIT-stage provenance), the value an index records. */
 uint64_t sf_provenance_features(const sf_provenance *p);
+/* What a stage writes after reading an image made as `in`: `in` with the
+ * stage's own fields (the model checksum and settings fingerprint of
+ * SF_STAGE_EXTRACT or SF_STAGE_LIT) filled in. */
+sf_provenance sf_provenance_after(const sf_provenance *in, sf_stage stage, uint64_t model,
+                                  uint64_t settings);
 /* The provenance record of an image; payload points into fields[]. */
 void sf_provenance_record(sf_record *rec, const sf_provenance *p, const char *key,
                           uint64_t fields[SF_PROVENANCE_FIELDS]);

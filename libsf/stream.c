@@ -107,6 +107,22 @@ uint64_t sf_shape_count(const uint64_t *shape, unsigned ndim)
     return n;
 }
 
+void sf_record_make(sf_record *rec, const char *key, int kind, int dtype, unsigned ndim,
+                    const uint64_t *shape, const void *data)
+{
+    memset(rec, 0, sizeof *rec);
+    rec->kind = (uint16_t)kind;
+    rec->dtype = (uint8_t)dtype;
+    rec->ndim = (uint8_t)ndim;
+    for (unsigned i = 0; i < ndim && i < SF_STREAM_MAX_DIMS; i++)
+        rec->shape[i] = shape[i];
+    rec->scale = 1.0;
+    rec->key = key;
+    rec->key_len = strlen(key);
+    rec->data = data;
+    rec->data_size = sf_shape_count(rec->shape, rec->ndim) * sf_dtype_size(dtype);
+}
+
 /* Payload bytes implied by a shape, or UINT64_MAX when that overflows.
  * (UINT64_MAX itself is never a valid size: it is odd and no dtype of size 1
  * reaches it without the count overflowing first.) */
@@ -611,16 +627,8 @@ sf_status sf_stream_write_image(FILE *fp, const sf_record *recs, size_t count, s
 
 sf_status sf_stream_write_end(FILE *fp, const char *writer, uint64_t images, sf_error *err)
 {
+    const uint64_t one = 1;
     sf_record rec;
-    memset(&rec, 0, sizeof rec);
-    rec.kind = SF_KIND_END;
-    rec.dtype = SF_DTYPE_I64;
-    rec.ndim = 1;
-    rec.shape[0] = 1;
-    rec.scale = 1.0;
-    rec.key = writer;
-    rec.key_len = strlen(writer);
-    rec.data = &images;
-    rec.data_size = 8;
+    sf_record_make(&rec, writer, SF_KIND_END, SF_DTYPE_I64, 1, &one, &images);
     return sf_stream_write_record(fp, &rec, err);
 }
