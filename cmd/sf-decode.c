@@ -92,6 +92,7 @@ static int decode_one(decoder *d, const char *path)
     sf_status st = has_suffix(path, ".npy") ? sf_image_load_npy(path, &img, &tensor, &err)
                                             : sf_image_load_file(path, &d->options, &img, &err);
     int h = img.height, w = img.width;
+    /* Every level is checked here, so that a failing image writes no records. */
     if (st == SF_OK && tensor)
         st = sf_pyramid_set_tensor(d->pyramid, path, tensor, w, h, &err);
     else if (st == SF_OK)
