@@ -1,7 +1,7 @@
 /* sf-codebook: train the visual codebook of ASMK with k-means on a sample
  * of the local descriptors of feature streams, or describe a codebook
- * file.  Sampling, k-means and the file are libsf's; this file reads the
- * streams, chooses descriptors and reports. */
+ * file.  Choosing and sampling descriptors, k-means and the file are
+ * libsf's; this file reads the streams, checks provenance and reports. */
 #include "config.h"
 
 #include <errno.h>
@@ -14,9 +14,6 @@
 #include "cli.h"
 
 #define DEFAULT_MAX_SAMPLES 10000000LL
-/* --scale S keeps the descriptors whose scale is within this fraction of S:
- * scales are stored as float32 and typed with a few digits. */
-#define SCALE_TOLERANCE 1e-3
 
 enum {
     OPT_ITERATIONS = SF_OPT_FIRST_PROGRAM,
@@ -56,22 +53,11 @@ static const char options_help[] =
 typedef struct trainer {
     sf_cli *cli;
     long long max_samples;
-    int use_scale;
-    double scale;
+    double scale; /* --scale; 0: every descriptor */
     int progress;
     sf_kmeans_sampler *sampler;
-    size_t d;
     uint64_t images; /* read without a problem */
-    /* The image being read, with --scale: its descriptors wait for their
-     * scales, which sf-lit writes after them. */
-    float *desc;
-    size_t desc_rows, desc_cap;
-    float *scales;
-    size_t n_scales, scales_cap;
-    int has_scales, bad;
     uint64_t features; /* provenance of the first image: all must agree */
-    float *kept; /* rows that pass the filter */
-    size_t kept_cap;
     struct timespec t0;
 } trainer;
 
@@ -80,121 +66,6 @@ static double elapsed(const trainer *t)
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (double)(now.tv_sec - t->t0.tv_sec) + 1e-9 * (double)(now.tv_nsec - t->t0.tv_nsec);
-}
-
-/* Grow *buf to hold want floats. */
-static void reserve(const sf_cli *cli, float **buf, size_t *cap, size_t want)
-{
-    if (want <= *cap)
-        return;
-    size_t c = *cap ? *cap : 4096;
-    while (c < want)
-        c *= 2;
-    float *p = realloc(*buf, c * sizeof *p);
-    if (!p)
-        sf_cli_out_of_memory(cli);
-    *buf = p;
-    *cap = c;
-}
-
-static void offer(trainer *t, const float *rows, size_t n)
-{
-    sf_error err;
-    if (n == 0)
-        return;
-    if (sf_kmeans_sampler_add(t->sampler, rows, n, &err) != SF_OK) {
-        sf_cli_error(t->cli, "%s", err.message);
-        exit(SF_EXIT_FATAL);
-    }
-}
-
-static void reset_image(trainer *t)
-{
-    t->desc_rows = 0;
-    t->n_scales = 0;
-    t->has_scales = 0;
-    t->bad = 0;
-}
-
-/* The image's records are all read; returns 1 if it failed. */
-static int end_image(trainer *t, const char *name, const char *key)
-{
-    int failed = t->bad;
-    if (!failed && t->use_scale && t->desc_rows) {
-        if (!t->has_scales) {
-            sf_cli_error(t->cli, "%s: %s: no local_scale record to filter the descriptors by "
-                                 "--scale", name, key);
-            failed = 1;
-        } else if (t->n_scales != t->desc_rows) {
-            sf_cli_error(t->cli, "%s: %s: %zu local_scale values for %zu local_desc rows", name,
-                         key, t->n_scales, t->desc_rows);
-            failed = 1;
-        } else {
-            size_t n = 0;
-            reserve(t->cli, &t->kept, &t->kept_cap, t->desc_rows * t->d);
-            for (size_t i = 0; i < t->desc_rows; i++)
-                if (fabs(t->scales[i] - t->scale) <= SCALE_TOLERANCE * t->scale)
-                    memcpy(t->kept + n++ * t->d, t->desc + i * t->d, t->d * sizeof(float));
-            offer(t, t->kept, n);
-        }
-    }
-    if (!failed)
-        t->images++;
-    reset_image(t);
-    return failed;
-}
-
-/* One record; returns 1 if its image failed because of it. */
-static int on_record(trainer *t, const char *name, const sf_record *rec)
-{
-    sf_error err;
-    if (t->bad)
-        return 1; /* the image is lost already */
-    if (rec->kind == SF_KIND_LOCAL_DESC) {
-        if (rec->dtype != SF_DTYPE_F32 || rec->ndim != 2 || rec->shape[1] == 0) {
-            sf_cli_error(t->cli, "%s: %s: local_desc is not a float32 K x d array", name,
-                         rec->key);
-            return 1;
-        }
-        if (!t->sampler) {
-            if (rec->shape[1] > 1 << 20) {
-                sf_cli_error(t->cli, "%s: %s: descriptors of dimension %llu", name, rec->key,
-                             (unsigned long long)rec->shape[1]);
-                return 1;
-            }
-            t->d = (size_t)rec->shape[1];
-            if (sf_kmeans_sampler_create((size_t)t->max_samples, t->d,
-                                         t->cli->config.kmeans_seed, &t->sampler,
-                                         &err) != SF_OK) {
-                sf_cli_error(t->cli, "%s", err.message);
-                exit(SF_EXIT_FATAL);
-            }
-        }
-        if (rec->shape[1] != t->d) {
-            sf_cli_error(t->cli, "%s: %s: descriptors of dimension %llu, the first ones had %zu",
-                         name, rec->key, (unsigned long long)rec->shape[1], t->d);
-            return 1;
-        }
-        size_t n = (size_t)rec->shape[0];
-        if (!t->use_scale) {
-            offer(t, rec->data, n);
-            return 0;
-        }
-        reserve(t->cli, &t->desc, &t->desc_cap, (t->desc_rows + n) * t->d);
-        memcpy(t->desc + t->desc_rows * t->d, rec->data, n * t->d * sizeof(float));
-        t->desc_rows += n;
-    } else if (rec->kind == SF_KIND_LOCAL_SCALE && t->use_scale) {
-        if (rec->dtype != SF_DTYPE_F32 || rec->ndim != 1) {
-            sf_cli_error(t->cli, "%s: %s: local_scale is not a float32 vector", name, rec->key);
-            return 1;
-        }
-        size_t n = (size_t)rec->shape[0];
-        reserve(t->cli, &t->scales, &t->scales_cap, t->n_scales + n);
-        memcpy(t->scales + t->n_scales, rec->data, n * sizeof(float));
-        t->n_scales += n;
-        t->has_scales = 1;
-    }
-    return 0;
 }
 
 /* One image into the sample; returns its exit status. */
@@ -209,11 +80,17 @@ static int sample_image(void *vctx, const sf_stream_image *img, const char *name
         return SF_EXIT_FAILURE;
     if (!t->features && img->has_provenance)
         t->features = sf_provenance_features(&img->provenance);
-    reset_image(t);
-    for (size_t i = 0; i < img->count && !t->bad; i++)
-        if (on_record(t, name, &img->recs[i]))
-            t->bad = 1;
-    return end_image(t, name, img->key) ? SF_EXIT_FAILURE : SF_EXIT_OK;
+    st = sf_kmeans_sampler_add_image(t->sampler, img, t->scale, &err);
+    if (st == SF_ERR_NOMEM) {
+        sf_cli_error(t->cli, "%s", err.message);
+        exit(SF_EXIT_FATAL);
+    }
+    if (st != SF_OK) {
+        sf_cli_error(t->cli, "%s: %s", name, err.message);
+        return SF_EXIT_FAILURE;
+    }
+    t->images++;
+    return SF_EXIT_OK;
 }
 
 static void on_progress(void *ctx, int iteration, double inertia)
@@ -227,12 +104,12 @@ static void on_progress(void *ctx, int iteration, double inertia)
 static int train(sf_cli *cli, trainer *t, const char *output)
 {
     sf_error err;
-    size_t n = 0;
-    const float *x = t->sampler ? sf_kmeans_sampler_rows(t->sampler, &n) : NULL;
+    size_t n = 0, d = sf_kmeans_sampler_dim(t->sampler);
+    const float *x = sf_kmeans_sampler_rows(t->sampler, &n);
     size_t k = (size_t)cli->config.codebook_size;
     if (n == 0) {
         sf_cli_error(cli, "no local descriptors in the input%s (local_desc records, written "
-                          "by sf-lit)", t->use_scale ? " at the --scale given" : "");
+                          "by sf-lit)", t->scale > 0 ? " at the --scale given" : "");
         return SF_EXIT_FAILURE;
     }
     if (n < k) {
@@ -243,15 +120,15 @@ static int train(sf_cli *cli, trainer *t, const char *output)
     }
     sf_cli_info(cli, "training %zu visual words on %zu of %llu descriptors (d = %zu) from "
                      "%llu images", k, n, (unsigned long long)sf_kmeans_sampler_seen(t->sampler),
-                t->d, (unsigned long long)t->images);
-    float *c = malloc(k * t->d * sizeof *c);
+                d, (unsigned long long)t->images);
+    float *c = malloc(k * d * sizeof *c);
     if (!c)
         sf_cli_out_of_memory(cli);
     sf_kmeans_options opt = { .threads = cli->config.threads, .progress = on_progress,
                               .progress_ctx = t };
     double inertia = 0;
     clock_gettime(CLOCK_MONOTONIC, &t->t0);
-    if (sf_kmeans_train(x, n, t->d, k, cli->config.kmeans_iterations, cli->config.kmeans_seed,
+    if (sf_kmeans_train(x, n, d, k, cli->config.kmeans_iterations, cli->config.kmeans_seed,
                         &opt, c, &inertia, &err) != SF_OK) {
         sf_cli_error(cli, "%s", err.message);
         free(c);
@@ -261,13 +138,13 @@ static int train(sf_cli *cli, trainer *t, const char *output)
                                   .iterations = cli->config.kmeans_iterations,
                                   .inertia = inertia };
     int status = SF_EXIT_OK;
-    if (sf_codebook_write(output, c, k, t->d, &info, &err) != SF_OK) {
+    if (sf_codebook_write(output, c, k, d, &info, &err) != SF_OK) {
         sf_cli_error(cli, "%s", err.message);
         status = SF_EXIT_FATAL;
     } else {
         sf_cli_info(cli, "wrote %s: %zu x %zu, inertia %.9g, checksum %016llx, %.2f s", output,
-                    k, t->d, inertia,
-                    (unsigned long long)sf_codebook_checksum_data(c, k, t->d), elapsed(t));
+                    k, d, inertia, (unsigned long long)sf_codebook_checksum_data(c, k, d),
+                    elapsed(t));
     }
     free(c);
     return status;
@@ -333,7 +210,6 @@ int main(int argc, char **argv)
             if (errno || end == optarg || *end || !isfinite(t.scale) || t.scale <= 0)
                 sf_cli_usage_error(&cli, "--scale: expected a positive number, got '%s'",
                                    optarg);
-            t.use_scale = 1;
             break;
         }
         case OPT_INFO: want_info = 1; break;
@@ -358,14 +234,17 @@ int main(int argc, char **argv)
         sf_cli_usage_error(&cli, "no input: name stream files or pipe a stream in");
     t.progress = cli.verbosity >= 2 || (cli.verbosity >= 1 && isatty(STDERR_FILENO));
 
+    sf_error err;
+    if (sf_kmeans_sampler_create((size_t)t.max_samples, 0, cli.config.kmeans_seed, &t.sampler,
+                                 &err) != SF_OK) {
+        sf_cli_error(&cli, "%s", err.message);
+        return SF_EXIT_FATAL;
+    }
     int status = sf_cli_each_image_of(&cli, argc, argv, optind, sample_image, &t);
     if (status != SF_EXIT_OK)
         sf_cli_error(&cli, "no codebook written: some input failed (see above)");
     else
         status = train(&cli, &t, output);
     sf_kmeans_sampler_free(t.sampler);
-    free(t.desc);
-    free(t.scales);
-    free(t.kept);
     return sf_cli_finish(&cli, status);
 }

@@ -44,23 +44,8 @@ typedef struct decoder {
     sf_decode_options options;
     int write_pixels;
     sf_provenance provenance; /* the same for every image */
-    float *base;      /* normalised image at scale 1, reused between images */
-    size_t base_cap;
-    float *level;     /* one pyramid level, reused */
-    size_t level_cap;
+    sf_pyramid *pyramid;      /* reused between images */
 } decoder;
-
-static int grow(float **buf, size_t *cap, size_t count)
-{
-    if (count <= *cap)
-        return 0;
-    float *p = realloc(*buf, count * sizeof(float));
-    if (!p)
-        return -1;
-    *buf = p;
-    *cap = count;
-    return 0;
-}
 
 static void emit(decoder *d, const char *key, uint16_t kind, uint8_t dtype, unsigned ndim,
                  const uint64_t *shape, const void *data, uint32_t index, double scale, int last)
@@ -81,55 +66,6 @@ static void emit(decoder *d, const char *key, uint16_t kind, uint8_t dtype, unsi
     sf_cli_write_record(d->cli, &rec);
 }
 
-/* A .npy file is taken as an image already decoded: a normalised
- * 3 x H x W float32 tensor as it is, or H x W x 3 uint8 pixels to
- * normalise, both without resizing.  This is how the reference's own
- * tensors are fed through the pipeline. */
-static int load_npy(decoder *d, const char *path, sf_rgb_image *img, int *h, int *w)
-{
-    const sf_config *cfg = &d->cli->config;
-    sf_npy_array a;
-    sf_error err;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        sf_cli_error(d->cli, "%s: %s", path, strerror(errno));
-        return 1;
-    }
-    sf_status st = sf_npy_read(fp, path, (uint64_t)1 << 32, &a, &err);
-    fclose(fp);
-    if (st != SF_OK) {
-        sf_cli_error(d->cli, "%s", err.message);
-        return 1;
-    }
-    int ok_f32 = a.dtype == SF_DTYPE_F32 && a.ndim == 3 && a.shape[0] == 3;
-    int ok_u8 = a.dtype == SF_DTYPE_U8 && a.ndim == 3 && a.shape[2] == 3;
-    uint64_t ah = ok_f32 ? a.shape[1] : a.shape[0], aw = ok_f32 ? a.shape[2] : a.shape[1];
-    if (!(ok_f32 || ok_u8) || ah < 1 || aw < 1 || ah > 1 << 16 || aw > 1 << 16) {
-        sf_cli_error(d->cli, "%s: expected a 3 x H x W float32 tensor or H x W x 3 uint8 pixels", path);
-        free(a.data);
-        return 1;
-    }
-    *h = (int)ah;
-    *w = (int)aw;
-    size_t plane = (size_t)ah * (size_t)aw;
-    if (grow(&d->base, &d->base_cap, 3 * plane)) {
-        sf_cli_error(d->cli, "%s: out of memory", path);
-        free(a.data);
-        return 1;
-    }
-    memset(img, 0, sizeof *img);
-    img->width = img->source_width = *w;
-    img->height = img->source_height = *h;
-    if (ok_f32) {
-        memcpy(d->base, a.data, 3 * plane * sizeof(float));
-        free(a.data);
-    } else {
-        sf_image_normalize(a.data, *w, *h, cfg->mean, cfg->std, d->base);
-        img->pixels = a.data;
-    }
-    return 0;
-}
-
 static int has_suffix(const char *s, const char *suffix)
 {
     size_t n = strlen(s), m = strlen(suffix);
@@ -142,6 +78,7 @@ static int decode_one(decoder *d, const char *path)
     const sf_config *cfg = &d->cli->config;
     sf_error err;
     sf_rgb_image img;
+    float *tensor = NULL;
     int64_t dummy[2] = { 0, 0 };
     sf_record probe = { .kind = SF_KIND_SOURCE, .dtype = SF_DTYPE_I64, .ndim = 1,
                         .shape = { 2 }, .key = path, .key_len = strlen(path),
@@ -151,29 +88,18 @@ static int decode_one(decoder *d, const char *path)
         sf_cli_error(d->cli, "%s: cannot be used as a key (%s)", path, err.message);
         return 1;
     }
-    int h, w;
-    if (has_suffix(path, ".npy")) {
-        if (load_npy(d, path, &img, &h, &w))
-            return 1;
-    } else {
-        if (sf_image_load_file(path, &d->options, &img, &err) != SF_OK) {
-            sf_cli_error(d->cli, "%s", err.message);
-            return 1;
-        }
-        h = img.height;
-        w = img.width;
-        size_t plane = (size_t)h * (size_t)w;
-        if (grow(&d->base, &d->base_cap, 3 * plane)) {
-            sf_cli_error(d->cli, "%s: out of memory", path);
-            sf_rgb_image_release(&img);
-            return 1;
-        }
-        sf_image_normalize(img.pixels, w, h, cfg->mean, cfg->std, d->base);
-    }
-
-    /* Check every level first so that a failing image writes no records. */
-    if (sf_pyramid_check(h, w, cfg->scales, cfg->n_scales, &err) != SF_OK) {
-        sf_cli_error(d->cli, "%s: %s", path, err.message);
+    /* A .npy file is an image already decoded (sf_image_load_npy). */
+    sf_status st = has_suffix(path, ".npy") ? sf_image_load_npy(path, &img, &tensor, &err)
+                                            : sf_image_load_file(path, &d->options, &img, &err);
+    int h = img.height, w = img.width;
+    /* Every level is checked here, so that a failing image writes no records. */
+    if (st == SF_OK && tensor)
+        st = sf_pyramid_set_tensor(d->pyramid, path, tensor, w, h, &err);
+    else if (st == SF_OK)
+        st = sf_pyramid_set_rgb(d->pyramid, path, img.pixels, w, h, &err);
+    free(tensor);
+    if (st != SF_OK) {
+        sf_cli_error(d->cli, "%s", err.message);
         sf_rgb_image_release(&img);
         return 1;
     }
@@ -190,29 +116,17 @@ static int decode_one(decoder *d, const char *path)
     }
     sf_rgb_image_release(&img);
     for (int i = 0; i < cfg->n_scales; i++) {
-        double s = cfg->scales[i];
+        const float *level;
         int lh, lw;
-        const float *level = d->base;
-        sf_pyramid_level_size(h, w, s, &lh, &lw);
-        if (s != 1.0) {
-            /* Records of this image are already out: the stream cannot be
-             * left with an open image, so a failure here is fatal. */
-            if (grow(&d->level, &d->level_cap, 3 * (size_t)lh * (size_t)lw)) {
-                sf_cli_error(d->cli, "%s: scale %g: out of memory", path, s);
-                exit(SF_EXIT_FATAL);
-            }
-            if (sf_pyramid_resize(d->base, 3, h, w, s, d->level, &err) != SF_OK) {
-                sf_cli_error(d->cli, "%s: scale %g: %s", path, s, err.message);
-                exit(SF_EXIT_FATAL);
-            }
-            level = d->level;
-        } else {
-            lh = h;
-            lw = w;
+        /* Records of this image are already out: the stream cannot be
+         * left with an open image, so a failure here is fatal. */
+        if (sf_pyramid_level(d->pyramid, i, &level, &lh, &lw, &err) != SF_OK) {
+            sf_cli_error(d->cli, "%s", err.message);
+            exit(SF_EXIT_FATAL);
         }
         uint64_t ishape[3] = { 3, (uint64_t)lh, (uint64_t)lw };
-        emit(d, path, SF_KIND_IMAGE, SF_DTYPE_F32, 3, ishape, level, (uint32_t)i, s,
-             i == cfg->n_scales - 1);
+        emit(d, path, SF_KIND_IMAGE, SF_DTYPE_F32, 3, ishape, level, (uint32_t)i,
+             cfg->scales[i], i == cfg->n_scales - 1);
     }
     sf_cli_info(d->cli, "%s: %dx%d, %d scales", path, w, h, cfg->n_scales);
     return 0;
@@ -293,7 +207,9 @@ int main(int argc, char **argv)
                                                         cli.config.std, cli.config.scales,
                                                         cli.config.n_scales);
     sf_error err;
-    if (sf_image_library_init(&err) != SF_OK) {
+    if (sf_image_library_init(&err) != SF_OK ||
+        sf_pyramid_create(cli.config.scales, cli.config.n_scales, cli.config.mean,
+                          cli.config.std, &d.pyramid, &err) != SF_OK) {
         sf_cli_error(&cli, "%s", err.message);
         return SF_EXIT_FATAL;
     }
@@ -314,7 +230,6 @@ int main(int argc, char **argv)
         }
         free(buf);
     }
-    free(d.base);
-    free(d.level);
+    sf_pyramid_free(d.pyramid);
     return sf_cli_finish(&cli, failed ? SF_EXIT_FAILURE : SF_EXIT_OK);
 }

@@ -252,6 +252,41 @@ sf_status sf_image_load_buffer(const void *data, size_t size, const char *name,
     return decode(img, name, options, out, err);
 }
 
+/* Bounds on what a stray .npy file makes us allocate. */
+#define NPY_MAX_BYTES (UINT64_C(1) << 32)
+#define NPY_MAX_SIDE 65536
+
+sf_status sf_image_load_npy(const char *path, sf_rgb_image *out, float **tensor,
+                            sf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    *tensor = NULL;
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return sf_error_set(err, errno == ENOENT ? SF_ERR_NOT_FOUND : SF_ERR_IO, "%s: %s",
+                            path, strerror(errno));
+    sf_npy_array a;
+    sf_status st = sf_npy_read(fp, path, NPY_MAX_BYTES, &a, err);
+    fclose(fp);
+    if (st != SF_OK)
+        return st;
+    int chw = a.dtype == SF_DTYPE_F32 && a.ndim == 3 && a.shape[0] == 3;
+    int hwc = a.dtype == SF_DTYPE_U8 && a.ndim == 3 && a.shape[2] == 3;
+    uint64_t h = chw ? a.shape[1] : a.shape[0], w = chw ? a.shape[2] : a.shape[1];
+    if (!(chw || hwc) || h < 1 || w < 1 || h > NPY_MAX_SIDE || w > NPY_MAX_SIDE) {
+        free(a.data);
+        return sf_error_set(err, SF_ERR_NOT_IMAGE, "%s: expected a 3 x H x W float32 tensor "
+                                                   "or H x W x 3 uint8 pixels", path);
+    }
+    out->width = out->source_width = (int)w;
+    out->height = out->source_height = (int)h;
+    if (chw)
+        *tensor = a.data;
+    else
+        out->pixels = a.data;
+    return SF_OK;
+}
+
 void sf_rgb_image_release(sf_rgb_image *img)
 {
     if (img) {

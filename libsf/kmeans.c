@@ -520,22 +520,32 @@ struct sf_kmeans_sampler {
     rng r;
 };
 
+static sf_status sampler_set_dim(sf_kmeans_sampler *s, size_t d, sf_error *err)
+{
+    if (d && !sf_mul_size(sf_mul_size(s->max_rows, d), sizeof(float)))
+        return sf_error_set(err, SF_ERR_TOO_LARGE, "sampler: %zu rows of dimension %zu",
+                            s->max_rows, d);
+    s->d = d;
+    return SF_OK;
+}
+
 sf_status sf_kmeans_sampler_create(size_t max_rows, size_t d, uint64_t seed,
                                    sf_kmeans_sampler **out, sf_error *err)
 {
     *out = NULL;
-    if (max_rows == 0 || d == 0)
+    if (max_rows == 0)
         return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
                             "sampler: %zu rows of dimension %zu", max_rows, d);
-    if (!sf_mul_size(sf_mul_size(max_rows, d), sizeof(float)))
-        return sf_error_set(err, SF_ERR_TOO_LARGE, "sampler: %zu rows of dimension %zu",
-                            max_rows, d);
     sf_kmeans_sampler *s = calloc(1, sizeof *s);
     if (!s)
         return sf_error_set(err, SF_ERR_NOMEM, "sampler: out of memory");
     s->max_rows = max_rows;
-    s->d = d;
     rng_seed(&s->r, seed, 2);
+    sf_status st = sampler_set_dim(s, d, err);
+    if (st != SF_OK) {
+        free(s);
+        return st;
+    }
     *out = s;
     return SF_OK;
 }
@@ -568,6 +578,8 @@ sf_status sf_kmeans_sampler_add(sf_kmeans_sampler *s, const float *rows, size_t 
                                 sf_error *err)
 {
     const size_t d = s->d;
+    if (d == 0)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, "sampler: no dimension yet");
     /* Rows that fit are kept as they come. */
     size_t fill = s->max_rows - s->n < n ? s->max_rows - s->n : n;
     if (fill) {
@@ -587,6 +599,71 @@ sf_status sf_kmeans_sampler_add(sf_kmeans_sampler *s, const float *rows, size_t 
         if (j < s->max_rows)
             memcpy(s->rows + (size_t)j * d, rows + i * d, d * sizeof(float));
         s->seen++;
+    }
+    return SF_OK;
+}
+
+/* Descriptors of a larger dimension are taken for damage: FIRe's are 128. */
+#define SAMPLER_MAX_DIM (UINT64_C(1) << 20)
+
+static int keep_scale(float value, double scale)
+{
+    return fabs(value - scale) <= SF_KMEANS_SCALE_TOLERANCE * scale;
+}
+
+sf_status sf_kmeans_sampler_add_image(sf_kmeans_sampler *s, const sf_stream_image *img,
+                                      double scale, sf_error *err)
+{
+    const char *key = img->key;
+    const sf_record *desc = sf_stream_image_find(img, SF_KIND_LOCAL_DESC);
+    if (!desc)
+        return SF_OK;
+    if (desc->dtype != SF_DTYPE_F32 || desc->ndim != 2 || desc->shape[1] == 0)
+        return sf_error_set(err, SF_ERR_INVALID_DATA,
+                            "%s: local_desc is not a float32 K x d array", key);
+    uint64_t d = desc->shape[1];
+    if (s->d == 0) {
+        if (d > SAMPLER_MAX_DIM)
+            return sf_error_set(err, SF_ERR_TOO_LARGE, "%s: descriptors of dimension %llu",
+                                key, (unsigned long long)d);
+        sf_status st = sampler_set_dim(s, (size_t)d, err);
+        if (st != SF_OK)
+            return st;
+    }
+    if (d != s->d)
+        return sf_error_set(err, SF_ERR_MISMATCH,
+                            "%s: descriptors of dimension %llu, the first ones had %zu", key,
+                            (unsigned long long)d, s->d);
+    const float *rows = desc->data;
+    size_t n = (size_t)desc->shape[0];
+    if (!(scale > 0) || n == 0)
+        return n ? sf_kmeans_sampler_add(s, rows, n, err) : SF_OK;
+
+    const sf_record *scales = sf_stream_image_find(img, SF_KIND_LOCAL_SCALE);
+    if (!scales)
+        return sf_error_set(err, SF_ERR_INVALID_DATA, "%s: no local_scale record to filter "
+                                                      "the descriptors by --scale", key);
+    if (scales->dtype != SF_DTYPE_F32 || scales->ndim != 1)
+        return sf_error_set(err, SF_ERR_INVALID_DATA, "%s: local_scale is not a float32 vector",
+                            key);
+    if (scales->shape[0] != n)
+        return sf_error_set(err, SF_ERR_INVALID_DATA,
+                            "%s: %llu local_scale values for %zu local_desc rows", key,
+                            (unsigned long long)scales->shape[0], n);
+    /* Each run of kept rows in one call: the sampler takes rows one by one,
+     * so this samples as the kept rows alone would. */
+    const float *v = scales->data;
+    for (size_t i = 0; i < n;) {
+        while (i < n && !keep_scale(v[i], scale))
+            i++;
+        size_t first = i;
+        while (i < n && keep_scale(v[i], scale))
+            i++;
+        if (i > first) {
+            sf_status st = sf_kmeans_sampler_add(s, rows + first * s->d, i - first, err);
+            if (st != SF_OK)
+                return st;
+        }
     }
     return SF_OK;
 }

@@ -43,6 +43,16 @@ sf_status sf_image_load_buffer(const void *data, size_t size, const char *name,
                                sf_error *err);
 void sf_rgb_image_release(sf_rgb_image *img);
 
+/* A .npy file taken as an image already decoded, as the reference's own
+ * tensors are fed through the pipeline: H x W x 3 uint8 pixels go to
+ * out->pixels; a normalised 3 x H x W float32 tensor goes to *tensor
+ * (malloc'd, the caller frees it) and out->pixels stays NULL.  Nothing is
+ * resized: out's sizes, source size included, are the array's.  Sides of
+ * 1 to 65536, at most 4 GiB of data.  Errors name the file; another array
+ * is SF_ERR_NOT_IMAGE. */
+sf_status sf_image_load_npy(const char *path, sf_rgb_image *out, float **tensor,
+                            sf_error *err);
+
 /* Output size of Pillow's Image.thumbnail((max_side, max_side)) for a
  * width x height image: max_side is floored first, the aspect ratio is kept
  * with Pillow's rounding, nothing is enlarged.  Returns 1 when the image
@@ -75,6 +85,34 @@ sf_status sf_pyramid_check(int height, int width, const double *scales, int n_sc
  * (sf_pyramid_level_size).  Fails when a side would be 0. */
 sf_status sf_pyramid_resize(const float *in, int channels, int height, int width,
                             double scale, float *out, sf_error *err);
+
+/* The pyramid of one image at a time, as sf-decode writes it: the
+ * normalised image at scale 1 (the base) and each level resized from it
+ * (sf_pyramid_resize).  Its buffers are kept from one image to the next. */
+typedef struct sf_pyramid sf_pyramid;
+
+/* scales (n_scales > 0 positive values) and the normalisation of
+ * sf_pyramid_set_rgb are copied. */
+sf_status sf_pyramid_create(const double *scales, int n_scales, const float mean[3],
+                            const float std[3], sf_pyramid **out, sf_error *err);
+void sf_pyramid_free(sf_pyramid *pyramid);
+
+/* Make a width x height image the base: 8-bit H x W x 3 pixels, normalised
+ * as sf_image_normalize does, or a normalised 3 x H x W tensor, copied.
+ * Every level is checked first (sf_pyramid_check) and the memory of the
+ * largest one is taken, so that a failure comes before any level is used;
+ * the pyramid then holds no image.  name is used in messages, here and by
+ * sf_pyramid_level. */
+sf_status sf_pyramid_set_rgb(sf_pyramid *pyramid, const char *name, const uint8_t *rgb,
+                             int width, int height, sf_error *err);
+sf_status sf_pyramid_set_tensor(sf_pyramid *pyramid, const char *name, const float *tensor,
+                                int width, int height, sf_error *err);
+
+/* Level i (in the order of the scales given) of the image set last:
+ * 3 x *height x *width floats owned by the pyramid, valid until the next
+ * call.  At scale 1 it is the base itself. */
+sf_status sf_pyramid_level(sf_pyramid *pyramid, int i, const float **data, int *height,
+                           int *width, sf_error *err);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "sf_status.h"
+#include "sf_stream.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -73,19 +74,40 @@ sf_status sf_kmeans_assign(const float *x, size_t n, size_t d, const float *cent
  * all the rows added (reservoir sampling, algorithm R): while fewer than
  * max_rows rows were seen it keeps them all, in order.  The sample depends
  * only on the seed and the sequence of rows.  Memory grows with the sample,
- * up to max_rows x d floats. */
+ * up to max_rows x d floats.  d may be 0 at creation: the first image
+ * offered (sf_kmeans_sampler_add_image) sets it, and no rows are taken
+ * before. */
 typedef struct sf_kmeans_sampler sf_kmeans_sampler;
 
 sf_status sf_kmeans_sampler_create(size_t max_rows, size_t d, uint64_t seed,
                                    sf_kmeans_sampler **out, sf_error *err);
 void sf_kmeans_sampler_free(sf_kmeans_sampler *sampler);
 
-/* Offer n rows (n x d floats, copied as needed). */
+/* Offer n rows (n x d floats, copied as needed); refused while d is 0. */
 sf_status sf_kmeans_sampler_add(sf_kmeans_sampler *sampler, const float *rows, size_t n,
                                 sf_error *err);
+
+/* Relative tolerance of the scale filter of sf_kmeans_sampler_add_image:
+ * scales are stored as float32 and typed with a few digits. */
+#define SF_KMEANS_SCALE_TOLERANCE 1e-3
+
+/* Offer the descriptors of one image of a feature stream: the rows of its
+ * local_desc record (float32 K x d), in order.  With scale > 0 only the
+ * rows whose local_scale value is within SF_KMEANS_SCALE_TOLERANCE * scale
+ * of scale are offered, as if they were the only ones.  An image without
+ * local_desc offers nothing.  The first local_desc record seen sets d when
+ * the sampler has none yet; later ones must have it.  Errors name the
+ * image by its key: SF_ERR_INVALID_DATA (a record of the wrong type, or,
+ * when filtering, no local_scale record or one of another length),
+ * SF_ERR_MISMATCH (descriptors of another dimension), SF_ERR_TOO_LARGE (a
+ * dimension beyond 2^20); no row of the image is added then.  On
+ * SF_ERR_NOMEM some may have been. */
+sf_status sf_kmeans_sampler_add_image(sf_kmeans_sampler *sampler, const sf_stream_image *img,
+                                      double scale, sf_error *err);
 /* The sample: *n rows of d floats, owned by the sampler, valid until the
  * next add or free. */
 const float *sf_kmeans_sampler_rows(const sf_kmeans_sampler *sampler, size_t *n);
+/* d; 0 while no image has set it. */
 size_t sf_kmeans_sampler_dim(const sf_kmeans_sampler *sampler);
 /* Number of rows offered so far. */
 uint64_t sf_kmeans_sampler_seen(const sf_kmeans_sampler *sampler);

@@ -1,11 +1,13 @@
 /* Decoding the golden photo: sizes equal Pillow's, pixels differ only by
- * resampling (libvips' Lanczos vs Pillow's), crop case included. */
+ * resampling (libvips' Lanczos vs Pillow's), crop case included.  And
+ * .npy files taken as images. */
 #include "config.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sf.h"
 #include "testutil.h"
@@ -59,8 +61,101 @@ static void compare(const char *dir, const char *jpg, const sf_decode_options *o
     sf_rgb_image_release(&img);
 }
 
+/* Write count elements of data as a .npy file dir/name; returns the path. */
+static const char *write_npy(const char *dir, const char *name, int dtype, unsigned ndim,
+                             const uint64_t *shape, const void *data)
+{
+    static char path[4096];
+    sf_record rec = { .kind = SF_KIND_IMAGE, .dtype = (uint8_t)dtype, .ndim = (uint8_t)ndim,
+                      .key = "k", .key_len = 1, .data = data };
+    sf_error err;
+    memcpy(rec.shape, shape, ndim * sizeof *shape);
+    rec.data_size = sf_shape_count(shape, ndim) * sf_dtype_size(dtype);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "wb");
+    if (!fp || sf_npy_write(fp, &rec, &err) != SF_OK || fclose(fp) != 0) {
+        fprintf(stderr, "cannot write %s\n", path);
+        exit(99);
+    }
+    return path;
+}
+
+/* .npy files as images: a float32 tensor, uint8 pixels, and the refusals. */
+static void test_npy(void)
+{
+    char dir[4096];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/test_decode.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        perror(dir);
+        exit(99);
+    }
+    sf_rgb_image img;
+    float *tensor;
+    sf_error err;
+    float chw[3 * 2 * 5];
+    uint8_t hwc[2 * 5 * 3];
+    for (int i = 0; i < 30; i++) {
+        chw[i] = (float)i / 7 - 2;
+        hwc[i] = (uint8_t)(8 * i);
+    }
+
+    const char *path = write_npy(dir, "f32.npy", SF_DTYPE_F32, 3, (uint64_t[]){ 3, 2, 5 }, chw);
+    CHECK(sf_image_load_npy(path, &img, &tensor, &err) == SF_OK, "%s", err.message);
+    CHECK(img.width == 5 && img.height == 2 && img.source_width == 5 &&
+              img.source_height == 2 && !img.pixels, "f32: %dx%d", img.width, img.height);
+    CHECK(tensor && memcmp(tensor, chw, sizeof chw) == 0, "f32: the tensor as stored");
+    free(tensor);
+
+    path = write_npy(dir, "u8.npy", SF_DTYPE_U8, 3, (uint64_t[]){ 2, 5, 3 }, hwc);
+    CHECK(sf_image_load_npy(path, &img, &tensor, &err) == SF_OK, "%s", err.message);
+    CHECK(img.width == 5 && img.height == 2 && img.source_width == 5 &&
+              img.source_height == 2 && !tensor, "u8: %dx%d", img.width, img.height);
+    CHECK(img.pixels && memcmp(img.pixels, hwc, sizeof hwc) == 0, "u8: the pixels as stored");
+    sf_rgb_image_release(&img);
+
+    /* Other types and layouts are not images. */
+    const struct { const char *name; int dtype; uint64_t shape[3]; } bad[] = {
+        { "hwc_f32.npy", SF_DTYPE_F32, { 2, 5, 3 } },
+        { "chw_u8.npy", SF_DTYPE_U8, { 3, 2, 5 } },
+        { "four.npy", SF_DTYPE_F32, { 4, 2, 3 } },
+        { "f64.npy", SF_DTYPE_F64, { 3, 1, 1 } },
+        { "empty.npy", SF_DTYPE_F32, { 3, 0, 5 } },
+    };
+    static double zeros[30];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        path = write_npy(dir, bad[i].name, bad[i].dtype, 3, bad[i].shape, zeros);
+        CHECK(sf_image_load_npy(path, &img, &tensor, &err) == SF_ERR_NOT_IMAGE &&
+                  !img.pixels && !tensor, "%s accepted", bad[i].name);
+        CHECK(strstr(err.message, path) && strstr(err.message, "expected a 3 x H x W float32 "
+                                                               "tensor or H x W x 3 uint8"),
+              "%s: %s", bad[i].name, err.message);
+    }
+    path = write_npy(dir, "flat.npy", SF_DTYPE_U8, 1, (uint64_t[]){ 30 }, hwc);
+    CHECK(sf_image_load_npy(path, &img, &tensor, &err) == SF_ERR_NOT_IMAGE, "1-d accepted");
+    char missing[4200];
+    snprintf(missing, sizeof missing, "%s/missing.npy", dir);
+    CHECK(sf_image_load_npy(missing, &img, &tensor, &err) == SF_ERR_NOT_FOUND, "missing file");
+    CHECK(strstr(err.message, "missing.npy: No such file") != NULL, "%s", err.message);
+    path = write_npy(dir, "cut.npy", SF_DTYPE_U8, 3, (uint64_t[]){ 2, 5, 3 }, hwc);
+    if (truncate(path, 100) != 0)
+        exit(99);
+    CHECK(sf_image_load_npy(path, &img, &tensor, &err) == SF_ERR_TRUNCATED, "cut file");
+    CHECK(strstr(err.message, "cut.npy") != NULL, "%s", err.message);
+
+    const char *names[] = { "f32.npy", "u8.npy", "hwc_f32.npy", "chw_u8.npy", "four.npy",
+                            "f64.npy", "empty.npy", "flat.npy", "cut.npy" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        remove(p);
+    }
+    rmdir(dir);
+}
+
 int main(void)
 {
+    test_npy();
     const char *golden = tu_golden_dir();
     char dir[2048];
     snprintf(dir, sizeof dir, "%s/r18-small", golden);

@@ -413,6 +413,127 @@ static void test_sampler(void)
     free(rows);
 }
 
+/* An image of the stream as sf-lit writes it: rows x d local_desc, and
+ * local_scale when scales is not NULL. */
+typedef struct test_image {
+    sf_record recs[2];
+    sf_stream_image img;
+} test_image;
+
+static const sf_stream_image *make_image(test_image *t, const char *key, const float *desc,
+                                         size_t rows, size_t d, const float *scales)
+{
+    memset(t, 0, sizeof *t);
+    sf_record *r = &t->recs[0];
+    *r = (sf_record){ .kind = SF_KIND_LOCAL_DESC, .dtype = SF_DTYPE_F32, .ndim = 2,
+                      .shape = { rows, d }, .key = key, .key_len = strlen(key), .data = desc,
+                      .data_size = rows * d * sizeof(float), .scale = 1 };
+    t->img.count = 1;
+    if (scales) {
+        t->recs[1] = *r;
+        r = &t->recs[1];
+        r->kind = SF_KIND_LOCAL_SCALE;
+        r->ndim = 1;
+        r->shape[1] = 0;
+        r->data = scales;
+        r->data_size = rows * sizeof(float);
+        t->img.count = 2;
+    }
+    t->img.key = key;
+    t->img.key_len = strlen(key);
+    t->img.recs = t->recs;
+    return &t->img;
+}
+
+/* Images into the sampler: which rows, the scale filter, the dimension
+ * set by the first image, and each refusal naming the image. */
+static void test_sampler_images(void)
+{
+    enum { D = 4, ROWS = 6, IMAGES = 50, MAX = 40 };
+    /* Scales as sf-lit stores them, with the float32 error of typed ones. */
+    const float scales[ROWS] = { 1.0f, 0.5f, 1.0004f, 0.9995f, 2.0f, 1.0f };
+    const int kept[ROWS] = { 1, 0, 1, 1, 0, 1 };
+    float *desc = alloc_floats((size_t)IMAGES * ROWS * D);
+    float *want = alloc_floats((size_t)IMAGES * ROWS * D);
+    size_t n_want = 0;
+    for (size_t i = 0; i < (size_t)IMAGES * ROWS; i++) {
+        for (size_t t = 0; t < D; t++)
+            desc[i * D + t] = (float)(i * D + t);
+        if (kept[i % ROWS])
+            memcpy(want + D * n_want++, desc + i * D, D * sizeof(float));
+    }
+    sf_kmeans_sampler *s, *all, *ref;
+    sf_error err;
+    test_image ti;
+    CHECK(sf_kmeans_sampler_create(MAX, 0, 9, &s, &err) == SF_OK, "d = 0: %s", err.message);
+    CHECK(sf_kmeans_sampler_dim(s) == 0, "no dimension before an image");
+    CHECK(sf_kmeans_sampler_add(s, desc, 1, &err) == SF_ERR_INVALID_ARGUMENT,
+          "rows taken before the dimension is known");
+    CHECK(sf_kmeans_sampler_create(MAX, 0, 9, &all, &err) == SF_OK, "%s", err.message);
+    CHECK(sf_kmeans_sampler_create(MAX, D, 9, &ref, &err) == SF_OK, "%s", err.message);
+    /* An image without descriptors offers nothing and sets nothing. */
+    sf_stream_image none = { .key = "none", .key_len = 4 };
+    CHECK(sf_kmeans_sampler_add_image(s, &none, 1, &err) == SF_OK &&
+              sf_kmeans_sampler_dim(s) == 0 && sf_kmeans_sampler_seen(s) == 0,
+          "an image without local_desc");
+    for (int im = 0; im < IMAGES; im++) {
+        const float *rows = desc + (size_t)im * ROWS * D;
+        CHECK(sf_kmeans_sampler_add_image(s, make_image(&ti, "a", rows, ROWS, D, scales), 1,
+                                          &err) == SF_OK, "%s", err.message);
+        CHECK(sf_kmeans_sampler_add_image(all, make_image(&ti, "b", rows, ROWS, D, NULL), 0,
+                                          &err) == SF_OK, "%s", err.message);
+    }
+    CHECK(sf_kmeans_sampler_dim(s) == D, "the first image sets d");
+    /* The filtered images sample as their kept rows alone. */
+    sf_kmeans_sampler_add(ref, want, n_want, &err);
+    size_t n, n_ref;
+    const float *got = sf_kmeans_sampler_rows(s, &n);
+    const float *exp = sf_kmeans_sampler_rows(ref, &n_ref);
+    CHECK(sf_kmeans_sampler_seen(s) == n_want && n == MAX && n_ref == MAX &&
+              memcmp(got, exp, (size_t)MAX * D * sizeof(float)) == 0,
+          "--scale 1: %llu rows seen, %zu wanted; not the sample of the kept rows",
+          (unsigned long long)sf_kmeans_sampler_seen(s), n_want);
+    CHECK(sf_kmeans_sampler_seen(all) == (uint64_t)IMAGES * ROWS, "scale 0: every row");
+    sf_kmeans_sampler_free(all);
+    sf_kmeans_sampler_free(ref);
+
+    /* Refusals name the image and add nothing. */
+    uint64_t seen = sf_kmeans_sampler_seen(s);
+    CHECK(sf_kmeans_sampler_add_image(s, make_image(&ti, "d3", desc, 8, 3, NULL), 0, &err) ==
+              SF_ERR_MISMATCH, "another dimension accepted");
+    CHECK(strcmp(err.message, "d3: descriptors of dimension 3, the first ones had 4") == 0,
+          "%s", err.message);
+    CHECK(sf_kmeans_sampler_add_image(s, make_image(&ti, "plain", desc, ROWS, D, NULL), 1,
+                                      &err) == SF_ERR_INVALID_DATA, "a filter without scales");
+    CHECK(strcmp(err.message, "plain: no local_scale record to filter the descriptors by "
+                              "--scale") == 0, "%s", err.message);
+    make_image(&ti, "short", desc, ROWS, D, scales);
+    ti.recs[1].shape[0] = ROWS - 1;
+    ti.recs[1].data_size -= sizeof(float);
+    CHECK(sf_kmeans_sampler_add_image(s, &ti.img, 1, &err) == SF_ERR_INVALID_DATA &&
+              strcmp(err.message, "short: 5 local_scale values for 6 local_desc rows") == 0,
+          "scales of another length: %s", err.message);
+    make_image(&ti, "f64", desc, ROWS / 2, D, NULL);
+    ti.recs[0].dtype = SF_DTYPE_F64;
+    CHECK(sf_kmeans_sampler_add_image(s, &ti.img, 0, &err) == SF_ERR_INVALID_DATA &&
+              strcmp(err.message, "f64: local_desc is not a float32 K x d array") == 0,
+          "float64 descriptors: %s", err.message);
+    CHECK(sf_kmeans_sampler_seen(s) == seen, "a refused image added rows");
+    sf_kmeans_sampler_free(s);
+
+    /* The first image's dimension is bounded. */
+    CHECK(sf_kmeans_sampler_create(MAX, 0, 9, &s, &err) == SF_OK, "%s", err.message);
+    make_image(&ti, "wide", NULL, 0, 0, NULL);
+    ti.recs[0].shape[1] = (1 << 20) + 1;
+    CHECK(sf_kmeans_sampler_add_image(s, &ti.img, 0, &err) == SF_ERR_TOO_LARGE &&
+              sf_kmeans_sampler_dim(s) == 0, "dimension 2^20 + 1 accepted");
+    CHECK(strcmp(err.message, "wide: descriptors of dimension 1048577") == 0, "%s",
+          err.message);
+    sf_kmeans_sampler_free(s);
+    free(desc);
+    free(want);
+}
+
 /* ---- Codebook file ---- */
 
 static char tmpdir[4096];
@@ -658,6 +779,7 @@ int main(int argc, char **argv)
     test_monotone_and_deterministic();
     test_empty_clusters();
     test_sampler();
+    test_sampler_images();
     test_codebook_file();
     rmdir(tmpdir);
     return tu_finish("test_kmeans");

@@ -1,12 +1,92 @@
 /* The multi-scale pyramid against the reference's F.interpolate output
- * (golden r18-small s{i}_resized), fed the golden input.f32. */
+ * (golden r18-small s{i}_resized), fed the golden input.f32; and the
+ * sf_pyramid object that sf-decode writes levels from. */
 #include "config.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "sf.h"
 #include "testutil.h"
+
+/* sf_pyramid gives, level after level, what sf_pyramid_resize gives from
+ * the same base, the base itself at scale 1; images of other sizes reuse
+ * it; a level too small fails when the image is set. */
+static void test_object(const sf_config *cfg, const float *input, int h, int w)
+{
+    sf_pyramid *p;
+    sf_error err;
+    const float *level;
+    int lh, lw;
+    CHECK(sf_pyramid_create(cfg->scales, cfg->n_scales, cfg->mean, cfg->std, &p, &err) == SF_OK,
+          "%s", err.message);
+    CHECK(sf_pyramid_level(p, 0, &level, &lh, &lw, &err) == SF_ERR_INVALID_ARGUMENT,
+          "a level without an image");
+    /* The top-left corner of the golden input, then the whole: smaller, larger. */
+    int sizes[2][2] = { { 40, 56 }, { h, w } };
+    for (int k = 0; k < 2; k++) {
+        int sh = sizes[k][0], sw = sizes[k][1];
+        float *base = malloc((size_t)3 * sh * sw * sizeof *base);
+        for (int c = 0; c < 3; c++)
+            for (int y = 0; y < sh; y++)
+                memcpy(base + ((size_t)c * sh + y) * sw, input + ((size_t)c * h + y) * w,
+                       (size_t)sw * sizeof *base);
+        CHECK(sf_pyramid_set_tensor(p, "corner", base, sw, sh, &err) == SF_OK, "%s",
+              err.message);
+        for (int i = 0; i < cfg->n_scales; i++) {
+            int eh, ew;
+            sf_pyramid_level_size(sh, sw, cfg->scales[i], &eh, &ew);
+            float *want = malloc((size_t)3 * eh * ew * sizeof *want);
+            sf_pyramid_resize(base, 3, sh, sw, cfg->scales[i], want, &err);
+            CHECK(sf_pyramid_level(p, i, &level, &lh, &lw, &err) == SF_OK, "%s", err.message);
+            CHECK(lh == eh && lw == ew, "level %d: %dx%d, not %dx%d", i, lw, lh, ew, eh);
+            CHECK(lh == eh && lw == ew &&
+                      memcmp(level, want, (size_t)3 * eh * ew * sizeof *want) == 0,
+                  "level %d (scale %g) differs from sf_pyramid_resize", i, cfg->scales[i]);
+            free(want);
+        }
+        free(base);
+    }
+    CHECK(sf_pyramid_level(p, cfg->n_scales, &level, &lh, &lw, &err) ==
+              SF_ERR_INVALID_ARGUMENT, "level %d of %d", cfg->n_scales, cfg->n_scales);
+
+    /* Pixels are normalised as sf_image_normalize does. */
+    uint8_t rgb[4 * 6 * 3];
+    float want[3 * 4 * 6];
+    for (size_t i = 0; i < sizeof rgb; i++)
+        rgb[i] = (uint8_t)(37 * i);
+    sf_image_normalize(rgb, 6, 4, cfg->mean, cfg->std, want);
+    const double scales[] = { 0.5, 1 };
+    sf_pyramid *q;
+    CHECK(sf_pyramid_create(scales, 2, cfg->mean, cfg->std, &q, &err) == SF_OK, "%s",
+          err.message);
+    CHECK(sf_pyramid_set_rgb(q, "px", rgb, 6, 4, &err) == SF_OK, "%s", err.message);
+    CHECK(sf_pyramid_level(q, 1, &level, &lh, &lw, &err) == SF_OK && lh == 4 && lw == 6 &&
+              memcmp(level, want, sizeof want) == 0, "scale 1 of pixels");
+    CHECK(sf_pyramid_level(q, 0, &level, &lh, &lw, &err) == SF_OK && lh == 2 && lw == 3,
+          "scale 0.5 of pixels: %dx%d", lw, lh);
+
+    /* A level without pixels: the image's failure, named, and no image held. */
+    CHECK(sf_pyramid_set_rgb(q, "thin.png", rgb, 6, 1, &err) == SF_ERR_INVALID_ARGUMENT,
+          "a 6x1 image at scale 0.5");
+    CHECK(strcmp(err.message, "thin.png: too small (6x1) for scale 0.5") == 0, "%s",
+          err.message);
+    CHECK(sf_pyramid_level(q, 1, &level, &lh, &lw, &err) == SF_ERR_INVALID_ARGUMENT,
+          "a level after a failed image");
+    CHECK(sf_pyramid_set_rgb(q, "none", rgb, 0, 4, &err) == SF_ERR_INVALID_ARGUMENT,
+          "an empty image");
+
+    const double bad[] = { 1, 0 };
+    sf_pyramid *r = (sf_pyramid *)1;
+    CHECK(sf_pyramid_create(bad, 2, cfg->mean, cfg->std, &r, &err) ==
+              SF_ERR_INVALID_ARGUMENT && !r, "scale 0 accepted");
+    CHECK(sf_pyramid_create(scales, 0, cfg->mean, cfg->std, &r, &err) ==
+              SF_ERR_INVALID_ARGUMENT && !r, "no scales accepted");
+    sf_pyramid_free(q);
+    sf_pyramid_free(p);
+    sf_pyramid_free(NULL);
+}
 
 int main(void)
 {
@@ -42,6 +122,8 @@ int main(void)
         }
         free(want);
     }
+    if (n == (size_t)3 * h * w * sizeof(float))
+        test_object(&cfg, input, h, w);
     free(input);
 
     /* Refuses sizes that make no sense. */
