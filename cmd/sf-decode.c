@@ -51,18 +51,10 @@ static void emit(decoder *d, const char *key, uint16_t kind, uint8_t dtype, unsi
                  const uint64_t *shape, const void *data, uint32_t index, double scale, int last)
 {
     sf_record rec;
-    memset(&rec, 0, sizeof rec);
-    rec.kind = kind;
+    sf_record_make(&rec, key, kind, dtype, ndim, shape, data);
     rec.flags = last ? SF_RECORD_LAST : 0;
-    rec.dtype = dtype;
-    rec.ndim = (uint8_t)ndim;
-    memcpy(rec.shape, shape, ndim * sizeof shape[0]);
     rec.index = index;
     rec.scale = scale;
-    rec.key = key;
-    rec.key_len = strlen(key);
-    rec.data = data;
-    rec.data_size = sf_shape_count(shape, ndim) * sf_dtype_size(dtype);
     sf_cli_write_record(d->cli, &rec);
 }
 
