@@ -1,11 +1,9 @@
 /* sf-cat: read feature streams, check them, and write them back out as a
- * stream, as text, as a key list or as .npy files.  Reading and checking is
- * libsf's; this file chooses records and prints them. */
+ * stream, as text, as a key list or as .npy files.  Reading, checking and
+ * choosing records (sf_record_filter) is libsf's; this file prints them. */
 #include "config.h"
 
 #include <errno.h>
-#include <fnmatch.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,20 +23,10 @@ enum {
     OPT_PARTIAL,
 };
 
-typedef struct filter {
-    char **keys; /* sorted, for bsearch */
-    size_t n_keys, keys_cap;
-    const char **globs;
-    size_t n_globs;
-    uint32_t kinds;  /* bit k set: keep kind k; 0: keep every kind */
-    int has_index;
-    uint32_t index;
-} filter;
-
 typedef struct options {
     enum mode mode;
     const char *npy_dir;
-    filter f;
+    sf_record_filter *f;
 } options;
 
 static const char options_help[] =
@@ -69,27 +57,14 @@ static const struct option longopts[] = {
 
 /* ---- Filters ---- */
 
-static void add_key(const sf_cli *cli, filter *f, const char *key, size_t len)
+/* The outcome of a change to the filter that can only run out of memory. */
+static void filter_built(const sf_cli *cli, sf_status st)
 {
-    if (len == 0)
-        return;
-    if (f->n_keys == f->keys_cap) {
-        size_t cap = f->keys_cap ? 2 * f->keys_cap : 16;
-        char **keys = realloc(f->keys, cap * sizeof *keys);
-        if (!keys)
-            sf_cli_out_of_memory(cli);
-        f->keys = keys;
-        f->keys_cap = cap;
-    }
-    char *copy = malloc(len + 1);
-    if (!copy)
+    if (st != SF_OK)
         sf_cli_out_of_memory(cli);
-    memcpy(copy, key, len);
-    copy[len] = '\0';
-    f->keys[f->n_keys++] = copy;
 }
 
-static void add_key_file(const sf_cli *cli, filter *f, const char *path)
+static void add_key_file(const sf_cli *cli, sf_record_filter *f, const char *path)
 {
     const char *why;
     size_t n;
@@ -97,46 +72,18 @@ static void add_key_file(const sf_cli *cli, filter *f, const char *path)
     if (!lines)
         sf_cli_usage_error(cli, "%s: %s", path, why);
     for (size_t i = 0; i < n; i++)
-        add_key(cli, f, lines[i], strlen(lines[i]));
+        if (*lines[i])
+            filter_built(cli, sf_record_filter_add_key(f, lines[i], NULL));
     sf_cli_free_lines(lines, n);
 }
 
-static int compare_keys(const void *a, const void *b)
+static void add_kind(const sf_cli *cli, sf_record_filter *f, const char *name)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int keep_image(const filter *f, const char *key)
-{
-    if (f->n_keys == 0 && f->n_globs == 0)
-        return 1;
-    if (f->n_keys && bsearch(&key, f->keys, f->n_keys, sizeof *f->keys, compare_keys))
-        return 1;
-    for (size_t i = 0; i < f->n_globs; i++)
-        if (fnmatch(f->globs[i], key, 0) == 0)
-            return 1;
-    return 0;
-}
-
-/* The image's key already passed keep_image.  Provenance stays with
- * whatever else of the image is kept (see want_provenance). */
-static int keep_record(const filter *f, const sf_record *rec)
-{
-    unsigned kind = rec->kind & ~SF_KIND_OPTIONAL;
-    if (f->kinds && (kind >= 32 || !(f->kinds & (UINT32_C(1) << kind))))
-        return 0;
-    return !f->has_index || rec->index == f->index;
-}
-
-static void add_kind(const sf_cli *cli, filter *f, const char *name)
-{
-    int kind = sf_kind_from_name(name);
-    if (kind <= 0 || kind >= 32)
+    if (sf_record_filter_add_kind(f, sf_kind_from_name(name), NULL) != SF_OK)
         sf_cli_usage_error(cli, "--kind: unknown record kind '%s' (known: image, "
                                 "feature_map, superfeatures, attention, strength, "
                                 "local_desc, local_strength, local_scale, local_index, "
                                 "global, pixels, source)", name);
-    f->kinds |= UINT32_C(1) << kind;
 }
 
 /* ---- Text output ---- */
@@ -162,53 +109,16 @@ static void print_key(const char *key, size_t len)
     }
 }
 
-static double half_to_double(uint16_t h)
-{
-    int exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-    double v;
-    if (exp == 0)
-        v = ldexp(mant, -24);
-    else if (exp == 31)
-        v = mant ? NAN : INFINITY;
-    else
-        v = ldexp(mant + 1024, exp - 25);
-    return h & 0x8000 ? -v : v;
-}
-
-static double element(const sf_record *rec, uint64_t i)
-{
-    const unsigned char *p = rec->data;
-    switch (rec->dtype) {
-    case SF_DTYPE_U8: return p[i];
-    case SF_DTYPE_I16: { int16_t v; memcpy(&v, p + 2 * i, 2); return v; }
-    case SF_DTYPE_I32: { int32_t v; memcpy(&v, p + 4 * i, 4); return v; }
-    case SF_DTYPE_I64: { int64_t v; memcpy(&v, p + 8 * i, 8); return (double)v; }
-    case SF_DTYPE_F16: { uint16_t v; memcpy(&v, p + 2 * i, 2); return half_to_double(v); }
-    case SF_DTYPE_F32: { float v; memcpy(&v, p + 4 * i, 4); return v; }
-    case SF_DTYPE_F64: { double v; memcpy(&v, p + 8 * i, 8); return v; }
-    }
-    return NAN;
-}
-
 static void print_stats(const sf_record *rec)
 {
-    uint64_t n = rec->data_size / sf_dtype_size(rec->dtype), counted = 0;
-    double lo = INFINITY, hi = -INFINITY, sum = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        double v = element(rec, i);
-        sum += v;
-        if (isnan(v))
-            continue;
-        counted++;
-        lo = v < lo ? v : lo;
-        hi = v > hi ? v : hi;
-    }
-    if (n == 0)
+    sf_record_stats st;
+    sf_record_summarize(rec, &st);
+    if (st.count == 0)
         fputs("min=- max=- mean=-", stdout);
-    else if (counted == 0)
+    else if (st.n_nan == st.count)
         fputs("min=nan max=nan mean=nan", stdout);
     else
-        printf("min=%g max=%g mean=%g", lo, hi, sum / (double)n);
+        printf("min=%g max=%g mean=%g", st.min, st.max, st.mean);
 }
 
 static void print_provenance(const sf_record *rec)
@@ -240,28 +150,11 @@ static void print_record(const sf_record *rec, int last)
 
 /* ---- .npy export ---- */
 
-/* Key as one safe file name: letters, digits, '-', '_', '.' and '+' are
- * kept, anything else (including '/' and non-ASCII bytes) becomes '_', a
- * leading '.' too, and the name is cut at 200 bytes. */
-static void safe_name(char *out, const char *key, size_t len)
-{
-    if (len > 200)
-        len = 200;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)key[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-                 || c == '-' || c == '_' || c == '+' || (c == '.' && i > 0);
-        out[i] = ok ? (char)c : '_';
-    }
-    out[len] = '\0';
-}
-
 static int export_npy(const sf_cli *cli, const char *dir, const sf_record *rec)
 {
-    char name[256], path[4096];
-    safe_name(name, rec->key, rec->key_len);
-    snprintf(path, sizeof path, "%s/%s.%s.%lu.npy", dir, name, sf_kind_name(rec->kind),
-             (unsigned long)rec->index);
+    char name[SF_NPY_NAME_SIZE], path[4096];
+    sf_npy_file_name(rec, name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *fp = fopen(path, "wb");
     if (!fp) {
         sf_cli_error(cli, "%s: %s", path, strerror(errno));
@@ -307,16 +200,8 @@ static int cat_image(void *vctx, const sf_stream_image *img, const char *name)
     cat *c = vctx;
     const options *o = c->o;
     (void)name;
-    if (!keep_image(&o->f, img->key))
-        return SF_EXIT_OK;
-    size_t kept = 0;
-    for (size_t i = 0; i < img->count; i++)
-        kept += img->recs[i].kind != SF_KIND_PROVENANCE && keep_record(&o->f, &img->recs[i]);
-    /* Provenance describes the image: it goes first wherever a part of it
-     * goes, unless --kind leaves it out. */
-    int show_prov = sf_stream_image_find(img, SF_KIND_PROVENANCE) &&
-                    (!o->f.kinds || (o->f.kinds & (UINT32_C(1) << SF_KIND_PROVENANCE)));
-    if (!kept && !show_prov)
+    size_t total = sf_record_filter_count(o->f, img);
+    if (!total)
         return SF_EXIT_OK;
     if (o->mode == MODE_LIST) {
         print_key(img->key, img->key_len);
@@ -324,15 +209,11 @@ static int cat_image(void *vctx, const sf_stream_image *img, const char *name)
         return SF_EXIT_OK;
     }
     int status = SF_EXIT_OK;
-    size_t printed = 0, total = kept + (size_t)show_prov;
+    size_t printed = 0;
     for (size_t i = 0; i < img->count; i++) {
         const sf_record *rec = &img->recs[i];
-        if (rec->kind == SF_KIND_PROVENANCE) {
-            if (!show_prov)
-                continue;
-        } else if (!keep_record(&o->f, rec)) {
+        if (!sf_record_filter_keeps_record(o->f, rec))
             continue;
-        }
         switch (o->mode) {
         case MODE_STREAM: sf_cli_batch_add(c->cli, &c->out, rec); break;
         case MODE_TEXT: print_record(rec, ++printed == total); break;
@@ -366,6 +247,7 @@ int main(int argc, char **argv)
     cli.options_help = options_help;
 
     options o = { .mode = MODE_STREAM };
+    filter_built(&cli, sf_record_filter_create(&o.f, NULL));
     int c;
     while ((c = sf_cli_getopt(&cli, argc, argv, "tk:", longopts)) != -1) {
         switch (c) {
@@ -381,29 +263,20 @@ int main(int argc, char **argv)
         case 'k':
             if (!*optarg)
                 sf_cli_usage_error(&cli, "--key: keys are never empty");
-            add_key(&cli, &o.f, optarg, strlen(optarg));
+            filter_built(&cli, sf_record_filter_add_key(o.f, optarg, NULL));
             break;
-        case OPT_KEY_FILE: add_key_file(&cli, &o.f, optarg); break;
-        case OPT_MATCH: {
-            const char **globs = realloc(o.f.globs, (o.f.n_globs + 1) * sizeof *globs);
-            if (!globs)
-                sf_cli_out_of_memory(&cli);
-            o.f.globs = globs;
-            o.f.globs[o.f.n_globs++] = optarg;
-            break;
-        }
-        case OPT_KIND: add_kind(&cli, &o.f, optarg); break;
+        case OPT_KEY_FILE: add_key_file(&cli, o.f, optarg); break;
+        case OPT_MATCH: filter_built(&cli, sf_record_filter_add_glob(o.f, optarg, NULL)); break;
+        case OPT_KIND: add_kind(&cli, o.f, optarg); break;
         case OPT_PARTIAL: cli.partial_input = 1; break;
         case OPT_INDEX:
-            o.f.index = (uint32_t)sf_cli_parse_int(&cli, "--index", optarg, 0, UINT32_MAX);
-            o.f.has_index = 1;
+            sf_record_filter_set_index(o.f, (uint32_t)sf_cli_parse_int(&cli, "--index", optarg, 0,
+                                                                        UINT32_MAX));
             break;
         default:
             sf_cli_usage_error(&cli, "unexpected option");
         }
     }
-    if (o.f.n_keys)
-        qsort(o.f.keys, o.f.n_keys, sizeof *o.f.keys, compare_keys);
     if (o.mode == MODE_STREAM)
         sf_cli_stream_output(&cli);
     if (o.mode == MODE_NPY)
@@ -414,9 +287,6 @@ int main(int argc, char **argv)
     int status = optind < argc ? sf_cli_each_image_of(&cli, argc, argv, optind, cat_image, &run)
                                : sf_cli_each_image_of(&cli, 2, stdin_only, 1, cat_image, &run);
     sf_cli_batch_free(&run.out);
-    for (size_t i = 0; i < o.f.n_keys; i++)
-        free(o.f.keys[i]);
-    free(o.f.keys);
-    free(o.f.globs);
+    sf_record_filter_free(o.f);
     return sf_cli_finish(&cli, status);
 }

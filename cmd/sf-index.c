@@ -1,6 +1,6 @@
 /* sf-index: create, update and inspect an on-disk ASMK index.  The file,
- * its locking and its commits are libsf's (sf_index.h); this file reads
- * feature streams, quantises their local descriptors and reports. */
+ * its locking, its commits and what an image added must be are libsf's
+ * (sf_index.h); this file reads feature streams and reports. */
 #include "config.h"
 
 #include <errno.h>
@@ -160,7 +160,6 @@ typedef struct adder {
     sf_cli *cli;
     sf_index_writer *w;
     sf_asmk_codebook *cb;
-    size_t dim;
     uint64_t added, replaced;
 } adder;
 
@@ -169,40 +168,27 @@ static int add_image(void *vctx, const sf_stream_image *img, const char *name)
 {
     adder *a = vctx;
     sf_error err;
-    uint64_t held = sf_index_writer_features(a->w);
-    sf_status st = held ? sf_provenance_check_features(img, held, "the index", &err)
-                        : sf_provenance_check_stage(img, SF_STAGE_LIT, 0, &err);
-    if (sf_cli_provenance(a->cli, name, st, &err))
-        return SF_EXIT_FAILURE;
-    if (!held && img->has_provenance && img->provenance.stage == SF_STAGE_LIT) {
-        /* The first addition says what the index holds from now on. */
-        if (sf_index_writer_n_images(a->w) > 0)
-            sf_cli_warn(a->cli, "the index does not say which model made its images (made by "
-                        "an older sf); it records %016llx now",
-                        (unsigned long long)sf_provenance_features(&img->provenance));
-        sf_index_writer_set_features(a->w, sf_provenance_features(&img->provenance));
-    }
-    const sf_record *desc = sf_stream_image_find(img, SF_KIND_LOCAL_DESC);
-    if (!desc) {
-        sf_cli_error(a->cli, "%s: %s: no local_desc record (the output of sf-lit)", name,
-                     img->key);
-        return SF_EXIT_FAILURE;
-    }
-    if (desc->shape[1] != a->dim) {
-        sf_cli_error(a->cli, "%s: %s: local_desc is not a K x %zu float32 array "
-                     "(made for another codebook?)", name, img->key, a->dim);
-        return SF_EXIT_FAILURE;
-    }
     int replaced;
-    if (sf_index_writer_add_descriptors(a->w, a->cb, img->key, desc->data,
-                                        (size_t)desc->shape[0], &replaced, &err) != SF_OK) {
-        if (err.status == SF_ERR_IO || err.status == SF_ERR_NOMEM) {
-            sf_cli_error(a->cli, "%s", err.message);
-            return SF_EXIT_FATAL;
-        }
+    uint64_t held = sf_index_writer_features(a->w);
+    size_t before = sf_index_writer_n_images(a->w);
+    sf_status st = sf_index_writer_add_image(a->w, a->cb, img, 0, &replaced, &err);
+    if (st == SF_ERR_MISMATCH) {
+        if (sf_cli_provenance(a->cli, name, st, &err))
+            return SF_EXIT_FAILURE;
+        st = sf_index_writer_add_image(a->w, a->cb, img, 1, &replaced, &err);
+    }
+    if (st == SF_ERR_IO || st == SF_ERR_NOMEM) {
+        sf_cli_error(a->cli, "%s", err.message);
+        return SF_EXIT_FATAL;
+    }
+    if (st != SF_OK) {
         sf_cli_error(a->cli, "%s: %s: %s", name, img->key, err.message);
         return SF_EXIT_FAILURE;
     }
+    if (!held && before > 0 && sf_index_writer_features(a->w))
+        sf_cli_warn(a->cli, "the index does not say which model made its images (made by "
+                    "an older sf); it records %016llx now",
+                    (unsigned long long)sf_index_writer_features(a->w));
     a->added++;
     a->replaced += (uint64_t)replaced;
     if (replaced)
@@ -245,7 +231,6 @@ static int cmd_add(sf_cli *cli, const options *o, const char *path, int argc, ch
         sf_codebook_free(cb);
         return report(cli, &err);
     }
-    a.dim = (size_t)id.dim;
     sf_index_writer_options wo;
     sf_index_writer_options_default(&wo);
     wo.no_wait = o->no_wait;

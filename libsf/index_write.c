@@ -1053,6 +1053,36 @@ sf_status sf_index_writer_add_descriptors(sf_index_writer *w, const sf_asmk_code
     return st;
 }
 
+sf_status sf_index_writer_add_image(sf_index_writer *w, const sf_asmk_codebook *codebook,
+                                    const sf_stream_image *img, int allow_mismatch,
+                                    int *replaced, sf_error *err)
+{
+    if (replaced)
+        *replaced = 0;
+    const uint64_t held = w->features;
+    sf_status st = SF_OK;
+    if (!allow_mismatch)
+        st = held ? sf_provenance_check_features(img, held, "the index", err)
+                  : sf_provenance_check_stage(img, SF_STAGE_LIT, 0, err);
+    if (st != SF_OK)
+        return st;
+    const sf_record *desc = sf_stream_image_find(img, SF_KIND_LOCAL_DESC);
+    if (!desc)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                            "no local_desc record (the output of sf-lit)");
+    if (desc->dtype != SF_DTYPE_F32 || desc->ndim != 2 || desc->shape[1] != w->cur.codebook.dim)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                            "local_desc is not a K x %llu float32 array "
+                            "(made for another codebook?)",
+                            (unsigned long long)w->cur.codebook.dim);
+    st = sf_index_writer_add_descriptors(w, codebook, img->key, desc->data,
+                                         (size_t)desc->shape[0], replaced, err);
+    /* The first image says what the index holds from now on. */
+    if (st == SF_OK && !held && img->has_provenance && img->provenance.stage == SF_STAGE_LIT)
+        w->features = sf_provenance_features(&img->provenance);
+    return st;
+}
+
 sf_status sf_index_writer_remove(sf_index_writer *w, const char *key, sf_error *err)
 {
     sf_status st = usable(w, err);

@@ -69,6 +69,25 @@ sf_status sf_npy_write(FILE *fp, const sf_record *rec, sf_error *err)
     return SF_OK;
 }
 
+void sf_npy_file_name(const sf_record *rec, char name[SF_NPY_NAME_SIZE])
+{
+    size_t len = rec->key_len > 200 ? 200 : rec->key_len;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)rec->key[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+                 || c == '-' || c == '_' || c == '+' || (c == '.' && i > 0);
+        name[i] = ok ? (char)c : '_';
+    }
+    /* 200 + kind (at most "kind" and 5 digits) + index (10 digits) fit. */
+    const char *kind = sf_kind_name(rec->kind);
+    if (kind)
+        snprintf(name + len, SF_NPY_NAME_SIZE - len, ".%s.%lu.npy", kind,
+                 (unsigned long)rec->index);
+    else
+        snprintf(name + len, SF_NPY_NAME_SIZE - len, ".kind%u.%lu.npy", (unsigned)rec->kind,
+                 (unsigned long)rec->index);
+}
+
 static int npy_dtype(const char *descr)
 {
     for (int d = 1; d <= SF_DTYPE_COUNT; d++)

@@ -18,6 +18,7 @@
 #include "sf_codebook.h"
 #include "sf_config.h"
 #include "sf_status.h"
+#include "sf_stream.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -239,12 +240,29 @@ sf_status sf_index_writer_add_descriptors(sf_index_writer *writer,
                                           const sf_asmk_codebook *codebook, const char *key,
                                           const float *desc, size_t n, int *replaced,
                                           sf_error *err);
+/* Stage an image of a feature stream (sf-lit's output), checking first
+ * what it must be:
+ * - made as the index's images were: its provenance matches the features
+ *   fingerprint the index holds (sf_provenance_check_features), or, when
+ *   the index holds none yet, says it is the output of sf-lit.  Otherwise
+ *   SF_ERR_MISMATCH naming the image, unless allow_mismatch is set;
+ * - with a local_desc record, K x the codebook's dimension, float32:
+ *   SF_ERR_INVALID_ARGUMENT otherwise, with a message that leaves naming
+ *   the image to the caller, as those of sf_index_writer_add_descriptors
+ *   do.
+ * The first image staged with an sf-lit provenance, in an index that
+ * holds no fingerprint, records its own (sf_index_writer_features).  An
+ * image these checks refuse changes nothing. */
+sf_status sf_index_writer_add_image(sf_index_writer *writer, const sf_asmk_codebook *codebook,
+                                    const sf_stream_image *img, int allow_mismatch,
+                                    int *replaced, sf_error *err);
 /* Stage the removal of a live image; SF_ERR_NOT_FOUND if there is none. */
 sf_status sf_index_writer_remove(sf_index_writer *writer, const char *key, sf_error *err);
 /* The features fingerprint the index holds (sf_index_features of the
- * committed state until set), and the one the next commit records.  The
- * library stores it; comparing it with the images added is the caller's
- * (sf_provenance_check_features). */
+ * committed state until set), and the one the next commit records.
+ * sf_index_writer_add_image compares it with the images it adds and
+ * records it; a caller staging aggregated vectors or descriptors does
+ * that itself (sf_provenance_check_features). */
 uint64_t sf_index_writer_features(const sf_index_writer *writer);
 void sf_index_writer_set_features(sf_index_writer *writer, uint64_t features);
 

@@ -256,11 +256,68 @@ sf_status sf_stream_write_image(FILE *fp, const sf_record *recs, size_t count, s
  * it wrote.  A program writes it last, and only when it finished. */
 sf_status sf_stream_write_end(FILE *fp, const char *writer, uint64_t images, sf_error *err);
 
+/* ---- Values ---- */
+
+/* Element i (below the element count) of rec's payload as a double: f16
+ * widened exactly, i64 rounded to the nearest double; NaN for an unknown
+ * dtype. */
+double sf_record_element(const sf_record *rec, uint64_t i);
+
+/* What the values of a record are, whatever its dtype. */
+typedef struct sf_record_stats {
+    uint64_t count;  /* elements */
+    uint64_t n_nan;  /* elements that are NaN */
+    double min, max; /* over the elements that are not NaN; NaN when none is */
+    double mean;     /* over all elements, so NaN when one is NaN (or there
+                        are none, or +inf and -inf meet) */
+} sf_record_stats;
+
+void sf_record_summarize(const sf_record *rec, sf_record_stats *out);
+
+/* ---- Choosing images and records ---- */
+
+/* Which images of a stream to keep, by key, and which of their records, by
+ * kind and index.  An image is kept when any key or pattern selects it
+ * (every image when there are none); a record of a kept image when it
+ * passes both the kinds (every kind when none is given) and the index.
+ * The provenance record describes the whole image: the index does not
+ * apply to it.  Owned by the caller; sf_record_filter_free(NULL) does
+ * nothing. */
+typedef struct sf_record_filter sf_record_filter;
+
+sf_status sf_record_filter_create(sf_record_filter **out, sf_error *err);
+void sf_record_filter_free(sf_record_filter *filter);
+/* Keep the images with this key (copied); SF_ERR_INVALID_ARGUMENT when it
+ * is empty. */
+sf_status sf_record_filter_add_key(sf_record_filter *filter, const char *key, sf_error *err);
+/* Keep the images whose key matches this shell pattern (fnmatch without
+ * flags, so '*' matches '/' too; copied). */
+sf_status sf_record_filter_add_glob(sf_record_filter *filter, const char *glob, sf_error *err);
+/* Keep the records of this kind (an sf_kind); SF_ERR_INVALID_ARGUMENT for
+ * an unknown one. */
+sf_status sf_record_filter_add_kind(sf_record_filter *filter, int kind, sf_error *err);
+/* Keep only the records with this index. */
+void sf_record_filter_set_index(sf_record_filter *filter, uint32_t index);
+/* Does filter keep rec, a record of an image it keeps? */
+int sf_record_filter_keeps_record(const sf_record_filter *filter, const sf_record *rec);
+/* How many records of img filter keeps: 0 when it leaves the image out.
+ * The provenance record counts only along with others, unless it is asked
+ * for by kind or nothing is filtered out. */
+size_t sf_record_filter_count(const sf_record_filter *filter, const sf_stream_image *img);
+
 /* ---- Export ---- */
 
 /* Write the payload of rec as a NumPy .npy file (format 1.0, little-endian,
  * C order), so that any outside tool can read what sf produced. */
 sf_status sf_npy_write(FILE *fp, const sf_record *rec, sf_error *err);
+
+/* Room for any name sf_npy_file_name writes, its NUL included. */
+#define SF_NPY_NAME_SIZE 256
+/* The file name rec is exported under: KEY.KIND.INDEX.npy, the key made
+ * one safe file name: letters, digits, '-', '_', '+' and '.' are kept,
+ * any other byte ('/' and non-ASCII included) becomes '_', a leading '.'
+ * too, and the key is cut at 200 bytes. */
+void sf_npy_file_name(const sf_record *rec, char name[SF_NPY_NAME_SIZE]);
 
 /* An array read from a .npy file. */
 typedef struct sf_npy_array {

@@ -74,6 +74,7 @@ expect_rc 3 "sf-index remove --keys-from a stream without its end"
 check "index unchanged by remove --keys-from a cut stream" cmp -s db.six db.before
 sf-cat -k "$img/aero3.jpg" --kind provenance a.sfs >one.sfs
 check "sf-cat --kind provenance keeps images of nothing else" [ "$(sf-cat --list one.sfs)" = "$img/aero3.jpg" ]
+check "sf-cat --index N: no image of provenance alone" [ -z "$(sf-cat --index 7 a.sfs | sf-cat --list)" ]
 sf-index remove --keys-from one.sfs db.six
 rc=$?; n=rmone; expect_rc 0 "sf-index remove --keys-from a whole stream"
 check "... removes its images" [ "$(sf-index list db.six | wc -l)" = 2 ]

@@ -739,6 +739,112 @@ static void check_misuse(void)
     sf_index_searcher_free(NULL);
 }
 
+/* ---- Images of a stream ---- */
+
+/* An image as sf_stream_read_image gives it: a provenance record when p is
+ * not NULL, then the descriptors of database image m as a K x dim
+ * local_desc record (dim 0: none). */
+typedef struct test_image {
+    sf_record recs[2];
+    uint64_t fields[SF_PROVENANCE_FIELDS];
+    sf_stream_image img;
+} test_image;
+
+static const sf_stream_image *make_image(test_image *t, const char *key, const sf_provenance *p,
+                                         int m, uint64_t dim)
+{
+    memset(t, 0, sizeof *t);
+    size_t n = 0;
+    if (p) {
+        sf_provenance_record(&t->recs[n++], p, key, t->fields);
+        t->img.has_provenance = 1;
+        t->img.provenance = *p;
+    }
+    if (dim) {
+        const float *d;
+        size_t rows;
+        db_rows(m, &d, &rows);
+        sf_record *r = &t->recs[n++];
+        r->kind = SF_KIND_LOCAL_DESC;
+        r->dtype = SF_DTYPE_F32;
+        r->ndim = 2;
+        r->shape[0] = rows;
+        r->shape[1] = dim;
+        r->scale = 1.0;
+        r->key = key;
+        r->key_len = strlen(key);
+        r->data = d;
+        r->data_size = rows * dim * 4;
+    }
+    t->img.key = key;
+    t->img.key_len = strlen(key);
+    t->img.recs = t->recs;
+    t->img.count = n;
+    return &t->img;
+}
+
+static void check_add_image(void)
+{
+    char path[4096];
+    path_in_tmp(path, sizeof path, "images");
+    sf_index_close(build(path, 1, 0, 0, 0, 0));
+    sf_index_writer *w = writer(path);
+    if (!w)
+        return;
+    const sf_provenance p1 = { SF_STAGE_LIT, 1, 2, 3, 4, 5 }, p2 = { SF_STAGE_LIT, 1, 2, 3, 9, 5 },
+                        fm = { SF_STAGE_EXTRACT, 1, 2, 3, 0, 0 };
+    test_image t;
+    sf_error err;
+    int replaced = -1;
+    /* Refused images change nothing, the fingerprint included. */
+    CHECK(sf_index_writer_add_image(w, G.cb, make_image(&t, "db00", NULL, 0, DIM), 0, &replaced,
+                                    &err) == SF_ERR_MISMATCH &&
+              strstr(err.message, "'db00': no provenance record") && replaced == 0,
+          "no provenance: %s", err.message);
+    CHECK(sf_index_writer_add_image(w, G.cb, make_image(&t, "db00", &fm, 0, DIM), 0, NULL,
+                                    &err) == SF_ERR_MISMATCH &&
+              strstr(err.message, "the output of sf-extract"), "feature maps: %s", err.message);
+    CHECK(sf_index_writer_add_image(w, G.cb, make_image(&t, "db00", &p1, 0, 0), 0, NULL, &err) ==
+              SF_ERR_INVALID_ARGUMENT &&
+              strcmp(err.message, "no local_desc record (the output of sf-lit)") == 0,
+          "no descriptors: %s", err.message);
+    CHECK(sf_index_writer_add_image(w, G.cb, make_image(&t, "db00", &p1, 0, DIM / 2), 0, NULL,
+                                    &err) == SF_ERR_INVALID_ARGUMENT &&
+              strstr(err.message, "local_desc is not a K x 128 float32 array"),
+          "another dimension: %s", err.message);
+    CHECK(sf_index_writer_n_images(w) == 0 && sf_index_writer_features(w) == 0,
+          "refused images staged or recorded something");
+
+    /* The first image added records its fingerprint; the others must match. */
+    CHECK(sf_index_writer_add_image(w, G.cb, make_image(&t, "db00", &p1, 0, DIM), 0, &replaced,
+                                    &err) == SF_OK && replaced == 0, "add: %s", err.message);
+    CHECK(sf_index_writer_features(w) == sf_provenance_features(&p1), "features recorded");
+    CHECK(sf_index_writer_add_image(w, G.cb, make_image(&t, "db01", &p2, 1, DIM), 0, NULL,
+                                    &err) == SF_ERR_MISMATCH &&
+              strstr(err.message, "the index holds features"), "another model: %s", err.message);
+    CHECK(sf_index_writer_add_image(w, G.cb, &t.img, 1, NULL, &err) == SF_OK,
+          "allow_mismatch: %s", err.message);
+    CHECK(sf_index_writer_add_image(w, G.cb, make_image(&t, "db02", NULL, 2, DIM), 1, NULL,
+                                    &err) == SF_OK, "allow_mismatch: %s", err.message);
+    CHECK(sf_index_writer_add_image(w, G.cb, make_image(&t, "db00", &p1, 3, DIM), 0, &replaced,
+                                    &err) == SF_OK && replaced == 1, "replace: %s", err.message);
+    CHECK(sf_index_writer_features(w) == sf_provenance_features(&p1), "features kept");
+    commit(w);
+    sf_index_writer_free(w);
+    sf_index *idx = reopen(path);
+    if (!idx)
+        return;
+    size_t id;
+    sf_index_image im;
+    CHECK(sf_index_n_images(idx) == 3 && sf_index_features(idx) == sf_provenance_features(&p1),
+          "%zu images, features %016llx", sf_index_n_images(idx),
+          (unsigned long long)sf_index_features(idx));
+    CHECK(sf_index_find(idx, "db00", &id, &err) == SF_OK &&
+              sf_index_get_image(idx, id, &im, &err) == SF_OK && id == 3,
+          "the replacement is live: %s", err.message);
+    sf_index_close(idx);
+}
+
 /* ---- Crashes ---- */
 
 static size_t live_count(const char *path)
@@ -1359,6 +1465,7 @@ int main(int argc, char **argv)
     check_subset(1, 1);
     check_subset(0, 0);
     check_misuse();
+    check_add_image();
     check_lock();
     check_damage();
     check_crashes();

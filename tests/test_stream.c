@@ -964,6 +964,160 @@ static void test_npy(void)
 
 /* ---- Samples for the shell tests ---- */
 
+/* ---- Values, export names, filters ---- */
+
+static void test_values(void)
+{
+    /* f16: 1, -2, the smallest subnormal, 65504, inf, NaN. */
+    static const uint16_t h[6] = { 0x3c00, 0xc000, 0x0001, 0x7bff, 0x7c00, 0x7e00 };
+    uint64_t s6 = 6;
+    sf_record r = mkrec("k", SF_KIND_GLOBAL, SF_DTYPE_F16, 1, &s6, h, 0);
+    CHECK(sf_record_element(&r, 0) == 1 && sf_record_element(&r, 1) == -2 &&
+              sf_record_element(&r, 2) == ldexp(1, -24) && sf_record_element(&r, 3) == 65504 &&
+              isinf(sf_record_element(&r, 4)) && isnan(sf_record_element(&r, 5)),
+          "f16 elements");
+    sf_record_stats st;
+    sf_record_summarize(&r, &st);
+    CHECK(st.count == 6 && st.n_nan == 1 && st.min == -2 && isinf(st.max) && isnan(st.mean),
+          "f16 stats: %llu %llu %g %g %g", (unsigned long long)st.count,
+          (unsigned long long)st.n_nan, st.min, st.max, st.mean);
+
+    static const int16_t i16[2] = { -300, 7 };
+    static const int64_t i64[3] = { -5, 0, INT64_C(1) << 53 };
+    static const uint8_t u8[2] = { 255, 1 };
+    static const double f64[2] = { 0.25, -0.75 };
+    uint64_t s2 = 2, s3 = 3;
+    r = mkrec("k", SF_KIND_GLOBAL, SF_DTYPE_I16, 1, &s2, i16, 0);
+    sf_record_summarize(&r, &st);
+    CHECK(st.min == -300 && st.max == 7 && st.mean == -146.5 && st.n_nan == 0, "i16 stats");
+    r = mkrec("k", SF_KIND_GLOBAL, SF_DTYPE_I64, 1, &s3, i64, 0);
+    CHECK(sf_record_element(&r, 2) == 9007199254740992.0, "i64 element");
+    r = mkrec("k", SF_KIND_GLOBAL, SF_DTYPE_U8, 1, &s2, u8, 0);
+    sf_record_summarize(&r, &st);
+    CHECK(st.min == 1 && st.max == 255 && st.mean == 128, "u8 stats");
+    r = mkrec("k", SF_KIND_GLOBAL, SF_DTYPE_F64, 1, &s2, f64, 0);
+    sf_record_summarize(&r, &st);
+    CHECK(st.min == -0.75 && st.max == 0.25 && st.mean == -0.25, "f64 stats");
+
+    /* Only NaN: no min or max; nothing at all: no mean either. */
+    float nan2[2] = { NAN, NAN };
+    r = mkrec("k", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, &s2, nan2, 0);
+    sf_record_summarize(&r, &st);
+    CHECK(st.count == 2 && st.n_nan == 2 && isnan(st.min) && isnan(st.max) && isnan(st.mean),
+          "all NaN");
+    uint64_t s0 = 0;
+    r = mkrec("k", SF_KIND_GLOBAL, SF_DTYPE_I32, 1, &s0, NULL, 0);
+    sf_record_summarize(&r, &st);
+    CHECK(st.count == 0 && st.n_nan == 0 && isnan(st.min) && isnan(st.mean), "empty");
+}
+
+static void test_npy_names(void)
+{
+    static char long_key[400];
+    memset(long_key, 'a', sizeof long_key - 1);
+    const struct { const char *key; unsigned kind; uint32_t index; const char *want; } c[] = {
+        { "photo.jpg", SF_KIND_LOCAL_DESC, 0, "photo.jpg.local_desc.0.npy" },
+        { ".hidden", SF_KIND_IMAGE, 4294967295u, "_hidden.image.4294967295.npy" },
+        { "dir/b c+d-e_f", SF_KIND_GLOBAL, 1, "dir_b_c+d-e_f.global.1.npy" },
+        { "caf\xc3\xa9", SF_KIND_SOURCE, 2, "caf__.source.2.npy" },
+        { "opt", 0x8000 | SF_KIND_GLOBAL, 0, "opt.global.0.npy" },
+        { "new", 0x8123, 0, "new.kind33059.0.npy" },
+    };
+    char name[SF_NPY_NAME_SIZE];
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        sf_record r = mkrec(c[i].key, c[i].kind, SF_DTYPE_F32, 0, NULL, NULL, 0);
+        r.index = c[i].index;
+        sf_npy_file_name(&r, name);
+        CHECK(strcmp(name, c[i].want) == 0, "npy name of '%s': '%s'", c[i].key, name);
+    }
+    sf_record r = mkrec(long_key, SF_KIND_MATCH_SIMILARITY, SF_DTYPE_F32, 0, NULL, NULL, 0);
+    r.index = 4294967295u;
+    sf_npy_file_name(&r, name);
+    CHECK(strlen(name) == 200 + strlen(".match_similarity.4294967295.npy") &&
+              strspn(name, "a") == 200, "a long key is cut at 200 bytes: %zu", strlen(name));
+}
+
+/* The image of recs[0..n) as sf_stream_read_image gives it. */
+static sf_stream_image image_of(const sf_record *recs, size_t n)
+{
+    sf_stream_image img;
+    memset(&img, 0, sizeof img);
+    img.key = recs[0].key;
+    img.key_len = recs[0].key_len;
+    img.recs = recs;
+    img.count = n;
+    return img;
+}
+
+static void test_filter(void)
+{
+    float v[2] = { 1, 2 };
+    uint64_t s2 = 2;
+    sf_provenance p = { SF_STAGE_LIT, 1, 2, 3, 4, 5 };
+    uint64_t fields[SF_PROVENANCE_FIELDS];
+    sf_record a[4], b[2];
+    sf_provenance_record(&a[0], &p, "dir/a.jpg", fields);
+    a[1] = mkrec("dir/a.jpg", SF_KIND_IMAGE, SF_DTYPE_F32, 1, &s2, v, 0);
+    a[2] = mkrec("dir/a.jpg", SF_KIND_IMAGE, SF_DTYPE_F32, 1, &s2, v, 0);
+    a[2].index = 1;
+    a[3] = mkrec("dir/a.jpg", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, &s2, v, SF_RECORD_LAST);
+    b[0] = mkrec("b.png", SF_KIND_IMAGE, SF_DTYPE_F32, 1, &s2, v, 0);
+    b[1] = mkrec("b.png", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, &s2, v, SF_RECORD_LAST);
+    sf_stream_image ia = image_of(a, 4), ib = image_of(b, 2);
+    sf_error err;
+    sf_record_filter *f;
+
+    CHECK(sf_record_filter_create(&f, &err) == SF_OK, "create");
+    CHECK(sf_record_filter_count(f, &ia) == 4 && sf_record_filter_count(f, &ib) == 2,
+          "an empty filter keeps everything");
+    /* --index: the provenance stays, whatever its index. */
+    a[0].index = 9;
+    sf_record_filter_set_index(f, 1);
+    CHECK(sf_record_filter_count(f, &ia) == 2 && sf_record_filter_keeps_record(f, &a[0]) &&
+              !sf_record_filter_keeps_record(f, &a[1]) && sf_record_filter_keeps_record(f, &a[2]),
+          "index");
+    CHECK(sf_record_filter_count(f, &ib) == 0, "an image without that index is left out");
+    CHECK(sf_record_filter_add_kind(f, SF_KIND_GLOBAL, &err) == SF_OK, "kind");
+    CHECK(sf_record_filter_count(f, &ia) == 0, "kind and index both apply");
+    sf_record_filter_free(f);
+
+    /* --kind: a kind not given drops the provenance too. */
+    sf_record_filter_create(&f, &err);
+    CHECK(sf_record_filter_add_kind(f, SF_KIND_GLOBAL, &err) == SF_OK &&
+              sf_record_filter_add_kind(f, SF_KIND_IMAGE, &err) == SF_OK, "kinds");
+    CHECK(sf_record_filter_count(f, &ia) == 3 && !sf_record_filter_keeps_record(f, &a[0]),
+          "kinds: provenance left out");
+    CHECK(sf_record_filter_add_kind(f, SF_KIND_PROVENANCE, &err) == SF_OK &&
+              sf_record_filter_count(f, &ia) == 4, "kinds: provenance asked for");
+    CHECK(sf_record_filter_add_kind(f, 0, &err) == SF_ERR_INVALID_ARGUMENT &&
+              sf_record_filter_add_kind(f, 999, &err) == SF_ERR_INVALID_ARGUMENT &&
+              sf_record_filter_add_kind(f, 0x8000 | SF_KIND_IMAGE, &err) ==
+                  SF_ERR_INVALID_ARGUMENT, "unknown kinds refused");
+    sf_record_filter_free(f);
+
+    /* Keys and patterns: any of them selects an image. */
+    sf_record_filter_create(&f, &err);
+    CHECK(sf_record_filter_add_key(f, "", &err) == SF_ERR_INVALID_ARGUMENT, "empty key");
+    CHECK(sf_record_filter_add_key(f, "b.png", &err) == SF_OK, "key");
+    CHECK(sf_record_filter_count(f, &ia) == 0 && sf_record_filter_count(f, &ib) == 2, "by key");
+    CHECK(sf_record_filter_add_glob(f, "*a.*", &err) == SF_OK, "glob");
+    CHECK(sf_record_filter_count(f, &ia) == 4 && sf_record_filter_count(f, &ib) == 2,
+          "by key or pattern ('*' matches '/')");
+    sf_record_filter_free(f);
+    sf_record_filter_create(&f, &err);
+    char key[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        CHECK(sf_record_filter_add_key(f, key, &err) == SF_OK, "key %d", i);
+    }
+    sf_record_filter_add_key(f, "dir/a.jpg", &err);
+    sf_record_filter_add_key(f, "dir/a.jpg", &err);
+    CHECK(sf_record_filter_count(f, &ia) == 4 && sf_record_filter_count(f, &ib) == 0,
+          "many keys");
+    sf_record_filter_free(f);
+    sf_record_filter_free(NULL);
+}
+
 static int write_sample(const char *name, const char *path)
 {
     FILE *fp = fopen(path, "wb");
@@ -1182,6 +1336,9 @@ int main(int argc, char **argv)
     test_grouping();
     test_limits();
     test_npy();
+    test_values();
+    test_npy_names();
+    test_filter();
     test_ends();
     test_images();
     return tu_finish("test_stream");
