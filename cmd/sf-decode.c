@@ -14,6 +14,7 @@ enum {
     OPT_AUTOROTATE,
     OPT_NO_AUTOROTATE,
     OPT_MAX_PIXELS,
+    OPT_MAX_BYTES,
     OPT_PIXELS,
 };
 
@@ -24,6 +25,7 @@ static const struct option longopts[] = {
     { "autorotate", no_argument, NULL, OPT_AUTOROTATE },
     { "no-autorotate", no_argument, NULL, OPT_NO_AUTOROTATE },
     { "max-pixels", required_argument, NULL, OPT_MAX_PIXELS },
+    { "max-bytes", required_argument, NULL, OPT_MAX_BYTES },
     { "pixels", no_argument, NULL, OPT_PIXELS },
     { "null", no_argument, NULL, '0' },
     { NULL, 0, NULL, 0 },
@@ -36,6 +38,7 @@ static const char options_help[] =
     "      --no-autorotate  ignore EXIF orientation, as the reference does\n"
     "      --autorotate     turn photos upright from EXIF orientation (default)\n"
     "      --max-pixels N   refuse images with more than N pixels (0: no limit)\n"
+    "      --max-bytes N    refuse files longer than N bytes (default 512 MiB; 0: no limit)\n"
     "      --pixels         also write the resized 8-bit RGB image\n"
     "  -0, --null           file names on stdin are NUL-separated (find -print0)\n";
 
@@ -81,8 +84,12 @@ static int decode_one(decoder *d, const char *path)
         return 1;
     }
     /* A .npy file is an image already decoded (sf_image_load_npy). */
-    sf_status st = has_suffix(path, ".npy") ? sf_image_load_npy(path, &img, &tensor, &err)
-                                            : sf_image_load_file(path, &d->options, &img, &err);
+    /* "-": the image itself on standard input.  Every input is read once,
+     * so FIFOs and process substitutions work too. */
+    sf_status st = strcmp(path, "-") == 0
+                       ? sf_image_load_fd(STDIN_FILENO, path, &d->options, &img, &err)
+                   : has_suffix(path, ".npy") ? sf_image_load_npy(path, &img, &tensor, &err)
+                                              : sf_image_load_file(path, &d->options, &img, &err);
     int h = img.height, w = img.width;
     /* Every level is checked here, so that a failing image writes no records. */
     if (st == SF_OK && tensor)
@@ -183,6 +190,7 @@ int main(int argc, char **argv)
         case OPT_AUTOROTATE: sf_cli_set(&cli, "image.autorotate", "true"); break;
         case OPT_NO_AUTOROTATE: sf_cli_set(&cli, "image.autorotate", "false"); break;
         case OPT_MAX_PIXELS: sf_cli_set(&cli, "image.max_pixels", optarg); break;
+        case OPT_MAX_BYTES: sf_cli_set(&cli, "image.max_bytes", optarg); break;
         case OPT_PIXELS: d.write_pixels = 1; break;
         case '0': nul = 1; break;
         default: sf_cli_usage_error(&cli, "unexpected option");
@@ -191,6 +199,7 @@ int main(int argc, char **argv)
     d.options.size = cli.config.image_size;
     d.options.autorotate = cli.config.autorotate;
     d.options.max_pixels = cli.config.max_pixels;
+    d.options.max_bytes = cli.config.max_bytes;
     if (optind == argc && isatty(STDIN_FILENO))
         sf_cli_usage_error(&cli, "no input files (name them, or list them on stdin)");
     sf_cli_stream_output(&cli);

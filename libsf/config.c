@@ -78,6 +78,8 @@ static const struct key keys[] = {
          "apply the EXIF orientation before resizing (the reference does not)"),
     U64("image.max_pixels", max_pixels,
         "refuse images with more pixels than this; 0 = no limit"),
+    U64("image.max_bytes", max_bytes,
+        "refuse image files longer than this many bytes; 0 = no limit"),
     INT("features.keep", features_num, 0, 1000000,
         "super-features kept per image, strongest over all scales; 0 = the model's own"),
     BOOL("features.global", global,
@@ -126,6 +128,9 @@ void sf_config_init(sf_config *cfg)
     memcpy(cfg->scales, scales, sizeof scales);
     cfg->autorotate = 1;
     cfg->max_pixels = 178956970; /* Pillow's decompression-bomb limit */
+    /* Files are read whole before decoding: this bounds the memory, and the
+     * time an endless input (/dev/zero) takes before it fails. */
+    cfg->max_bytes = UINT64_C(512) << 20;
     cfg->features_num = 0; /* the checkpoint's runtime.features_num */
     cfg->global = 0;
     cfg->threads = 0;

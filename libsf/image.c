@@ -4,10 +4,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <vips/vips.h>
 
@@ -200,36 +202,44 @@ vips_failed:
     return vips_failure(err, SF_ERR_NOT_IMAGE, name, "cannot decode image");
 }
 
+/* The file is opened and read once, whole, then decoded from memory:
+ * FIFOs, pipes and process substitutions work like files, and an endless
+ * input stops at max_bytes. */
 sf_status sf_image_load_file(const char *path, const sf_decode_options *options,
                              sf_rgb_image *out, sf_error *err)
 {
     struct stat st;
-    sf_status status;
     memset(out, 0, sizeof *out);
-    if ((status = sf_image_library_init(err)) != SF_OK)
-        return status;
     if (stat(path, &st) != 0)
         return sf_error_set(err, errno == ENOENT ? SF_ERR_NOT_FOUND : SF_ERR_IO, "%s: %s",
                             path, strerror(errno));
     if (S_ISDIR(st.st_mode))
         return sf_error_set(err, SF_ERR_IO, "%s: is a directory", path);
-    FILE *probe = fopen(path, "rb");
-    if (!probe)
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return sf_error_set(err, SF_ERR_IO, "%s: %s", path, strerror(errno));
-    int c = fgetc(probe);
-    fclose(probe);
-    if (c == EOF)
-        return sf_error_set(err, SF_ERR_NOT_IMAGE, "%s: not an image (empty file)", path);
-    if (!vips_foreign_find_load(path)) {
-        vips_error_clear();
-        return sf_error_set(err, SF_ERR_NOT_IMAGE, "%s: not an image (unknown format)", path);
-    }
-    /* Header only: pixels are decoded when the pipeline runs, after the
-     * size check, and a damaged file fails then instead of being padded. */
-    VipsImage *img = vips_image_new_from_file(path, "fail_on", VIPS_FAIL_ON_ERROR, NULL);
-    if (!img)
-        return vips_failure(err, SF_ERR_NOT_IMAGE, path, "not an image");
-    return decode(img, path, options, out, err);
+    sf_status status = sf_image_load_fd(fd, path, options, out, err);
+    close(fd);
+    return status;
+}
+
+sf_status sf_image_load_fd(int fd, const char *name, const sf_decode_options *options,
+                           sf_rgb_image *out, sf_error *err)
+{
+    void *data;
+    size_t size;
+    memset(out, 0, sizeof *out);
+    sf_status status = sf_image_library_init(err);
+    if (status == SF_OK)
+        status = sf_read_fd(fd, name, options->max_bytes, &data, &size, err);
+    if (status != SF_OK)
+        return status;
+    if (size == 0)
+        status = sf_error_set(err, SF_ERR_NOT_IMAGE, "%s: not an image (empty file)", name);
+    else
+        status = sf_image_load_buffer(data, size, name, options, out, err);
+    free(data);
+    return status;
 }
 
 sf_status sf_image_load_buffer(const void *data, size_t size, const char *name,

@@ -37,13 +37,24 @@ sf_status sf_read_fd(int fd, const char *name, uint64_t max_bytes, void **data, 
      * more than the size sees a file that grew while being read. */
     struct stat sb;
     size_t cap = 0, len = 0, first = 1 << 16;
-    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size < SIZE_MAX / 2)
-        first = (size_t)sb.st_size + 1;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
+        if (max_bytes && (uint64_t)sb.st_size > max_bytes)
+            return sf_error_set(err, SF_ERR_TOO_LARGE, "%s: larger than %llu bytes", name,
+                                (unsigned long long)max_bytes);
+        if ((uint64_t)sb.st_size < SIZE_MAX / 2)
+            first = (size_t)sb.st_size + 1;
+    }
     unsigned char *buf = NULL;
     sf_status st = grow(&buf, &cap, 0, first, name, err);
     while (st == SF_OK) {
-        if (len == cap && (st = grow(&buf, &cap, len, cap * 2, name, err)) != SF_OK)
+        /* Past the limit by one byte is enough to know the input is too long. */
+        size_t want = max_bytes && cap * 2 > max_bytes + 1 ? (size_t)max_bytes + 1 : cap * 2;
+        if (len == cap && (want <= cap || (st = grow(&buf, &cap, len, want, name, err)) != SF_OK)) {
+            if (st == SF_OK)
+                st = sf_error_set(err, SF_ERR_TOO_LARGE, "%s: larger than %llu bytes", name,
+                                  (unsigned long long)max_bytes);
             break;
+        }
         ssize_t n = read(fd, buf + len, cap - len);
         if (n < 0 && errno == EINTR)
             continue;

@@ -25,6 +25,7 @@ typedef struct sf_config {
     int n_scales;
     int autorotate;                        /* image.autorotate: apply EXIF orientation */
     uint64_t max_pixels;                   /* image.max_pixels: refuse larger files */
+    uint64_t max_bytes;                    /* image.max_bytes: read no more of a file */
 
     /* features: selection of local super-features (spec section 5) */
     int features_num;                      /* features.keep: 0 = the model's runtime.features_num */

@@ -17,6 +17,7 @@ typedef struct sf_decode_options {
     int size;            /* long side limit; never enlarges */
     int autorotate;      /* apply EXIF orientation (the reference does not) */
     uint64_t max_pixels; /* refuse images with more pixels (from the header); 0 = no limit */
+    uint64_t max_bytes;  /* refuse files longer than this (read whole first); 0 = no limit */
     int has_crop;        /* crop[] holds a query box x1, y1, x2, y2 in file pixels */
     double crop[4];
 } sf_decode_options;
@@ -37,6 +38,10 @@ sf_status sf_image_library_init(sf_error *err);
  * truncated, too large. */
 sf_status sf_image_load_file(const char *path, const sf_decode_options *options,
                              sf_rgb_image *out, sf_error *err);
+/* The same from an open file descriptor (a pipe, a FIFO, standard input):
+ * read once, whole, up to options->max_bytes; name is used in messages. */
+sf_status sf_image_load_fd(int fd, const char *name, const sf_decode_options *options,
+                           sf_rgb_image *out, sf_error *err);
 /* The same from memory; name is used in messages. */
 sf_status sf_image_load_buffer(const void *data, size_t size, const char *name,
                                const sf_decode_options *options, sf_rgb_image *out,

@@ -84,4 +84,27 @@ check "NUL list equals arguments" cmp -s list0.sfs batch.sfs
 check "closed pipe: nothing on stderr" [ ! -s pipe.err ]
 check "closed pipe: killed by SIGPIPE or exit 0 (got $(cat pipe.rc))" \
     sh -c '[ "$(cat pipe.rc)" -eq 141 ] || [ "$(cat pipe.rc)" -eq 0 ]'
+# Inputs that are not regular files are read once, like files: standard
+# input ("-"), a FIFO; an endless one stops at --max-bytes and the rest of
+# the batch goes on.
+sf-decode --scales 1 colour_photo.jpg > file.sfs || exit 99
+sf-cat --kind image --npy file.npy file.sfs || exit 99
+sf-decode --scales 1 - < colour_photo.jpg > stdin.sfs; rc=$?
+check "-: standard input decodes (exit $rc)" [ "$rc" -eq 0 ]
+check "-: the key is -" [ "$(sf-cat --list stdin.sfs)" = - ]
+sf-cat --kind image --npy stdin.npy stdin.sfs || exit 99
+check "-: the same tensor as the file" cmp -s file.npy/colour_photo.jpg.image.0.npy stdin.npy/-.image.0.npy
+mkfifo fifo.jpg || exit 99
+cat colour_photo.jpg > fifo.jpg &
+timeout 60 sf-decode --scales 1 fifo.jpg > fifo.sfs; rc=$?
+wait
+check "a FIFO decodes, once (exit $rc)" [ "$rc" -eq 0 ]
+sf-cat --kind image --npy fifo.npy fifo.sfs || exit 99
+check "a FIFO: the same tensor as the file" cmp -s file.npy/colour_photo.jpg.image.0.npy fifo.npy/fifo.jpg.image.0.npy
+timeout 60 sf-decode --scales 1 --max-bytes 1000000 /dev/zero small_photo.jpg > zero.sfs 2> zero.err; rc=$?
+check "/dev/zero: stops at --max-bytes, exit 1 (got $rc)" [ "$rc" -eq 1 ]
+check "/dev/zero: one line naming it" [ "$(cat zero.err)" = "sf-decode: /dev/zero: larger than 1000000 bytes" ]
+check "/dev/zero: the next file is decoded" [ "$(sf-cat --list zero.sfs)" = small_photo.jpg ]
+sf-decode --scales 1 --max-bytes 1000 colour_photo.jpg > big.sfs 2> big.err; rc=$?
+check "--max-bytes: a longer regular file fails at once (exit $rc)" [ "$rc" -eq 1 ] && grep -q "colour_photo.jpg: larger than 1000 bytes" big.err
 finish
