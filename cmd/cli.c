@@ -85,8 +85,33 @@ static void load_config(sf_cli *cli, const char *path)
     }
 }
 
+/* A signal that ends the program first removes what libsf was writing,
+ * then ends it as the signal would have. */
+static void on_fatal_signal(int sig)
+{
+    sf_remove_temp_files();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void remove_temp_files_on_signals(void)
+{
+    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old, sa;
+        /* A signal the caller ignores (nohup) stays ignored. */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+            continue;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_fatal_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
 void sf_cli_init(sf_cli *cli, const char *prog, int argc, char **argv)
 {
+    remove_temp_files_on_signals();
     memset(cli, 0, sizeof *cli);
     cli->prog = prog;
     cli->verbosity = 1;

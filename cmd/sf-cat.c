@@ -155,21 +155,9 @@ static int export_npy(const sf_cli *cli, const char *dir, const sf_record *rec)
     char name[SF_NPY_NAME_SIZE], path[4096];
     sf_npy_file_name(rec, name);
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *fp = fopen(path, "wb");
-    if (!fp) {
-        sf_cli_error(cli, "%s: %s", path, strerror(errno));
-        return 0;
-    }
     sf_error err;
-    sf_status st = sf_npy_write(fp, rec, &err);
-    errno = 0;
-    int closed = fclose(fp) == 0;
-    if (st != SF_OK) {
-        sf_cli_error(cli, "%s: %s", path, err.message);
-        return 0;
-    }
-    if (!closed) {
-        sf_cli_error(cli, "%s: %s", path, strerror(errno ? errno : EIO));
+    if (sf_npy_save(path, rec, &err) != SF_OK) {
+        sf_cli_error(cli, "%s", err.message);
         return 0;
     }
     sf_cli_info(cli, "wrote %s", path);

@@ -379,6 +379,8 @@ sf_status sf_index_create(const char *path, const sf_index_params *params,
     if (!tmp)
         return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
     snprintf(tmp, tlen, "%s.create-%ld.tmp", path, (long)getpid());
+    sf_temp_remove_stale(path);
+    int slot = sf_temp_register(tmp);
     if (p.asmk.use_idf) {
         idf = malloc((size_t)codebook->k * sizeof *idf);
         if (!idf) {
@@ -408,6 +410,7 @@ sf_status sf_index_create(const char *path, const sf_index_params *params,
         if (st == SF_OK)
             st = sync_dir(path, err);
     }
+    sf_temp_unregister(slot);
     free(tmp);
     free(idf);
     return st;
@@ -1438,6 +1441,7 @@ sf_status sf_index_writer_compact(sf_index_writer *w, sf_error *err)
         return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory", w->path);
     }
     snprintf(tmp, tlen, "%s.compact.tmp", w->path);
+    int slot = sf_temp_register(tmp);
     /* Same live set: idf and every norm stay as they are. */
     uint64_t j = 0;
     for (uint64_t m = 0; m < x->n_slots; m++)
@@ -1488,6 +1492,7 @@ sf_status sf_index_writer_compact(sf_index_writer *w, sf_error *err)
         if (st != SF_OK)
             w->broken = 1;
     }
+    sf_temp_unregister(slot);
     free(tmp);
     free(c.new_id);
     free(live);

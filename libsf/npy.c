@@ -182,3 +182,17 @@ sf_status sf_npy_read(FILE *fp, const char *name, uint64_t max_bytes, sf_npy_arr
     }
     return SF_OK;
 }
+
+sf_status sf_npy_save(const char *path, const sf_record *rec, sf_error *err)
+{
+    sf_atomic_file af;
+    sf_status st = sf_atomic_file_open(&af, path, err);
+    if (st != SF_OK)
+        return st;
+    sf_error werr;
+    st = sf_npy_write(af.fp, rec, &werr);
+    sf_status cst = sf_atomic_file_commit(&af, st == SF_OK, err);
+    if (st != SF_OK)
+        return sf_error_set(err, st, "%s: %s", path, werr.message);
+    return cst;
+}

@@ -24,6 +24,12 @@ extern "C" {
 /* Version of the library actually loaded, e.g. "0.1.0". */
 const char *sf_version(void);
 
+/* Remove the temporary files libsf is writing (a model, a codebook, an
+ * index or an export being saved): a program calls it from its handlers
+ * of SIGTERM, SIGINT and SIGHUP, so that a signal leaves nothing
+ * half-written behind.  Async-signal-safe. */
+void sf_remove_temp_files(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -96,12 +96,25 @@ typedef struct sf_atomic_file {
     char *tmp;
     const char *path;
     int direct;        /* the target is not a regular file: written in place */
+    int slot;          /* sf_temp_register's */
 } sf_atomic_file;
 
+/* Removes the temporary files of dead writers of path first (see
+ * sf_temp_remove_stale), and registers its own (sf_temp_register). */
 sf_status sf_atomic_file_open(sf_atomic_file *af, const char *path, sf_error *err);
 /* ok: whether every write succeeded.  Flushes, syncs and renames; on any
  * failure the target is left as it was and the temporary file removed. */
 sf_status sf_atomic_file_commit(sf_atomic_file *af, int ok, sf_error *err);
 void sf_atomic_file_abort(sf_atomic_file *af);
+
+/* Temporary files: every one is named PATH.tmpPID.N or PATH.create-PID.tmp
+ * (PID: the writer's).  A registered one is removed by
+ * sf_remove_temp_files, which a program calls from its signal handlers;
+ * sf_temp_register returns its slot, or -1 when none is free (the file is
+ * then only removed by the next writer, as a stale one). */
+int sf_temp_register(const char *tmp);
+void sf_temp_unregister(int slot);
+/* Remove the temporary files of path whose writer is no longer running. */
+void sf_temp_remove_stale(const char *path);
 
 #endif

@@ -310,6 +310,10 @@ size_t sf_record_filter_count(const sf_record_filter *filter, const sf_stream_im
 /* Write the payload of rec as a NumPy .npy file (format 1.0, little-endian,
  * C order), so that any outside tool can read what sf produced. */
 sf_status sf_npy_write(FILE *fp, const sf_record *rec, sf_error *err);
+/* Write rec as the .npy file path: whole or not at all (a temporary file
+ * renamed into place), so a full disk or a signal leaves no truncated
+ * file. */
+sf_status sf_npy_save(const char *path, const sf_record *rec, sf_error *err);
 
 /* Room for any name sf_npy_file_name writes, its NUL included. */
 #define SF_NPY_NAME_SIZE 256
