@@ -67,7 +67,9 @@ static int has_suffix(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* Decode one file and write its records; returns 0 or 1 (this file failed). */
+/* Decode one file and write its records; returns SF_EXIT_OK, SF_EXIT_FAILURE
+ * (this file failed, nothing written) or SF_EXIT_FATAL (the stream holds
+ * part of the image: the batch must stop without its end record). */
 static int decode_one(decoder *d, const char *path)
 {
     const sf_config *cfg = &d->cli->config;
@@ -81,17 +83,22 @@ static int decode_one(decoder *d, const char *path)
     /* A key the stream cannot carry is this file's failure, not a crash later. */
     if (sf_record_validate(&probe, &err) != SF_OK) {
         sf_cli_error(d->cli, "%s: cannot be used as a key (%s)", path, err.message);
-        return 1;
+        return SF_EXIT_FAILURE;
     }
     /* A .npy file is an image already decoded (sf_image_load_npy). */
     /* "-": the image itself on standard input.  Every input is read once,
      * so FIFOs and process substitutions work too. */
-    sf_status st = strcmp(path, "-") == 0
-                       ? sf_image_load_fd(STDIN_FILENO, path, &d->options, &img, &err)
-                   : has_suffix(path, ".npy") ? sf_image_load_npy(path, &img, &tensor, &err)
-                                              : sf_image_load_file(path, &d->options, &img, &err);
+    sf_status st;
+    if (strcmp(path, "-") == 0)
+        st = sf_image_load_fd(STDIN_FILENO, path, &d->options, &img, &err);
+    else if (has_suffix(path, ".npy"))
+        st = sf_image_load_npy(path, &img, &tensor, &err);
+    else
+        st = sf_image_load_file(path, &d->options, &img, &err);
     int h = img.height, w = img.width;
-    /* Every level is checked here, so that a failing image writes no records. */
+    /* Everything that can fail for an image fails here, before its first
+     * record: every level's size and every buffer the levels need (in the
+     * pyramid). */
     if (st == SF_OK && tensor)
         st = sf_pyramid_set_tensor(d->pyramid, path, tensor, w, h, &err);
     else if (st == SF_OK)
@@ -100,7 +107,7 @@ static int decode_one(decoder *d, const char *path)
     if (st != SF_OK) {
         sf_cli_error(d->cli, "%s", err.message);
         sf_rgb_image_release(&img);
-        return 1;
+        return SF_EXIT_FAILURE;
     }
     uint64_t fields[SF_PROVENANCE_FIELDS];
     sf_record prov;
@@ -117,18 +124,20 @@ static int decode_one(decoder *d, const char *path)
     for (int i = 0; i < cfg->n_scales; i++) {
         const float *level;
         int lh, lw;
-        /* Records of this image are already out: the stream cannot be
-         * left with an open image, so a failure here is fatal. */
+        /* Cannot fail once the image is set (sf_pyramid_level); were it
+         * to, records of this image are already out, and the stream must
+         * end without its end record so that readers know it is cut. */
         if (sf_pyramid_level(d->pyramid, i, &level, &lh, &lw, &err) != SF_OK) {
             sf_cli_error(d->cli, "%s", err.message);
-            exit(SF_EXIT_FATAL);
+            return SF_EXIT_FATAL;
         }
         uint64_t ishape[3] = { 3, (uint64_t)lh, (uint64_t)lw };
         emit(d, path, SF_KIND_IMAGE, SF_DTYPE_F32, 3, ishape, level, (uint32_t)i,
              cfg->scales[i], i == cfg->n_scales - 1);
     }
+    sf_pyramid_clear(d->pyramid);
     sf_cli_info(d->cli, "%s: %dx%d, %d scales", path, w, h, cfg->n_scales);
-    return 0;
+    return SF_EXIT_OK;
 }
 
 /* Read the next name from a list on stdin, newline- or NUL-separated. */
@@ -215,22 +224,25 @@ int main(int argc, char **argv)
         return SF_EXIT_FATAL;
     }
 
-    int failed = 0;
+    int status = SF_EXIT_OK, st;
     if (optind < argc) {
-        for (int i = optind; i < argc; i++)
-            failed |= decode_one(&d, argv[i]);
+        for (int i = optind; i < argc && status != SF_EXIT_FATAL; i++)
+            if ((st = decode_one(&d, argv[i])) != SF_EXIT_OK)
+                status = st;
     } else {
         char *buf = NULL;
         size_t cap = 0;
         const char *name;
-        while ((name = next_name(stdin, nul ? '\0' : '\n', &buf, &cap)) != NULL)
-            failed |= decode_one(&d, name);
-        if (ferror(stdin)) {
+        while (status != SF_EXIT_FATAL &&
+               (name = next_name(stdin, nul ? '\0' : '\n', &buf, &cap)) != NULL)
+            if ((st = decode_one(&d, name)) != SF_EXIT_OK)
+                status = st;
+        if (status != SF_EXIT_FATAL && ferror(stdin)) {
             sf_cli_error(&cli, "<stdin>: read failed: %s", strerror(errno));
-            failed = 1;
+            status = SF_EXIT_FAILURE;
         }
         free(buf);
     }
     sf_pyramid_free(d.pyramid);
-    return sf_cli_finish(&cli, failed ? SF_EXIT_FAILURE : SF_EXIT_OK);
+    return sf_cli_finish(&cli, status);
 }

@@ -87,14 +87,26 @@ sf_status sf_pyramid_check(int height, int width, const double *scales, int n_sc
 /* Bilinear resampling of a C x H x W tensor by scale, as PyTorch's
  * interpolate(scale_factor=s, mode='bilinear', align_corners=False) does it
  * without recomputing the scale factor.  out must hold C x H' x W' floats
- * (sf_pyramid_level_size).  Fails when a side would be 0. */
+ * (sf_pyramid_level_size).  Fails when a side would be 0, or out of memory
+ * for its tables (12 bytes per output row and column). */
 sf_status sf_pyramid_resize(const float *in, int channels, int height, int width,
                             double scale, float *out, sf_error *err);
 
 /* The pyramid of one image at a time, as sf-decode writes it: the
  * normalised image at scale 1 (the base) and each level resized from it
- * (sf_pyramid_resize).  Its buffers are kept from one image to the next. */
+ * (sf_pyramid_resize), one at a time in one buffer.  Its buffers are kept
+ * from one image to the next, up to SF_PYRAMID_KEEP_BYTES
+ * (sf_pyramid_clear). */
 typedef struct sf_pyramid sf_pyramid;
+
+/* Buffers a pyramid keeps for the next image after sf_pyramid_clear. */
+#define SF_PYRAMID_KEEP_BYTES (UINT64_C(64) << 20)
+
+/* Bytes a pyramid at these scales takes for a height x width base: the
+ * base, the largest level other than scale 1 and its resampling tables.
+ * Computed in double, so any size may be asked; UINT64_MAX when it does
+ * not fit, 0 for an empty image. */
+uint64_t sf_pyramid_memory(int height, int width, const double *scales, int n_scales);
 
 /* scales (n_scales > 0 positive values) and the normalisation of
  * sf_pyramid_set_rgb are copied. */
@@ -104,10 +116,10 @@ void sf_pyramid_free(sf_pyramid *pyramid);
 
 /* Make a width x height image the base: 8-bit H x W x 3 pixels, normalised
  * as sf_image_normalize does, or a normalised 3 x H x W tensor, copied.
- * Every level is checked first (sf_pyramid_check) and the memory of the
- * largest one is taken, so that a failure comes before any level is used;
- * the pyramid then holds no image.  name is used in messages, here and by
- * sf_pyramid_level. */
+ * Every level is checked first (sf_pyramid_check) and all the memory the
+ * levels need is taken (sf_pyramid_memory), so that every failure comes
+ * here, before any level is used; the pyramid then holds no image.  name
+ * is used in messages. */
 sf_status sf_pyramid_set_rgb(sf_pyramid *pyramid, const char *name, const uint8_t *rgb,
                              int width, int height, sf_error *err);
 sf_status sf_pyramid_set_tensor(sf_pyramid *pyramid, const char *name, const float *tensor,
@@ -115,9 +127,16 @@ sf_status sf_pyramid_set_tensor(sf_pyramid *pyramid, const char *name, const flo
 
 /* Level i (in the order of the scales given) of the image set last:
  * 3 x *height x *width floats owned by the pyramid, valid until the next
- * call.  At scale 1 it is the base itself. */
+ * call.  At scale 1 it is the base itself.  Fails only when no image is
+ * held or i is not 0 to n_scales - 1: a writer that took the image can
+ * write all its levels. */
 sf_status sf_pyramid_level(sf_pyramid *pyramid, int i, const float **data, int *height,
                            int *width, sf_error *err);
+
+/* Done with the image held: forget it, and give back its buffers when they
+ * take more than SF_PYRAMID_KEEP_BYTES, so that one large image does not
+ * keep its memory through the rest of a batch. */
+void sf_pyramid_clear(sf_pyramid *pyramid);
 
 #ifdef __cplusplus
 }
