@@ -15,6 +15,7 @@ enum {
     OPT_NO_AUTOROTATE,
     OPT_MAX_PIXELS,
     OPT_MAX_BYTES,
+    OPT_MAX_MEMORY,
     OPT_PIXELS,
 };
 
@@ -26,6 +27,7 @@ static const struct option longopts[] = {
     { "no-autorotate", no_argument, NULL, OPT_NO_AUTOROTATE },
     { "max-pixels", required_argument, NULL, OPT_MAX_PIXELS },
     { "max-bytes", required_argument, NULL, OPT_MAX_BYTES },
+    { "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
     { "pixels", no_argument, NULL, OPT_PIXELS },
     { "null", no_argument, NULL, '0' },
     { NULL, 0, NULL, 0 },
@@ -39,6 +41,8 @@ static const char options_help[] =
     "      --autorotate     turn photos upright from EXIF orientation (default)\n"
     "      --max-pixels N   refuse images with more than N pixels (0: no limit)\n"
     "      --max-bytes N    refuse files longer than N bytes (default 512 MiB; 0: no limit)\n"
+    "      --max-memory N   refuse images needing more than N bytes of memory to decode\n"
+    "                       with their pyramid (default 2 GiB; 0: no limit)\n"
     "      --pixels         also write the resized 8-bit RGB image\n"
     "  -0, --null           file names on stdin are NUL-separated (find -print0)\n";
 
@@ -92,13 +96,13 @@ static int decode_one(decoder *d, const char *path)
     if (strcmp(path, "-") == 0)
         st = sf_image_load_fd(STDIN_FILENO, path, &d->options, &img, &err);
     else if (has_suffix(path, ".npy"))
-        st = sf_image_load_npy(path, &img, &tensor, &err);
+        st = sf_image_load_npy(path, &d->options, &img, &tensor, &err);
     else
         st = sf_image_load_file(path, &d->options, &img, &err);
     int h = img.height, w = img.width;
     /* Everything that can fail for an image fails here, before its first
-     * record: every level's size and every buffer the levels need (in the
-     * pyramid). */
+     * record: the memory limit (from the header, in the loader), every
+     * level's size and every buffer the levels need (in the pyramid). */
     if (st == SF_OK && tensor)
         st = sf_pyramid_set_tensor(d->pyramid, path, tensor, w, h, &err);
     else if (st == SF_OK)
@@ -200,6 +204,7 @@ int main(int argc, char **argv)
         case OPT_NO_AUTOROTATE: sf_cli_set(&cli, "image.autorotate", "false"); break;
         case OPT_MAX_PIXELS: sf_cli_set(&cli, "image.max_pixels", optarg); break;
         case OPT_MAX_BYTES: sf_cli_set(&cli, "image.max_bytes", optarg); break;
+        case OPT_MAX_MEMORY: sf_cli_set(&cli, "image.max_memory", optarg); break;
         case OPT_PIXELS: d.write_pixels = 1; break;
         case '0': nul = 1; break;
         default: sf_cli_usage_error(&cli, "unexpected option");
@@ -209,6 +214,9 @@ int main(int argc, char **argv)
     d.options.autorotate = cli.config.autorotate;
     d.options.max_pixels = cli.config.max_pixels;
     d.options.max_bytes = cli.config.max_bytes;
+    d.options.max_memory = cli.config.max_memory;
+    d.options.scales = cli.config.scales;
+    d.options.n_scales = cli.config.n_scales;
     if (optind == argc && isatty(STDIN_FILENO))
         sf_cli_usage_error(&cli, "no input files (name them, or list them on stdin)");
     sf_cli_stream_output(&cli);

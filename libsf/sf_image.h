@@ -20,6 +20,13 @@ typedef struct sf_decode_options {
     uint64_t max_bytes;  /* refuse files longer than this (read whole first); 0 = no limit */
     int has_crop;        /* crop[] holds a query box x1, y1, x2, y2 in file pixels */
     double crop[4];
+    /* Refuse images that would need more bytes of memory than this,
+     * decoding them and building their pyramid at these scales
+     * (sf_image_memory), estimated from the header before any pixel is
+     * decoded; 0 = no limit.  scales may be NULL (n_scales 0): no pyramid. */
+    uint64_t max_memory;
+    const double *scales;
+    int n_scales;
 } sf_decode_options;
 
 /* An 8-bit RGB image, rows top to bottom, H x W x 3. */
@@ -35,7 +42,8 @@ sf_status sf_image_library_init(sf_error *err);
 
 /* Decode an image file, convert it to 8-bit sRGB RGB, crop and shrink it as
  * options say.  Errors name the file: missing, unreadable, not an image,
- * truncated, too large. */
+ * truncated, too large (SF_ERR_TOO_LARGE: more pixels than max_pixels, or
+ * more memory than max_memory, both known from the header). */
 sf_status sf_image_load_file(const char *path, const sf_decode_options *options,
                              sf_rgb_image *out, sf_error *err);
 /* The same from an open file descriptor (a pipe, a FIFO, standard input):
@@ -53,10 +61,31 @@ void sf_rgb_image_release(sf_rgb_image *img);
  * out->pixels; a normalised 3 x H x W float32 tensor goes to *tensor
  * (malloc'd, the caller frees it) and out->pixels stays NULL.  Nothing is
  * resized: out's sizes, source size included, are the array's.  Sides of
- * 1 to 65536, at most 4 GiB of data.  Errors name the file; another array
- * is SF_ERR_NOT_IMAGE. */
-sf_status sf_image_load_npy(const char *path, sf_rgb_image *out, float **tensor,
-                            sf_error *err);
+ * 1 to 65536, at most 4 GiB of data.  Of options (may be NULL) only
+ * max_memory and the scales are used: no more data than max_memory is
+ * read, and the array with its pyramid must fit in it.  Errors name the
+ * file; another array is SF_ERR_NOT_IMAGE, too much memory
+ * SF_ERR_TOO_LARGE. */
+sf_status sf_image_load_npy(const char *path, const sf_decode_options *options,
+                            sf_rgb_image *out, float **tensor, sf_error *err);
+
+/* Bytes that decoding an image and building its pyramid take at the
+ * most, as sf_image_load_* estimate them against options->max_memory:
+ * the larger of
+ *   while decoding: the file (file_bytes, read whole), the decoded image
+ *   (source_bytes: width x height x bands x bytes per band of the file,
+ *   counted in full although libvips keeps a large one in a temporary
+ *   file), libvips' working buffers (VIPS_CONCURRENCY + 4 threads, each
+ *   up to 64 rows of 3 float32 per pixel of source_width) and the output
+ *   pixels twice (libvips' copy and ours);
+ *   after: the output pixels and the pyramid at these scales
+ *   (sf_pyramid_memory).
+ * out_width x out_height is the image after cropping and shrinking.  Not
+ * counted: the program itself (about 40 MB with libvips) and the buffers
+ * a pyramid keeps from earlier images (at most SF_PYRAMID_KEEP_BYTES).
+ * UINT64_MAX when that does not fit. */
+uint64_t sf_image_memory(uint64_t file_bytes, uint64_t source_bytes, int source_width,
+                         int out_width, int out_height, const double *scales, int n_scales);
 
 /* Output size of Pillow's Image.thumbnail((max_side, max_side)) for a
  * width x height image: max_side is floored first, the aspect ratio is kept
