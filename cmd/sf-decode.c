@@ -71,6 +71,28 @@ static int has_suffix(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
+/* A level whose record is larger than any stream reader takes
+ * (SF_STREAM_DEFAULT_MAX_PAYLOAD) would make the stream unreadable: it is
+ * the image's failure, found before its first record.  Returns 0 or -1. */
+static int check_record_sizes(decoder *d, const char *path, int height, int width)
+{
+    const sf_config *cfg = &d->cli->config;
+    for (int i = 0; i < cfg->n_scales; i++) {
+        /* In double, as any size may be asked; truncation is floor here. */
+        double lh = (double)(uint64_t)((double)height * cfg->scales[i]);
+        double lw = (double)(uint64_t)((double)width * cfg->scales[i]);
+        double bytes = 3 * sizeof(float) * lh * lw;
+        if (bytes > (double)SF_STREAM_DEFAULT_MAX_PAYLOAD) {
+            sf_cli_error(d->cli, "%s: scale %g makes a %.0fx%.0f level of %.0f MiB, more than "
+                                 "a stream record holds (%llu MiB)",
+                         path, cfg->scales[i], lw, lh, bytes / 1048576,
+                         (unsigned long long)(SF_STREAM_DEFAULT_MAX_PAYLOAD >> 20));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Decode one file and write its records; returns SF_EXIT_OK, SF_EXIT_FAILURE
  * (this file failed, nothing written) or SF_EXIT_FATAL (the stream holds
  * part of the image: the batch must stop without its end record). */
@@ -101,15 +123,23 @@ static int decode_one(decoder *d, const char *path)
         st = sf_image_load_file(path, &d->options, &img, &err);
     int h = img.height, w = img.width;
     /* Everything that can fail for an image fails here, before its first
-     * record: the memory limit (from the header, in the loader), every
-     * level's size and every buffer the levels need (in the pyramid). */
-    if (st == SF_OK && tensor)
-        st = sf_pyramid_set_tensor(d->pyramid, path, tensor, w, h, &err);
-    else if (st == SF_OK)
-        st = sf_pyramid_set_rgb(d->pyramid, path, img.pixels, w, h, &err);
+     * record: the memory limit (from the header, in the loader), the size
+     * of every record, every level's size and every buffer the levels need
+     * (in the pyramid). */
+    if (st != SF_OK)
+        sf_cli_error(d->cli, "%s", err.message);
+    else if (check_record_sizes(d, path, h, w) != 0)
+        st = SF_ERR_TOO_LARGE;
+    else {
+        if (tensor)
+            st = sf_pyramid_set_tensor(d->pyramid, path, tensor, w, h, &err);
+        else
+            st = sf_pyramid_set_rgb(d->pyramid, path, img.pixels, w, h, &err);
+        if (st != SF_OK)
+            sf_cli_error(d->cli, "%s", err.message);
+    }
     free(tensor);
     if (st != SF_OK) {
-        sf_cli_error(d->cli, "%s", err.message);
         sf_rgb_image_release(&img);
         return SF_EXIT_FAILURE;
     }

@@ -136,6 +136,14 @@ check "default limit: the stream is valid" sf-cat --check x16.sfs
 check "default limit: the rest of the batch is decoded" [ "$(sf-cat --list x16.sfs)" = tiny.npy ]
 check "default limit: the level of the next image" \
     [ "$(sf-cat --text --kind image x16.sfs | cut -f6)" = 3x96x128 ]
+# Without the limit, a level too large for a stream record (2 GiB, what
+# readers take) fails that image alone, before its first record.
+sf-decode --max-memory 0 --size 65536 --scales 16 aloe.jpg tiny.npy > rec.sfs 2> rec.err; rc=$?
+check "a level larger than a record: exit 1 (got $rc)" [ "$rc" -eq 1 ]
+check "a level larger than a record: one line" [ "$(cat rec.err)" = \
+    "sf-decode: aloe.jpg: scale 16 makes a 20512x17760 level of 4169 MiB, more than a stream record holds (2048 MiB)" ]
+check "a level larger than a record: the stream is valid and goes on" \
+    [ "$(sf-cat --check rec.sfs && sf-cat --list rec.sfs)" = tiny.npy ]
 sf-decode --scales 16 --max-memory 100000 tiny.npy > npy.sfs 2> npy.err; rc=$?
 check "--max-memory: a .npy image too (exit $rc)" [ "$rc" -eq 1 ] &&
     grep -q "^sf-decode: tiny.npy: needs about [0-9]* bytes of memory, more than --max-memory (100000 bytes)$" npy.err
