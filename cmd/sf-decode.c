@@ -15,6 +15,7 @@ enum {
     OPT_NO_AUTOROTATE,
     OPT_MAX_PIXELS,
     OPT_MAX_BYTES,
+    OPT_MAX_MEMORY,
     OPT_PIXELS,
 };
 
@@ -26,6 +27,7 @@ static const struct option longopts[] = {
     { "no-autorotate", no_argument, NULL, OPT_NO_AUTOROTATE },
     { "max-pixels", required_argument, NULL, OPT_MAX_PIXELS },
     { "max-bytes", required_argument, NULL, OPT_MAX_BYTES },
+    { "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
     { "pixels", no_argument, NULL, OPT_PIXELS },
     { "null", no_argument, NULL, '0' },
     { NULL, 0, NULL, 0 },
@@ -39,6 +41,8 @@ static const char options_help[] =
     "      --autorotate     turn photos upright from EXIF orientation (default)\n"
     "      --max-pixels N   refuse images with more than N pixels (0: no limit)\n"
     "      --max-bytes N    refuse files longer than N bytes (default 512 MiB; 0: no limit)\n"
+    "      --max-memory N   refuse images needing more than N bytes of memory to decode\n"
+    "                       with their pyramid (default 2 GiB; 0: no limit)\n"
     "      --pixels         also write the resized 8-bit RGB image\n"
     "  -0, --null           file names on stdin are NUL-separated (find -print0)\n";
 
@@ -67,7 +71,31 @@ static int has_suffix(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* Decode one file and write its records; returns 0 or 1 (this file failed). */
+/* A level whose record is larger than any stream reader takes
+ * (SF_STREAM_DEFAULT_MAX_PAYLOAD) would make the stream unreadable: it is
+ * the image's failure, found before its first record.  Returns 0 or -1. */
+static int check_record_sizes(decoder *d, const char *path, int height, int width)
+{
+    const sf_config *cfg = &d->cli->config;
+    for (int i = 0; i < cfg->n_scales; i++) {
+        /* In double, as any size may be asked; truncation is floor here. */
+        double lh = (double)(uint64_t)((double)height * cfg->scales[i]);
+        double lw = (double)(uint64_t)((double)width * cfg->scales[i]);
+        double bytes = 3 * sizeof(float) * lh * lw;
+        if (bytes > (double)SF_STREAM_DEFAULT_MAX_PAYLOAD) {
+            sf_cli_error(d->cli, "%s: scale %g makes a %.0fx%.0f level of %.0f MiB, more than "
+                                 "a stream record holds (%llu MiB)",
+                         path, cfg->scales[i], lw, lh, bytes / 1048576,
+                         (unsigned long long)(SF_STREAM_DEFAULT_MAX_PAYLOAD >> 20));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Decode one file and write its records; returns SF_EXIT_OK, SF_EXIT_FAILURE
+ * (this file failed, nothing written) or SF_EXIT_FATAL (the stream holds
+ * part of the image: the batch must stop without its end record). */
 static int decode_one(decoder *d, const char *path)
 {
     const sf_config *cfg = &d->cli->config;
@@ -81,26 +109,39 @@ static int decode_one(decoder *d, const char *path)
     /* A key the stream cannot carry is this file's failure, not a crash later. */
     if (sf_record_validate(&probe, &err) != SF_OK) {
         sf_cli_error(d->cli, "%s: cannot be used as a key (%s)", path, err.message);
-        return 1;
+        return SF_EXIT_FAILURE;
     }
     /* A .npy file is an image already decoded (sf_image_load_npy). */
     /* "-": the image itself on standard input.  Every input is read once,
      * so FIFOs and process substitutions work too. */
-    sf_status st = strcmp(path, "-") == 0
-                       ? sf_image_load_fd(STDIN_FILENO, path, &d->options, &img, &err)
-                   : has_suffix(path, ".npy") ? sf_image_load_npy(path, &img, &tensor, &err)
-                                              : sf_image_load_file(path, &d->options, &img, &err);
+    sf_status st;
+    if (strcmp(path, "-") == 0)
+        st = sf_image_load_fd(STDIN_FILENO, path, &d->options, &img, &err);
+    else if (has_suffix(path, ".npy"))
+        st = sf_image_load_npy(path, &d->options, &img, &tensor, &err);
+    else
+        st = sf_image_load_file(path, &d->options, &img, &err);
     int h = img.height, w = img.width;
-    /* Every level is checked here, so that a failing image writes no records. */
-    if (st == SF_OK && tensor)
-        st = sf_pyramid_set_tensor(d->pyramid, path, tensor, w, h, &err);
-    else if (st == SF_OK)
-        st = sf_pyramid_set_rgb(d->pyramid, path, img.pixels, w, h, &err);
+    /* Everything that can fail for an image fails here, before its first
+     * record: the memory limit (from the header, in the loader), the size
+     * of every record, every level's size and every buffer the levels need
+     * (in the pyramid). */
+    if (st != SF_OK)
+        sf_cli_error(d->cli, "%s", err.message);
+    else if (check_record_sizes(d, path, h, w) != 0)
+        st = SF_ERR_TOO_LARGE;
+    else {
+        if (tensor)
+            st = sf_pyramid_set_tensor(d->pyramid, path, tensor, w, h, &err);
+        else
+            st = sf_pyramid_set_rgb(d->pyramid, path, img.pixels, w, h, &err);
+        if (st != SF_OK)
+            sf_cli_error(d->cli, "%s", err.message);
+    }
     free(tensor);
     if (st != SF_OK) {
-        sf_cli_error(d->cli, "%s", err.message);
         sf_rgb_image_release(&img);
-        return 1;
+        return SF_EXIT_FAILURE;
     }
     uint64_t fields[SF_PROVENANCE_FIELDS];
     sf_record prov;
@@ -117,18 +158,20 @@ static int decode_one(decoder *d, const char *path)
     for (int i = 0; i < cfg->n_scales; i++) {
         const float *level;
         int lh, lw;
-        /* Records of this image are already out: the stream cannot be
-         * left with an open image, so a failure here is fatal. */
+        /* Cannot fail once the image is set (sf_pyramid_level); were it
+         * to, records of this image are already out, and the stream must
+         * end without its end record so that readers know it is cut. */
         if (sf_pyramid_level(d->pyramid, i, &level, &lh, &lw, &err) != SF_OK) {
             sf_cli_error(d->cli, "%s", err.message);
-            exit(SF_EXIT_FATAL);
+            return SF_EXIT_FATAL;
         }
         uint64_t ishape[3] = { 3, (uint64_t)lh, (uint64_t)lw };
         emit(d, path, SF_KIND_IMAGE, SF_DTYPE_F32, 3, ishape, level, (uint32_t)i,
              cfg->scales[i], i == cfg->n_scales - 1);
     }
+    sf_pyramid_clear(d->pyramid);
     sf_cli_info(d->cli, "%s: %dx%d, %d scales", path, w, h, cfg->n_scales);
-    return 0;
+    return SF_EXIT_OK;
 }
 
 /* Read the next name from a list on stdin, newline- or NUL-separated. */
@@ -191,6 +234,7 @@ int main(int argc, char **argv)
         case OPT_NO_AUTOROTATE: sf_cli_set(&cli, "image.autorotate", "false"); break;
         case OPT_MAX_PIXELS: sf_cli_set(&cli, "image.max_pixels", optarg); break;
         case OPT_MAX_BYTES: sf_cli_set(&cli, "image.max_bytes", optarg); break;
+        case OPT_MAX_MEMORY: sf_cli_set(&cli, "image.max_memory", optarg); break;
         case OPT_PIXELS: d.write_pixels = 1; break;
         case '0': nul = 1; break;
         default: sf_cli_usage_error(&cli, "unexpected option");
@@ -200,6 +244,9 @@ int main(int argc, char **argv)
     d.options.autorotate = cli.config.autorotate;
     d.options.max_pixels = cli.config.max_pixels;
     d.options.max_bytes = cli.config.max_bytes;
+    d.options.max_memory = cli.config.max_memory;
+    d.options.scales = cli.config.scales;
+    d.options.n_scales = cli.config.n_scales;
     if (optind == argc && isatty(STDIN_FILENO))
         sf_cli_usage_error(&cli, "no input files (name them, or list them on stdin)");
     sf_cli_stream_output(&cli);
@@ -215,22 +262,25 @@ int main(int argc, char **argv)
         return SF_EXIT_FATAL;
     }
 
-    int failed = 0;
+    int status = SF_EXIT_OK, st;
     if (optind < argc) {
-        for (int i = optind; i < argc; i++)
-            failed |= decode_one(&d, argv[i]);
+        for (int i = optind; i < argc && status != SF_EXIT_FATAL; i++)
+            if ((st = decode_one(&d, argv[i])) != SF_EXIT_OK)
+                status = st;
     } else {
         char *buf = NULL;
         size_t cap = 0;
         const char *name;
-        while ((name = next_name(stdin, nul ? '\0' : '\n', &buf, &cap)) != NULL)
-            failed |= decode_one(&d, name);
-        if (ferror(stdin)) {
+        while (status != SF_EXIT_FATAL &&
+               (name = next_name(stdin, nul ? '\0' : '\n', &buf, &cap)) != NULL)
+            if ((st = decode_one(&d, name)) != SF_EXIT_OK)
+                status = st;
+        if (status != SF_EXIT_FATAL && ferror(stdin)) {
             sf_cli_error(&cli, "<stdin>: read failed: %s", strerror(errno));
-            failed = 1;
+            status = SF_EXIT_FAILURE;
         }
         free(buf);
     }
     sf_pyramid_free(d.pyramid);
-    return sf_cli_finish(&cli, failed ? SF_EXIT_FAILURE : SF_EXIT_OK);
+    return sf_cli_finish(&cli, status);
 }

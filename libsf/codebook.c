@@ -65,13 +65,24 @@ static sf_status check_shape(const char *name, uint64_t k, uint64_t dim, uint64_
     return SF_OK;
 }
 
-static sf_status check_finite(const char *name, const float *c, size_t count, size_t dim,
+/* Every value finite, and every squared norm too in float32, in which
+ * distances to the centroids are computed (|x|^2 - 2 x.c + |c|^2): one
+ * that overflows would make every distance to it infinite. */
+static sf_status check_finite(const char *name, const float *c, size_t k, size_t dim,
                               sf_status bad, sf_error *err)
 {
-    for (size_t i = 0; i < count; i++)
-        if (!isfinite(c[i]))
-            return sf_error_set(err, bad, "%s: centroid %zu has a non-finite value",
-                                name, i / dim);
+    for (size_t j = 0; j < k; j++) {
+        const float *row = c + j * dim;
+        double norm = 0.0;
+        for (size_t i = 0; i < dim; i++) {
+            if (!isfinite(row[i]))
+                return sf_error_set(err, bad, "%s: centroid %zu has a non-finite value", name, j);
+            norm += (double)row[i] * row[i];
+        }
+        if (!isfinite((float)norm))
+            return sf_error_set(err, bad, "%s: centroid %zu: its squared norm overflows float32 "
+                                          "(values too large)", name, j);
+    }
     return SF_OK;
 }
 
@@ -83,12 +94,15 @@ sf_status sf_codebook_write(const char *path, const float *centroids, size_t k, 
     uint64_t bytes;
     sf_status st = check_shape(path, k, dim, &bytes, SF_ERR_INVALID_ARGUMENT, err);
     if (st == SF_OK)
-        st = check_finite(path, centroids, k * dim, dim, SF_ERR_INVALID_ARGUMENT, err);
+        st = check_finite(path, centroids, k, dim, SF_ERR_INVALID_ARGUMENT, err);
     if (st != SF_OK)
         return st;
     static const sf_codebook_training none;
     if (!training)
         training = &none;
+    if (!isfinite(training->inertia))
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, "%s: the training inertia is not "
+                                                          "finite", path);
 
     unsigned char h[SF_CODEBOOK_HEADER_SIZE] = { 0 };
     memcpy(h, SF_CODEBOOK_MAGIC, 8);
@@ -167,6 +181,11 @@ static sf_status parse_header(const unsigned char *d, size_t size, const char *n
     cb->training.samples = sf_get_u64(d + 56);
     cb->training.inertia = sf_get_f64(d + 64);
     cb->training.iterations = (int)sf_get_u32(d + 72);
+    /* What the writer refuses: a training that overflowed. */
+    if (!isfinite(cb->training.inertia))
+        return sf_error_set(err, SF_ERR_FORMAT, "%s: codebook training inertia is %g "
+                                                "(the training overflowed)", name,
+                            cb->training.inertia);
     return SF_OK;
 }
 
@@ -188,7 +207,7 @@ static sf_status finish_load(unsigned char *file, size_t size, const char *name,
                               "%s: codebook centroid checksum mismatch (the file is damaged)",
                               name);
         else
-            st = check_finite(name, c, cb->k * cb->dim, cb->dim, SF_ERR_FORMAT, err);
+            st = check_finite(name, c, cb->k, cb->dim, SF_ERR_FORMAT, err);
     }
     if (st != SF_OK) {
         sf_codebook_free(cb);

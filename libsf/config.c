@@ -80,6 +80,8 @@ static const struct key keys[] = {
         "refuse images with more pixels than this; 0 = no limit"),
     U64("image.max_bytes", max_bytes,
         "refuse image files longer than this many bytes; 0 = no limit"),
+    U64("image.max_memory", max_memory,
+        "refuse images whose decoding and pyramid need more bytes of memory; 0 = no limit"),
     INT("features.keep", features_num, 0, 1000000,
         "super-features kept per image, strongest over all scales; 0 = the model's own"),
     BOOL("features.global", global,
@@ -131,6 +133,9 @@ void sf_config_init(sf_config *cfg)
     /* Files are read whole before decoding: this bounds the memory, and the
      * time an endless input (/dev/zero) takes before it fails. */
     cfg->max_bytes = UINT64_C(512) << 20;
+    /* Estimated from the header before decoding (sf_image_memory): one
+     * image with a pyramid of large scales cannot take the machine. */
+    cfg->max_memory = UINT64_C(2) << 30;
     cfg->features_num = 0; /* the checkpoint's runtime.features_num */
     cfg->global = 0;
     cfg->threads = 0;

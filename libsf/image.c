@@ -5,7 +5,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -113,6 +115,56 @@ done:
     return 0;
 }
 
+/* Rows of float32 RGB each libvips thread may hold per pixel of the source
+ * width, and threads counted beyond VIPS_CONCURRENCY: about twice what
+ * shrinking 60000 x 1500 and 8000 x 6000 images measured, with 1 to 16
+ * threads. */
+#define VIPS_ROWS_PER_THREAD 64
+#define VIPS_EXTRA_THREADS 4
+
+uint64_t sf_image_memory(uint64_t file_bytes, uint64_t source_bytes, int source_width,
+                         int out_width, int out_height, const double *scales, int n_scales)
+{
+    /* In double, saturated at the end: the sizes asked about may be absurd. */
+    double threads = (double)vips_concurrency_get() + VIPS_EXTRA_THREADS;
+    double work = threads * (source_width > 0 ? source_width : 0) * 3 * sizeof(float) *
+                  VIPS_ROWS_PER_THREAD;
+    double pixels = 3.0 * (out_width > 0 ? out_width : 0) * (out_height > 0 ? out_height : 0);
+    double decoding = (double)file_bytes + (double)source_bytes + work + 2 * pixels;
+    uint64_t pyramid = scales && n_scales > 0
+                           ? sf_pyramid_memory(out_height, out_width, scales, n_scales)
+                           : 0;
+    double after = pixels + (double)pyramid;
+    double most = decoding > after ? decoding : after;
+    return pyramid == UINT64_MAX || most >= 0x1p63 ? UINT64_MAX : (uint64_t)most;
+}
+
+/* A size for messages: MiB, or bytes below one. */
+static void format_bytes(char *buf, size_t size, uint64_t bytes, int round_up)
+{
+    const uint64_t mib = UINT64_C(1) << 20;
+    if (bytes == UINT64_MAX)
+        snprintf(buf, size, "more than 2^63 bytes");
+    else if (bytes % mib == 0 || bytes >= 16 * mib)
+        snprintf(buf, size, "%llu MiB",
+                 (unsigned long long)(bytes / mib + (round_up && bytes % mib != 0)));
+    else
+        snprintf(buf, size, "%llu bytes", (unsigned long long)bytes);
+}
+
+/* need 0: not known, only that it is more. */
+static sf_status too_much_memory(sf_error *err, const char *name, uint64_t need, uint64_t limit)
+{
+    char n[64], l[64];
+    format_bytes(n, sizeof n, need, 1);
+    format_bytes(l, sizeof l, limit, 0);
+    if (!need)
+        return sf_error_set(err, SF_ERR_TOO_LARGE,
+                            "%s: needs more memory than --max-memory (%s)", name, l);
+    return sf_error_set(err, SF_ERR_TOO_LARGE,
+                        "%s: needs about %s of memory, more than --max-memory (%s)", name, n, l);
+}
+
 /* Replace *img by op's output, dropping the old reference. */
 #define STEP(img, call)                          \
     do {                                         \
@@ -122,8 +174,11 @@ done:
         (img) = next_;                           \
     } while (0)
 
-static sf_status decode(VipsImage *img, const char *name, const sf_decode_options *opt,
-                        sf_rgb_image *out, sf_error *err)
+/* img: the file's header, file_bytes long (held while decoding).  All
+ * the sizes are planned from the header first, so that every limit is
+ * checked before a pixel is decoded. */
+static sf_status decode(VipsImage *img, uint64_t file_bytes, const char *name,
+                        const sf_decode_options *opt, sf_rgb_image *out, sf_error *err)
 {
     sf_status st;
     int w = img->Xsize, h = img->Ysize;
@@ -135,35 +190,58 @@ static sf_status decode(VipsImage *img, const char *name, const sf_decode_option
         g_object_unref(img);
         return st;
     }
-    if (opt->autorotate && vips_image_get_orientation(img) > 1)
-        STEP(img, vips_autorot(img, &next_, NULL));
-    w = img->Xsize;
-    h = img->Ysize;
-    out->source_width = w;
-    out->source_height = h;
+    /* EXIF orientations 5 to 8 turn the image a quarter. */
+    int orientation = opt->autorotate ? vips_image_get_orientation(img) : 1;
+    int rw = orientation >= 5 ? h : w, rh = orientation >= 5 ? w : h;
+    out->source_width = rw;
+    out->source_height = rh;
 
     double target = opt->size;
+    double x1 = 0, y1 = 0, x2 = rw, y2 = rh;
     if (opt->has_crop) {
         /* PIL's crop rounds the box to integers (Python round: half to even). */
-        double x1 = nearbyint(opt->crop[0]), y1 = nearbyint(opt->crop[1]);
-        double x2 = nearbyint(opt->crop[2]), y2 = nearbyint(opt->crop[3]);
-        if (!(x1 >= 0 && y1 >= 0 && x2 <= w && y2 <= h && x2 > x1 && y2 > y1)) {
+        x1 = nearbyint(opt->crop[0]), y1 = nearbyint(opt->crop[1]);
+        x2 = nearbyint(opt->crop[2]), y2 = nearbyint(opt->crop[3]);
+        if (!(x1 >= 0 && y1 >= 0 && x2 <= rw && y2 <= rh && x2 > x1 && y2 > y1)) {
             st = sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
                               "%s: crop box %g,%g,%g,%g is not inside the %dx%d image",
-                              name, opt->crop[0], opt->crop[1], opt->crop[2], opt->crop[3], w, h);
+                              name, opt->crop[0], opt->crop[1], opt->crop[2], opt->crop[3], rw,
+                              rh);
             g_object_unref(img);
             return st;
         }
-        target = sf_crop_target_side(opt->size, x2 - x1, y2 - y1, w, h);
-        STEP(img, vips_crop(img, &next_, (int)x1, (int)y1, (int)(x2 - x1), (int)(y2 - y1), NULL));
-        w = img->Xsize;
-        h = img->Ysize;
+        target = sf_crop_target_side(opt->size, x2 - x1, y2 - y1, rw, rh);
     }
+    int cw = (int)(x2 - x1), ch = (int)(y2 - y1);
+    int nw, nh;
+    int resize = sf_thumbnail_size(cw, ch, target, &nw, &nh);
+    if (opt->max_memory) {
+        uint64_t source = (uint64_t)w * (uint64_t)h * (uint64_t)img->Bands *
+                          vips_format_sizeof(img->BandFmt);
+        uint64_t need = sf_image_memory(file_bytes, source, w > rw ? w : rw, nw, nh,
+                                        opt->scales, opt->n_scales);
+        if (need > opt->max_memory) {
+            st = too_much_memory(err, name, need, opt->max_memory);
+            g_object_unref(img);
+            return st;
+        }
+    }
+
+    if (orientation > 1)
+        STEP(img, vips_autorot(img, &next_, NULL));
+    if (img->Xsize != rw || img->Ysize != rh) { /* the plan above must hold */
+        st = sf_error_set(err, SF_ERR_NOT_IMAGE, "%s: turned upright, the %dx%d image is "
+                                                 "%dx%d, not %dx%d", name, w, h, img->Xsize,
+                          img->Ysize, rw, rh);
+        g_object_unref(img);
+        return st;
+    }
+    if (opt->has_crop)
+        STEP(img, vips_crop(img, &next_, (int)x1, (int)y1, cw, ch, NULL));
     STEP(img, to_srgb8(img, &next_));
 
-    int nw, nh;
-    if (sf_thumbnail_size(w, h, target, &nw, &nh)) {
-        STEP(img, vips_resize(img, &next_, (double)nw / w, "vscale", (double)nh / h,
+    if (resize) {
+        STEP(img, vips_resize(img, &next_, (double)nw / cw, "vscale", (double)nh / ch,
                               "kernel", VIPS_KERNEL_LANCZOS3, NULL));
         /* libvips rounds its own output size; Pillow's size is the contract. */
         if (img->Xsize != nw || img->Ysize != nh) {
@@ -259,25 +337,31 @@ sf_status sf_image_load_buffer(const void *data, size_t size, const char *name,
     VipsImage *img = vips_image_new_from_buffer(data, size, "", "fail_on", VIPS_FAIL_ON_ERROR, NULL);
     if (!img)
         return vips_failure(err, SF_ERR_NOT_IMAGE, name, "not an image");
-    return decode(img, name, options, out, err);
+    return decode(img, size, name, options, out, err);
 }
 
 /* Bounds on what a stray .npy file makes us allocate. */
 #define NPY_MAX_BYTES (UINT64_C(1) << 32)
 #define NPY_MAX_SIDE 65536
 
-sf_status sf_image_load_npy(const char *path, sf_rgb_image *out, float **tensor,
-                            sf_error *err)
+sf_status sf_image_load_npy(const char *path, const sf_decode_options *options,
+                            sf_rgb_image *out, float **tensor, sf_error *err)
 {
     memset(out, 0, sizeof *out);
     *tensor = NULL;
+    uint64_t limit = options ? options->max_memory : 0;
     FILE *fp = fopen(path, "rb");
     if (!fp)
         return sf_error_set(err, errno == ENOENT ? SF_ERR_NOT_FOUND : SF_ERR_IO, "%s: %s",
                             path, strerror(errno));
+    /* The data alone must fit in the memory limit: checked from the header
+     * before it is read. */
     sf_npy_array a;
-    sf_status st = sf_npy_read(fp, path, NPY_MAX_BYTES, &a, err);
+    sf_status st = sf_npy_read(fp, path, limit && limit < NPY_MAX_BYTES ? limit : NPY_MAX_BYTES,
+                               &a, err);
     fclose(fp);
+    if (st == SF_ERR_TOO_LARGE && limit && limit < NPY_MAX_BYTES)
+        return too_much_memory(err, path, 0, limit);
     if (st != SF_OK)
         return st;
     int chw = a.dtype == SF_DTYPE_F32 && a.ndim == 3 && a.shape[0] == 3;
@@ -287,6 +371,18 @@ sf_status sf_image_load_npy(const char *path, sf_rgb_image *out, float **tensor,
         free(a.data);
         return sf_error_set(err, SF_ERR_NOT_IMAGE, "%s: expected a 3 x H x W float32 tensor "
                                                    "or H x W x 3 uint8 pixels", path);
+    }
+    if (limit) {
+        /* The array stays while its pyramid is built. */
+        uint64_t pyramid = options->scales && options->n_scales > 0
+                               ? sf_pyramid_memory((int)h, (int)w, options->scales,
+                                                   options->n_scales)
+                               : 0;
+        uint64_t need = pyramid == UINT64_MAX ? UINT64_MAX : a.data_size + pyramid;
+        if (need > limit) {
+            free(a.data);
+            return too_much_memory(err, path, need, limit);
+        }
     }
     out->width = out->source_width = (int)w;
     out->height = out->source_height = (int)h;

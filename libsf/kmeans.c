@@ -225,8 +225,24 @@ static void assign_end(void *ctx, size_t r0, size_t rows, size_t part)
         for (size_t i = 0; i < d; i++)
             xn += xr[i] * xr[i];
         float dd = xn + job->best[r];
-        job->dist[r] = dd > 0.0f ? dd : 0.0f;
+        /* Rounding can make a distance slightly negative; an overflow
+         * (inf, -inf, NaN) is kept for assign_all to find. */
+        job->dist[r] = isfinite(dd) && dd < 0.0f ? 0.0f : dd;
     }
+}
+
+/* Distances are float32: values whose squares overflow it (beyond about
+ * 1.8e19) make them infinite or NaN and the nearest centroid meaningless,
+ * so they are refused where they appear instead of passed on. */
+static sf_status check_distances(const float *best, const float *dist, size_t n,
+                                 sf_error *err)
+{
+    for (size_t r = 0; r < n; r++)
+        if (!isfinite(best[r]) || (dist && !isfinite(dist[r])))
+            return sf_error_set(err, SF_ERR_INVALID_DATA,
+                                "k-means: vector %zu: its distance to the nearest centroid "
+                                "overflows float32 (values too large)", r);
+    return SF_OK;
 }
 
 /* Nearest centroid of every row; cnorm holds |c|^2. */
@@ -245,27 +261,53 @@ static sf_status assign_all(const float *x, size_t n, size_t d, const float *c,
         .ctx = &job, .begin = assign_begin, .tile = assign_tile, .end = assign_end,
     };
     sf_status st = sf_gemm_tiles_run(&t, err);
+    if (st == SF_OK)
+        st = check_distances(job.best, dist, n, err);
     free(job.best);
     return st;
 }
 
-static void centroid_norms(const float *c, size_t k, size_t d, float *cnorm)
+/* |c|^2 of every centroid; one that overflows float32 is refused, as no
+ * distance to it could be computed. */
+static sf_status centroid_norms(const float *c, size_t k, size_t d, float *cnorm, sf_error *err)
 {
     for (size_t j = 0; j < k; j++) {
         double s = 0.0;
         for (size_t i = 0; i < d; i++)
             s += (double)c[j * d + i] * c[j * d + i];
         cnorm[j] = (float)s;
+        if (!isfinite(cnorm[j]))
+            return sf_error_set(err, SF_ERR_INVALID_DATA,
+                                "k-means: centroid %zu: its squared norm overflows float32 "
+                                "(values too large)", j);
     }
+    return SF_OK;
 }
 
-static sf_status check_finite(const float *v, size_t count, const char *what, sf_error *err)
+static sf_status check_finite(const float *v, size_t count, const char *what, sf_status status,
+                              sf_error *err)
 {
     for (size_t i = 0; i < count; i++)
         if (!isfinite(v[i]))
-            return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
-                                "k-means: %s value %zu is not finite", what, i);
+            return sf_error_set(err, status, "k-means: %s value %zu is not finite", what, i);
     return SF_OK;
+}
+
+/* Training vectors are finite and so are their squared norms in float32,
+ * which every distance to them includes. */
+static sf_status check_rows(const float *x, size_t n, size_t d, sf_error *err)
+{
+    sf_status st = check_finite(x, n * d, "training", SF_ERR_INVALID_ARGUMENT, err);
+    for (size_t r = 0; r < n && st == SF_OK; r++) {
+        double s = 0.0;
+        for (size_t i = 0; i < d; i++)
+            s += (double)x[r * d + i] * x[r * d + i];
+        if (!isfinite((float)s))
+            st = sf_error_set(err, SF_ERR_INVALID_DATA,
+                              "k-means: training vector %zu: its squared norm overflows "
+                              "float32 (values too large)", r);
+    }
+    return st;
 }
 
 sf_status sf_kmeans_assign(const float *x, size_t n, size_t d, const float *centroids,
@@ -279,16 +321,17 @@ sf_status sf_kmeans_assign(const float *x, size_t n, size_t d, const float *cent
     size_t nd = sf_mul_size(n, d), kd = sf_mul_size(k, d);
     if (!nd || !kd)
         return sf_error_set(err, SF_ERR_TOO_LARGE, "k-means: sizes overflow");
-    sf_status st = check_finite(x, nd, "data", err);
+    sf_status st = check_finite(x, nd, "data", SF_ERR_INVALID_ARGUMENT, err);
     if (st == SF_OK)
-        st = check_finite(centroids, kd, "centroid", err);
+        st = check_finite(centroids, kd, "centroid", SF_ERR_INVALID_ARGUMENT, err);
     if (st != SF_OK)
         return st;
     float *cnorm = malloc(k * sizeof(float));
     if (!cnorm)
         return sf_error_set(err, SF_ERR_NOMEM, "k-means: out of memory");
-    centroid_norms(centroids, k, d, cnorm);
-    st = assign_all(x, n, d, centroids, cnorm, k, threads, assign, dist, err);
+    st = centroid_norms(centroids, k, d, cnorm, err);
+    if (st == SF_OK)
+        st = assign_all(x, n, d, centroids, cnorm, k, threads, assign, dist, err);
     free(cnorm);
     return st;
 }
@@ -452,7 +495,7 @@ sf_status sf_kmeans_train(const float *x, size_t n, size_t d, size_t k, int iter
     size_t nd = sf_mul_size(n, d), kd = sf_mul_size(k, d);
     if (!nd || !kd || !sf_mul_size(kd, sizeof(double)) || !sf_mul_size(n, sizeof(float)))
         return sf_error_set(err, SF_ERR_TOO_LARGE, "k-means: %zu x %zu is too large", n, d);
-    sf_status st = check_finite(x, nd, "training", err);
+    sf_status st = check_rows(x, n, d, err);
     if (st != SF_OK)
         return st;
 
@@ -480,13 +523,18 @@ sf_status sf_kmeans_train(const float *x, size_t n, size_t d, size_t k, int iter
     update_job up = { x, n, d, k, assign, dist, sums, counts, far, far_dist, centroids, 0 };
     double total = 0.0;
     for (int it = 0;; it++) {
-        centroid_norms(centroids, k, d, cnorm);
-        st = assign_all(x, n, d, centroids, cnorm, k, opt->threads, assign, dist, err);
+        st = centroid_norms(centroids, k, d, cnorm, err);
+        if (st == SF_OK)
+            st = assign_all(x, n, d, centroids, cnorm, k, opt->threads, assign, dist, err);
         if (st != SF_OK)
             goto done;
         total = 0.0;
         for (size_t i = 0; i < n; i++)
             total += dist[i];
+        if (!isfinite(total)) {
+            st = sf_error_set(err, SF_ERR_INVALID_DATA, "k-means: the inertia overflows");
+            goto done;
+        }
         if (opt->progress)
             opt->progress(opt->progress_ctx, it, total);
         if (it == iterations)

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "resize_internal.h"
 #include "sf.h"
 
 /* Pillow's round_aspect: floor or ceil, whichever gives the aspect ratio
@@ -106,28 +107,15 @@ sf_status sf_pyramid_check(int height, int width, const double *scales, int n_sc
     return SF_OK;
 }
 
-sf_status sf_pyramid_resize(const float *in, int channels, int height, int width,
-                            double scale, float *out, sf_error *err)
+void sf_resize_bilinear(const float *in, int channels, int height, int width, double scale,
+                        float *out, int *idx, float *weights)
 {
     int oh, ow;
-    if (!(scale > 0) || channels < 1 || height < 1 || width < 1)
-        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
-                            "cannot resample a %dx%dx%d tensor by %g", channels, height,
-                            width, scale);
     sf_pyramid_level_size(height, width, scale, &oh, &ow);
-    if (oh < 1 || ow < 1)
-        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
-                            "scale %g makes a %dx%d image empty", scale, width, height);
     /* The ratio comes from the requested scale, rounded to float once. */
     float ratio = (float)(1.0 / scale);
-    int *y0 = malloc(sizeof(int) * (size_t)oh), *y1 = malloc(sizeof(int) * (size_t)oh);
-    int *x0 = malloc(sizeof(int) * (size_t)ow), *x1 = malloc(sizeof(int) * (size_t)ow);
-    float *ly = malloc(sizeof(float) * (size_t)oh), *lx = malloc(sizeof(float) * (size_t)ow);
-    sf_status st = SF_OK;
-    if (!y0 || !y1 || !x0 || !x1 || !ly || !lx) {
-        st = sf_error_set(err, SF_ERR_NOMEM, "out of memory resampling a %dx%d image", ow, oh);
-        goto done;
-    }
+    int *y0 = idx, *y1 = y0 + oh, *x0 = y1 + oh, *x1 = x0 + ow;
+    float *ly = weights, *lx = ly + oh;
     axis_weights(height, oh, ratio, y0, y1, ly);
     axis_weights(width, ow, ratio, x0, x1, lx);
     size_t in_plane = (size_t)height * (size_t)width, out_plane = (size_t)oh * (size_t)ow;
@@ -146,7 +134,28 @@ sf_status sf_pyramid_resize(const float *in, int channels, int height, int width
             }
         }
     }
-done:
-    free(y0); free(y1); free(x0); free(x1); free(ly); free(lx);
+}
+
+sf_status sf_pyramid_resize(const float *in, int channels, int height, int width,
+                            double scale, float *out, sf_error *err)
+{
+    int oh, ow;
+    if (!(scale > 0) || channels < 1 || height < 1 || width < 1)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                            "cannot resample a %dx%dx%d tensor by %g", channels, height,
+                            width, scale);
+    sf_pyramid_level_size(height, width, scale, &oh, &ow);
+    if (oh < 1 || ow < 1)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                            "scale %g makes a %dx%d image empty", scale, width, height);
+    int *idx = malloc(SF_RESIZE_INDEX_COUNT(oh, ow) * sizeof *idx);
+    float *weights = malloc(SF_RESIZE_WEIGHT_COUNT(oh, ow) * sizeof *weights);
+    sf_status st = SF_OK;
+    if (idx && weights)
+        sf_resize_bilinear(in, channels, height, width, scale, out, idx, weights);
+    else
+        st = sf_error_set(err, SF_ERR_NOMEM, "out of memory resampling a %dx%d image", ow, oh);
+    free(idx);
+    free(weights);
     return st;
 }

@@ -40,16 +40,19 @@ uint64_t sf_codebook_checksum_data(const float *centroids, size_t k, size_t dim)
  * name, synced and renamed over path, so that readers see either the old
  * file or the whole new one; when path exists and is not a regular file
  * (a pipe, /dev/null) it is written to directly.  training may be NULL
- * (all zero).  Fails on k == 0, dim == 0, k beyond INT32_MAX or
- * non-finite values. */
+ * (all zero).  Fails on k == 0, dim == 0, k beyond INT32_MAX, non-finite
+ * values, a centroid whose squared norm overflows float32 (no distance to
+ * it could be computed) or a non-finite inertia. */
 sf_status sf_codebook_write(const char *path, const float *centroids, size_t k, size_t dim,
                             const sf_codebook_training *training, sf_error *err);
 
 /* Read and check a codebook file: magic, version, header checksum, sizes
- * against the file length, the centroids' checksum and that every value is
- * finite.  Each failure names the file and the reason (SF_ERR_FORMAT,
- * SF_ERR_VERSION, SF_ERR_TRUNCATED, SF_ERR_CHECKSUM, SF_ERR_IO,
- * SF_ERR_NOT_FOUND).  *out is owned by the caller. */
+ * against the file length, the centroids' checksum, and what the writer
+ * refuses (a file made elsewhere, or by a training that overflowed):
+ * non-finite values, squared norms or inertia.  Each failure names the
+ * file and the reason (SF_ERR_FORMAT, SF_ERR_VERSION, SF_ERR_TRUNCATED,
+ * SF_ERR_CHECKSUM, SF_ERR_IO, SF_ERR_NOT_FOUND).  *out is owned by the
+ * caller. */
 sf_status sf_codebook_load(const char *path, sf_codebook **out, sf_error *err);
 /* The same from the size bytes at data (copied); name is used in messages. */
 sf_status sf_codebook_load_buffer(const void *data, size_t size, const char *name,

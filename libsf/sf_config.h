@@ -26,6 +26,7 @@ typedef struct sf_config {
     int autorotate;                        /* image.autorotate: apply EXIF orientation */
     uint64_t max_pixels;                   /* image.max_pixels: refuse larger files */
     uint64_t max_bytes;                    /* image.max_bytes: read no more of a file */
+    uint64_t max_memory;                   /* image.max_memory: refuse images needing more */
 
     /* features: selection of local super-features (spec section 5) */
     int features_num;                      /* features.keep: 0 = the model's runtime.features_num */

@@ -20,6 +20,13 @@ typedef struct sf_decode_options {
     uint64_t max_bytes;  /* refuse files longer than this (read whole first); 0 = no limit */
     int has_crop;        /* crop[] holds a query box x1, y1, x2, y2 in file pixels */
     double crop[4];
+    /* Refuse images that would need more bytes of memory than this,
+     * decoding them and building their pyramid at these scales
+     * (sf_image_memory), estimated from the header before any pixel is
+     * decoded; 0 = no limit.  scales may be NULL (n_scales 0): no pyramid. */
+    uint64_t max_memory;
+    const double *scales;
+    int n_scales;
 } sf_decode_options;
 
 /* An 8-bit RGB image, rows top to bottom, H x W x 3. */
@@ -35,7 +42,8 @@ sf_status sf_image_library_init(sf_error *err);
 
 /* Decode an image file, convert it to 8-bit sRGB RGB, crop and shrink it as
  * options say.  Errors name the file: missing, unreadable, not an image,
- * truncated, too large. */
+ * truncated, too large (SF_ERR_TOO_LARGE: more pixels than max_pixels, or
+ * more memory than max_memory, both known from the header). */
 sf_status sf_image_load_file(const char *path, const sf_decode_options *options,
                              sf_rgb_image *out, sf_error *err);
 /* The same from an open file descriptor (a pipe, a FIFO, standard input):
@@ -53,10 +61,31 @@ void sf_rgb_image_release(sf_rgb_image *img);
  * out->pixels; a normalised 3 x H x W float32 tensor goes to *tensor
  * (malloc'd, the caller frees it) and out->pixels stays NULL.  Nothing is
  * resized: out's sizes, source size included, are the array's.  Sides of
- * 1 to 65536, at most 4 GiB of data.  Errors name the file; another array
- * is SF_ERR_NOT_IMAGE. */
-sf_status sf_image_load_npy(const char *path, sf_rgb_image *out, float **tensor,
-                            sf_error *err);
+ * 1 to 65536, at most 4 GiB of data.  Of options (may be NULL) only
+ * max_memory and the scales are used: no more data than max_memory is
+ * read, and the array with its pyramid must fit in it.  Errors name the
+ * file; another array is SF_ERR_NOT_IMAGE, too much memory
+ * SF_ERR_TOO_LARGE. */
+sf_status sf_image_load_npy(const char *path, const sf_decode_options *options,
+                            sf_rgb_image *out, float **tensor, sf_error *err);
+
+/* Bytes that decoding an image and building its pyramid take at the
+ * most, as sf_image_load_* estimate them against options->max_memory:
+ * the larger of
+ *   while decoding: the file (file_bytes, read whole), the decoded image
+ *   (source_bytes: width x height x bands x bytes per band of the file,
+ *   counted in full although libvips keeps a large one in a temporary
+ *   file), libvips' working buffers (VIPS_CONCURRENCY + 4 threads, each
+ *   up to 64 rows of 3 float32 per pixel of source_width) and the output
+ *   pixels twice (libvips' copy and ours);
+ *   after: the output pixels and the pyramid at these scales
+ *   (sf_pyramid_memory).
+ * out_width x out_height is the image after cropping and shrinking.  Not
+ * counted: the program itself (about 40 MB with libvips) and the buffers
+ * a pyramid keeps from earlier images (at most SF_PYRAMID_KEEP_BYTES).
+ * UINT64_MAX when that does not fit. */
+uint64_t sf_image_memory(uint64_t file_bytes, uint64_t source_bytes, int source_width,
+                         int out_width, int out_height, const double *scales, int n_scales);
 
 /* Output size of Pillow's Image.thumbnail((max_side, max_side)) for a
  * width x height image: max_side is floored first, the aspect ratio is kept
@@ -87,14 +116,26 @@ sf_status sf_pyramid_check(int height, int width, const double *scales, int n_sc
 /* Bilinear resampling of a C x H x W tensor by scale, as PyTorch's
  * interpolate(scale_factor=s, mode='bilinear', align_corners=False) does it
  * without recomputing the scale factor.  out must hold C x H' x W' floats
- * (sf_pyramid_level_size).  Fails when a side would be 0. */
+ * (sf_pyramid_level_size).  Fails when a side would be 0, or out of memory
+ * for its tables (12 bytes per output row and column). */
 sf_status sf_pyramid_resize(const float *in, int channels, int height, int width,
                             double scale, float *out, sf_error *err);
 
 /* The pyramid of one image at a time, as sf-decode writes it: the
  * normalised image at scale 1 (the base) and each level resized from it
- * (sf_pyramid_resize).  Its buffers are kept from one image to the next. */
+ * (sf_pyramid_resize), one at a time in one buffer.  Its buffers are kept
+ * from one image to the next, up to SF_PYRAMID_KEEP_BYTES
+ * (sf_pyramid_clear). */
 typedef struct sf_pyramid sf_pyramid;
+
+/* Buffers a pyramid keeps for the next image after sf_pyramid_clear. */
+#define SF_PYRAMID_KEEP_BYTES (UINT64_C(64) << 20)
+
+/* Bytes a pyramid at these scales takes for a height x width base: the
+ * base, the largest level other than scale 1 and its resampling tables.
+ * Computed in double, so any size may be asked; UINT64_MAX when it does
+ * not fit, 0 for an empty image. */
+uint64_t sf_pyramid_memory(int height, int width, const double *scales, int n_scales);
 
 /* scales (n_scales > 0 positive values) and the normalisation of
  * sf_pyramid_set_rgb are copied. */
@@ -104,10 +145,10 @@ void sf_pyramid_free(sf_pyramid *pyramid);
 
 /* Make a width x height image the base: 8-bit H x W x 3 pixels, normalised
  * as sf_image_normalize does, or a normalised 3 x H x W tensor, copied.
- * Every level is checked first (sf_pyramid_check) and the memory of the
- * largest one is taken, so that a failure comes before any level is used;
- * the pyramid then holds no image.  name is used in messages, here and by
- * sf_pyramid_level. */
+ * Every level is checked first (sf_pyramid_check) and all the memory the
+ * levels need is taken (sf_pyramid_memory), so that every failure comes
+ * here, before any level is used; the pyramid then holds no image.  name
+ * is used in messages. */
 sf_status sf_pyramid_set_rgb(sf_pyramid *pyramid, const char *name, const uint8_t *rgb,
                              int width, int height, sf_error *err);
 sf_status sf_pyramid_set_tensor(sf_pyramid *pyramid, const char *name, const float *tensor,
@@ -115,9 +156,16 @@ sf_status sf_pyramid_set_tensor(sf_pyramid *pyramid, const char *name, const flo
 
 /* Level i (in the order of the scales given) of the image set last:
  * 3 x *height x *width floats owned by the pyramid, valid until the next
- * call.  At scale 1 it is the base itself. */
+ * call.  At scale 1 it is the base itself.  Fails only when no image is
+ * held or i is not 0 to n_scales - 1: a writer that took the image can
+ * write all its levels. */
 sf_status sf_pyramid_level(sf_pyramid *pyramid, int i, const float **data, int *height,
                            int *width, sf_error *err);
+
+/* Done with the image held: forget it, and give back its buffers when they
+ * take more than SF_PYRAMID_KEEP_BYTES, so that one large image does not
+ * keep its memory through the rest of a batch. */
+void sf_pyramid_clear(sf_pyramid *pyramid);
 
 #ifdef __cplusplus
 }

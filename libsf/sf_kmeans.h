@@ -54,8 +54,12 @@ typedef struct sf_kmeans_options {
  *
  * inertia (may be NULL) receives the sum over rows of the squared distance
  * to the nearest final centroid.  Needs 1 <= k <= n, k <= INT32_MAX,
- * iterations >= 0 and finite values.  opt may be NULL for the defaults.
- * Allocates about 8n + 8kd bytes, and 8 MiB per thread. */
+ * iterations >= 0 and finite values (SF_ERR_INVALID_ARGUMENT otherwise).
+ * Distances are float32: a row whose squared norm overflows it (values
+ * beyond about 1.8e19 / sqrt(d)), or any distance, centroid norm or
+ * inertia that is not finite, is SF_ERR_INVALID_DATA, and no result is
+ * given.  opt may be NULL for the defaults.  Allocates about 8n + 8kd
+ * bytes, and 8 MiB per thread. */
 sf_status sf_kmeans_train(const float *x, size_t n, size_t d, size_t k, int iterations,
                           uint64_t seed, const sf_kmeans_options *opt, float *centroids,
                           double *inertia, sf_error *err);
@@ -63,7 +67,9 @@ sf_status sf_kmeans_train(const float *x, size_t n, size_t d, size_t k, int iter
 /* Nearest of the k centroids (k x d) of each of the n rows: its index into
  * assign (n entries) and, when dist is not NULL, the squared distance,
  * computed as in training (float32, clamped at 0).  Ties go to the lower
- * index.  threads as in sf_kmeans_options. */
+ * index.  threads as in sf_kmeans_options.  Non-finite values are
+ * SF_ERR_INVALID_ARGUMENT; a centroid norm or distance that overflows
+ * float32 is SF_ERR_INVALID_DATA. */
 sf_status sf_kmeans_assign(const float *x, size_t n, size_t d, const float *centroids,
                            size_t k, int threads, int32_t *assign, float *dist,
                            sf_error *err);

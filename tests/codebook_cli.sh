@@ -9,6 +9,8 @@ gen="$top_builddir/tests/test_kmeans"
 $gen --write-stream "$TMP/data.sfs" 40 100 16 || exit 99
 $gen --write-stream "$TMP/noscale.sfs" 3 10 16 noscale || exit 99
 $gen --write-stream "$TMP/dim8.sfs" 2 10 8 || exit 99
+# Finite descriptors of up to 3e38, whose squared norms overflow float32.
+$gen --write-stream "$TMP/huge.sfs" 4 100 16 huge || exit 99
 cd "$TMP" || exit 99
 
 info() { sf-codebook --info "$1" | sed -n "s/^$2: //p"; }
@@ -104,6 +106,13 @@ run dims sf-codebook -k 8 -o x.sfcb data.sfs dim8.sfs
 expect_rc 1 "two descriptor dimensions"
 has dims.err "dimension 8, the first ones had 16" "two descriptor dimensions: message"
 check "no codebook after failures" [ ! -e x.sfcb ]
+
+run huge sf-codebook -k 8 -o keep.sfcb huge.sfs
+expect_rc 1 "descriptors of 3e38"
+empty huge.out "descriptors of 3e38: stdout"
+has huge.err "^sf-codebook: k-means: training vector [0-9]*: its squared norm overflows float32" \
+    "descriptors of 3e38: message"
+check "descriptors of 3e38: no codebook, the old one is kept" cmp -s cb.sfcb keep.sfcb
 
 head -c 5000 data.sfs > cut.sfs
 run cut sf-codebook -k 8 -o x.sfcb cut.sfs

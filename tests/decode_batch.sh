@@ -107,4 +107,45 @@ check "/dev/zero: one line naming it" [ "$(cat zero.err)" = "sf-decode: /dev/zer
 check "/dev/zero: the next file is decoded" [ "$(sf-cat --list zero.sfs)" = small_photo.jpg ]
 sf-decode --scales 1 --max-bytes 1000 colour_photo.jpg > big.sfs 2> big.err; rc=$?
 check "--max-bytes: a longer regular file fails at once (exit $rc)" [ "$rc" -eq 1 ] && grep -q "colour_photo.jpg: larger than 1000 bytes" big.err
+
+# The memory an image needs with its pyramid is estimated from the header,
+# before decoding; over --max-memory the file fails alone, none of its
+# records written.  (The estimate counts libvips' threads: fixed here.)
+export VIPS_CONCURRENCY=1
+sf-decode --scales 2 --max-memory 10000000 colour_photo.jpg small_photo.jpg > mem.sfs 2> mem.err; rc=$?
+check "--max-memory: exit 1 (got $rc)" [ "$rc" -eq 1 ]
+check "--max-memory: one line naming the file and the need" [ "$(wc -l < mem.err)" -eq 1 ] &&
+    grep -q "^sf-decode: colour_photo.jpg: needs about [0-9]* MiB of memory, more than --max-memory (10000000 bytes)$" mem.err
+check "--max-memory: the stream is valid" sf-cat --check mem.sfs
+check "--max-memory: the next file is decoded" [ "$(sf-cat --list mem.sfs)" = small_photo.jpg ]
+sf-decode --scales 2 --set image.max_memory=10000000 colour_photo.jpg > key.sfs 2> key.err; rc=$?
+check "image.max_memory: the same refusal (exit $rc)" [ "$rc" -eq 1 ] && cmp -s key.err mem.err
+sf-decode --scales 2 --max-memory 0 colour_photo.jpg > nolimit.sfs; rc=$?
+check "--max-memory 0: no limit (exit $rc)" [ "$rc" -eq 0 ]
+# The default limit, 2 GiB: --size 65536 --scales 16 of a 1282x1110 photo
+# would be a 20512x17760 level of 4.4 GB; it is refused at once and the
+# batch goes on, here with a .npy image (8x6 pixels, a 128x96 level).
+sf-decode --size 8 --scales 1 --pixels small_photo.jpg | sf-cat --npy tiny --kind pixels || exit 99
+cp tiny/small_photo.jpg.pixels.0.npy tiny.npy || exit 99
+cp "$M/aloe__aloeL.jpg" aloe.jpg
+sf-decode --size 65536 --scales 16 aloe.jpg tiny.npy > x16.sfs 2> x16.err; rc=$?
+check "default limit: exit 1 (got $rc)" [ "$rc" -eq 1 ]
+check "default limit: one line" [ "$(wc -l < x16.err)" -eq 1 ] &&
+    grep -q "^sf-decode: aloe.jpg: needs about [0-9]* MiB of memory, more than --max-memory (2048 MiB)$" x16.err
+check "default limit: the stream is valid" sf-cat --check x16.sfs
+check "default limit: the rest of the batch is decoded" [ "$(sf-cat --list x16.sfs)" = tiny.npy ]
+check "default limit: the level of the next image" \
+    [ "$(sf-cat --text --kind image x16.sfs | cut -f6)" = 3x96x128 ]
+# Without the limit, a level too large for a stream record (2 GiB, what
+# readers take) fails that image alone, before its first record.
+sf-decode --max-memory 0 --size 65536 --scales 16 aloe.jpg tiny.npy > rec.sfs 2> rec.err; rc=$?
+check "a level larger than a record: exit 1 (got $rc)" [ "$rc" -eq 1 ]
+check "a level larger than a record: one line" [ "$(cat rec.err)" = \
+    "sf-decode: aloe.jpg: scale 16 makes a 20512x17760 level of 4169 MiB, more than a stream record holds (2048 MiB)" ]
+check "a level larger than a record: the stream is valid and goes on" \
+    [ "$(sf-cat --check rec.sfs && sf-cat --list rec.sfs)" = tiny.npy ]
+sf-decode --scales 16 --max-memory 100000 tiny.npy > npy.sfs 2> npy.err; rc=$?
+check "--max-memory: a .npy image too (exit $rc)" [ "$rc" -eq 1 ] &&
+    grep -q "^sf-decode: tiny.npy: needs about [0-9]* bytes of memory, more than --max-memory (100000 bytes)$" npy.err
+unset VIPS_CONCURRENCY
 finish

@@ -31,7 +31,8 @@ static int cfg_equal(const sf_config *a, const sf_config *b)
         if (a->mean[c] != b->mean[c] || a->std[c] != b->std[c])
             return 0;
     return a->image_size == b->image_size && a->autorotate == b->autorotate &&
-           a->max_pixels == b->max_pixels && a->features_num == b->features_num &&
+           a->max_pixels == b->max_pixels && a->max_bytes == b->max_bytes &&
+           a->max_memory == b->max_memory && a->features_num == b->features_num &&
            a->global == b->global && strcmp(a->backend, b->backend) == 0 &&
            a->threads == b->threads && strcmp(a->model, b->model) == 0 &&
            a->codebook_size == b->codebook_size &&
@@ -99,6 +100,7 @@ static void test_defaults(void)
         CHECK(c.scales[i] == scales[i], "scale %d: %g", i, c.scales[i]);
     CHECK(c.autorotate == 1, "image.autorotate");
     CHECK(c.max_pixels == 178956970u, "image.max_pixels");
+    CHECK(c.max_memory == UINT64_C(2147483648), "image.max_memory");
     CHECK(c.features_num == 0, "features.keep (0: the model's own)");
     CHECK(c.global == 0, "features.global");
     CHECK(c.backend[0] == '\0' && c.model[0] == '\0', "compute strings");
@@ -172,7 +174,7 @@ static void test_example_and_docs(void)
         exit(99);
     yaml[n_yaml] = man[n_man] = '\0';
     int n = written_keys(names, 64);
-    CHECK(n == 21, "the writer lists %d keys", n);
+    CHECK(n == 22, "the writer lists %d keys", n);
     for (int i = 0; i < n; i++) {
         char want[80];
         snprintf(want, sizeof want, "\n  %s:", strchr(names[i], '.') + 1);
@@ -509,6 +511,8 @@ static void test_write(void)
     c.scales[15] = 16;
     c.autorotate = 0;
     c.max_pixels = UINT64_MAX;
+    c.max_bytes = 1;
+    c.max_memory = 0;
     c.features_num = 1000000;
     c.global = 1;
     strcpy(c.backend, "cpu");

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sf.h"
@@ -101,18 +102,37 @@ static void test_npy(void)
     }
 
     const char *path = write_npy(dir, "f32.npy", SF_DTYPE_F32, 3, (uint64_t[]){ 3, 2, 5 }, chw);
-    CHECK(sf_image_load_npy(path, &img, &tensor, &err) == SF_OK, "%s", err.message);
+    CHECK(sf_image_load_npy(path, NULL, &img, &tensor, &err) == SF_OK, "%s", err.message);
     CHECK(img.width == 5 && img.height == 2 && img.source_width == 5 &&
               img.source_height == 2 && !img.pixels, "f32: %dx%d", img.width, img.height);
     CHECK(tensor && memcmp(tensor, chw, sizeof chw) == 0, "f32: the tensor as stored");
     free(tensor);
 
     path = write_npy(dir, "u8.npy", SF_DTYPE_U8, 3, (uint64_t[]){ 2, 5, 3 }, hwc);
-    CHECK(sf_image_load_npy(path, &img, &tensor, &err) == SF_OK, "%s", err.message);
+    CHECK(sf_image_load_npy(path, NULL, &img, &tensor, &err) == SF_OK, "%s", err.message);
     CHECK(img.width == 5 && img.height == 2 && img.source_width == 5 &&
               img.source_height == 2 && !tensor, "u8: %dx%d", img.width, img.height);
     CHECK(img.pixels && memcmp(img.pixels, hwc, sizeof hwc) == 0, "u8: the pixels as stored");
     sf_rgb_image_release(&img);
+
+    /* The memory limit: the array and its pyramid, and the array alone
+     * (refused from the header, before it is read). */
+    const double x16[] = { 16 };
+    uint64_t need = sizeof hwc + sf_pyramid_memory(2, 5, x16, 1);
+    sf_decode_options lim = { .max_memory = need, .scales = x16, .n_scales = 1 };
+    CHECK(sf_image_load_npy(path, &lim, &img, &tensor, &err) == SF_OK, "npy within %llu bytes: "
+          "%s", (unsigned long long)need, err.message);
+    sf_rgb_image_release(&img);
+    lim.max_memory = need - 1;
+    CHECK(sf_image_load_npy(path, &lim, &img, &tensor, &err) == SF_ERR_TOO_LARGE &&
+              !img.pixels && !tensor && strstr(err.message, "u8.npy: needs about ") &&
+              strstr(err.message, "more than --max-memory"),
+          "npy over the limit: %s", err.message);
+    lim.max_memory = 20;
+    CHECK(sf_image_load_npy(path, &lim, &img, &tensor, &err) == SF_ERR_TOO_LARGE &&
+              !img.pixels && strstr(err.message, "u8.npy: needs more memory than --max-memory "
+                                                 "(20 bytes)"),
+          "npy data over the limit: %s", err.message);
 
     /* Other types and layouts are not images. */
     const struct { const char *name; int dtype; uint64_t shape[3]; } bad[] = {
@@ -125,22 +145,22 @@ static void test_npy(void)
     static double zeros[30];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         path = write_npy(dir, bad[i].name, bad[i].dtype, 3, bad[i].shape, zeros);
-        CHECK(sf_image_load_npy(path, &img, &tensor, &err) == SF_ERR_NOT_IMAGE &&
+        CHECK(sf_image_load_npy(path, NULL, &img, &tensor, &err) == SF_ERR_NOT_IMAGE &&
                   !img.pixels && !tensor, "%s accepted", bad[i].name);
         CHECK(strstr(err.message, path) && strstr(err.message, "expected a 3 x H x W float32 "
                                                                "tensor or H x W x 3 uint8"),
               "%s: %s", bad[i].name, err.message);
     }
     path = write_npy(dir, "flat.npy", SF_DTYPE_U8, 1, (uint64_t[]){ 30 }, hwc);
-    CHECK(sf_image_load_npy(path, &img, &tensor, &err) == SF_ERR_NOT_IMAGE, "1-d accepted");
+    CHECK(sf_image_load_npy(path, NULL, &img, &tensor, &err) == SF_ERR_NOT_IMAGE, "1-d accepted");
     char missing[4200];
     snprintf(missing, sizeof missing, "%s/missing.npy", dir);
-    CHECK(sf_image_load_npy(missing, &img, &tensor, &err) == SF_ERR_NOT_FOUND, "missing file");
+    CHECK(sf_image_load_npy(missing, NULL, &img, &tensor, &err) == SF_ERR_NOT_FOUND, "missing file");
     CHECK(strstr(err.message, "missing.npy: No such file") != NULL, "%s", err.message);
     path = write_npy(dir, "cut.npy", SF_DTYPE_U8, 3, (uint64_t[]){ 2, 5, 3 }, hwc);
     if (truncate(path, 100) != 0)
         exit(99);
-    CHECK(sf_image_load_npy(path, &img, &tensor, &err) == SF_ERR_TRUNCATED, "cut file");
+    CHECK(sf_image_load_npy(path, NULL, &img, &tensor, &err) == SF_ERR_TRUNCATED, "cut file");
     CHECK(strstr(err.message, "cut.npy") != NULL, "%s", err.message);
 
     const char *names[] = { "f32.npy", "u8.npy", "hwc_f32.npy", "chw_u8.npy", "four.npy",
@@ -193,6 +213,41 @@ int main(void)
     sf_decode_options small = { .size = 256, .max_pixels = 1000 };
     CHECK(sf_image_load_file(path, &small, &img, &err) == SF_ERR_TOO_LARGE, "max_pixels ignored");
     CHECK(strstr(err.message, "too large") != NULL, "message: %s", err.message);
+    /* So is the memory limit: the estimate of sf_image_memory, exactly. */
+    struct stat sb;
+    const double scales[] = { 2, 1, 0.5 }, x16[] = { 16 };
+    if (stat(path, &sb) != 0)
+        exit(99);
+    uint64_t need = sf_image_memory((uint64_t)sb.st_size, 640 * 400 * 3, 640, 256, 160,
+                                    scales, 3);
+    CHECK(need >= (uint64_t)sb.st_size + 640 * 400 * 3 + 2 * 256 * 160 * 3 &&
+              need >= 256 * 160 * 3 + sf_pyramid_memory(160, 256, scales, 3),
+          "sf_image_memory: %llu bytes", (unsigned long long)need);
+    sf_decode_options mem = { .size = 256, .max_memory = need, .scales = scales, .n_scales = 3 };
+    CHECK(sf_image_load_file(path, &mem, &img, &err) == SF_OK, "within %llu bytes: %s",
+          (unsigned long long)need, err.message);
+    sf_rgb_image_release(&img);
+    mem.max_memory = need - 1;
+    CHECK(sf_image_load_file(path, &mem, &img, &err) == SF_ERR_TOO_LARGE && !img.pixels,
+          "one byte short of %llu", (unsigned long long)need);
+    CHECK(strstr(err.message, "input.jpg: needs about ") &&
+              strstr(err.message, "of memory, more than --max-memory ("), "message: %s",
+          err.message);
+    /* The pyramid counts: 640x400 at scale 16 is 10240x6400, 750 MiB of
+     * float32; a crop shrinks it. */
+    sf_decode_options x16opt = { .size = 1024, .max_memory = UINT64_C(700) << 20,
+                                 .scales = x16, .n_scales = 1 };
+    CHECK(sf_image_load_file(path, &x16opt, &img, &err) == SF_ERR_TOO_LARGE &&
+              strstr(err.message, "needs about 75"), "scale 16: %s", err.message);
+    x16opt.has_crop = 1;
+    x16opt.crop[2] = 320;
+    x16opt.crop[3] = 200;
+    CHECK(sf_image_load_file(path, &x16opt, &img, &err) == SF_OK && img.width == 320,
+          "scale 16 of a quarter: %s", err.message);
+    sf_rgb_image_release(&img);
+    CHECK(sf_image_memory(1, 1, 1, 65536, 65536, x16, 1) > (UINT64_C(3) << 40) &&
+              sf_image_memory(0, 0, 0, 1, 1, NULL, 0) < 100,
+          "sf_image_memory of extreme sizes");
     /* A box outside the image is refused. */
     sf_decode_options outside = { .size = 256, .has_crop = 1, .crop = { 0, 0, 641, 10 } };
     CHECK(sf_image_load_file(path, &outside, &img, &err) == SF_ERR_INVALID_ARGUMENT, "box outside accepted");

@@ -5,8 +5,10 @@
  * corruptions.
  *
  * `test_kmeans --write-stream FILE [IMAGES [ROWS [DIM [CENTRES [SIGMA]]]]]
- * [noscale]` writes a feature stream of synthetic local_desc (and
- * local_scale) records for the shell tests and the bench of sf-codebook. */
+ * [noscale] [huge]` writes a feature stream of synthetic local_desc (and
+ * local_scale) records for the shell tests and the bench of sf-codebook;
+ * `huge` scales the descriptors up to 3e38, finite values whose squared
+ * norms overflow float32. */
 #include "config.h"
 
 #include <errno.h>
@@ -536,6 +538,51 @@ static void test_sampler_images(void)
 
 /* ---- Codebook file ---- */
 
+/* Finite values whose squares overflow float32 (3e38) make every float32
+ * distance infinite: k-means refuses them instead of reporting an
+ * infinite inertia and centroids no index can use. */
+static void test_overflow(void)
+{
+    enum { N = 64, D = 16, K = 4 };
+    float centres[K * D], c[K * D];
+    float *x = make_blobs(N, D, K, 0.1, centres);
+    double inertia = 0;
+    sf_error err;
+    int32_t assign[N];
+    float dist[N];
+    /* Every row huge, as in a stream of 3e38 descriptors. */
+    float *huge = alloc_floats(N * D);
+    for (size_t i = 0; i < N * D; i++)
+        huge[i] = 3e38f * (float)(0.5 + 0.5 * uniform());
+    CHECK(sf_kmeans_train(huge, N, D, K, 3, 0, NULL, c, &inertia, &err) == SF_ERR_INVALID_DATA &&
+          strstr(err.message, "overflows"), "3e38 rows: %s", err.message);
+    /* One row among ordinary ones. */
+    x[5 * D + 3] = 3e38f;
+    CHECK(sf_kmeans_train(x, N, D, K, 3, 0, NULL, c, &inertia, &err) == SF_ERR_INVALID_DATA &&
+          strstr(err.message, "vector 5"), "one huge row: %s", err.message);
+    x[5 * D + 3] = 1.0f;
+    /* Values below the limit train to a finite inertia. */
+    for (size_t i = 0; i < N * D; i++)
+        huge[i] = 1e17f * (float)(0.5 + 0.5 * uniform());
+    CHECK(sf_kmeans_train(huge, N, D, K, 3, 0, NULL, c, &inertia, &err) == SF_OK &&
+          isfinite(inertia) && all_finite(c, K * D), "1e17 rows: %s", err.message);
+
+    /* Assignment: a centroid whose norm overflows, rows whose distances do. */
+    CHECK(sf_kmeans_train(x, N, D, K, 3, 0, NULL, c, &inertia, &err) == SF_OK, "%s",
+          err.message);
+    float saved = c[D + 2];
+    c[D + 2] = 3e38f;
+    CHECK(sf_kmeans_assign(x, N, D, c, K, 1, assign, dist, &err) == SF_ERR_INVALID_DATA &&
+          strstr(err.message, "centroid 1"), "huge centroid: %s", err.message);
+    c[D + 2] = saved;
+    CHECK(sf_kmeans_assign(x, N, D, c, K, 1, assign, dist, &err) == SF_OK, "%s", err.message);
+    x[7 * D] = 3e38f;
+    CHECK(sf_kmeans_assign(x, N, D, c, K, 1, assign, dist, &err) == SF_ERR_INVALID_DATA &&
+          strstr(err.message, "vector 7"), "huge row, with distances: %s", err.message);
+    free(huge);
+    free(x);
+}
+
 static char tmpdir[4096];
 
 static void write_bytes(const char *path, const void *data, size_t size)
@@ -667,7 +714,38 @@ static void test_codebook_file(void)
     c[3] = NAN;
     CHECK(sf_codebook_write(path, c, K, D, NULL, &err) == SF_ERR_INVALID_ARGUMENT,
           "NaN centroids are refused");
+    c[3] = 3e38f; /* finite, but no float32 distance to it is */
+    CHECK(sf_codebook_write(path, c, K, D, NULL, &err) == SF_ERR_INVALID_ARGUMENT &&
+          strstr(err.message, "centroid 0: its squared norm overflows"),
+          "a centroid of 3e38 is refused: %s", err.message);
     c[3] = 0;
+    sf_codebook_training inf = { .inertia = INFINITY };
+    CHECK(sf_codebook_write(path, c, K, D, &inf, &err) == SF_ERR_INVALID_ARGUMENT &&
+          strstr(err.message, "inertia"), "an infinite inertia is refused: %s", err.message);
+
+    /* Files made elsewhere, with valid checksums: centroids too large for
+     * float32 distances, a NaN, an infinite inertia. */
+    float v[] = { 3e38f, NAN };
+    for (int i = 0; i < 2; i++) {
+        memcpy(bad, file, size);
+        memcpy(bad + SF_CODEBOOK_HEADER_SIZE + 4 * D + 4, &v[i], 4); /* centroid 1 */
+        uint64_t sum = XXH64(bad + SF_CODEBOOK_HEADER_SIZE, size - SF_CODEBOOK_HEADER_SIZE, 0);
+        for (int b = 0; b < 8; b++)
+            bad[40 + b] = (unsigned char)(sum >> (8 * b));
+        uint64_t hs = XXH64(bad, 120, 0);
+        for (int b = 0; b < 8; b++)
+            bad[120 + b] = (unsigned char)(hs >> (8 * b));
+        CHECK(load_bytes(bad, size, &err) == SF_ERR_FORMAT && strstr(err.message, "centroid 1"),
+              "a sealed file with centroid value %g: %s", v[i], err.message);
+    }
+    memcpy(bad, file, size);
+    double dinf = INFINITY;
+    memcpy(bad + 64, &dinf, 8);
+    uint64_t hs = XXH64(bad, 120, 0);
+    for (int b = 0; b < 8; b++)
+        bad[120 + b] = (unsigned char)(hs >> (8 * b));
+    CHECK(load_bytes(bad, size, &err) == SF_ERR_FORMAT && strstr(err.message, "inertia"),
+          "a sealed file with an infinite inertia: %s", err.message);
     CHECK(sf_codebook_write(path, c, 0, D, NULL, &err) == SF_ERR_INVALID_ARGUMENT,
           "k = 0 is refused");
     snprintf(missing, sizeof missing, "%s/no/such/dir/cb", tmpdir);
@@ -683,13 +761,17 @@ static void test_codebook_file(void)
 static int write_stream(int argc, char **argv)
 {
     const char *path = argv[2];
-    /* IMAGES ROWS DIM CENTRES SIGMA, then maybe "noscale", anywhere. */
+    /* IMAGES ROWS DIM CENTRES SIGMA, then maybe "noscale" or "huge", anywhere. */
     double num[5] = { 40, 100, 16, 8, 0.1 };
-    int n_num = 0, scales = 1, ok = 1;
+    int n_num = 0, scales = 1, huge = 0, ok = 1;
     for (int i = 3; i < argc; i++) {
         char *end;
         if (strcmp(argv[i], "noscale") == 0) {
             scales = 0;
+            continue;
+        }
+        if (strcmp(argv[i], "huge") == 0) {
+            huge = 1;
             continue;
         }
         if (n_num == 5) {
@@ -706,7 +788,7 @@ static int write_stream(int argc, char **argv)
     FILE *fp = strcmp(path, "-") == 0 ? stdout : fopen(path, "wb");
     if (!fp || !ok || images < 0 || rows < 0 || d < 1 || n_centres < 1 || !(sigma >= 0)) {
         fprintf(stderr, "test_kmeans --write-stream FILE [IMAGES [ROWS [DIM [CENTRES "
-                        "[SIGMA]]]]] [noscale]\n");
+                        "[SIGMA]]]]] [noscale] [huge]\n");
         return 99;
     }
     /* Descriptors around centres uniform in [0, 10]^d, taken in turn, with
@@ -724,8 +806,11 @@ static int write_stream(int argc, char **argv)
         snprintf(key, sizeof key, "image%03ld.jpg", im);
         for (long r = 0; r < rows; r++) {
             long ctr = (im * rows + r) % n_centres;
-            for (long t = 0; t < d; t++)
-                desc[r * d + t] = centres[ctr * d + t] + (float)(sigma * gaussian());
+            for (long t = 0; t < d; t++) {
+                double v = centres[ctr * d + t] + sigma * gaussian();
+                /* huge: within 3e38, still finite as float32 */
+                desc[r * d + t] = huge ? (float)fmax(-3e38, fmin(3e38, v * 3e37)) : (float)v;
+            }
             sc[r] = r < rows / 2 ? 1.0f : 0.5f;
         }
         sf_record rec = { .kind = SF_KIND_LOCAL_DESC, .dtype = SF_DTYPE_F32, .ndim = 2,
@@ -780,6 +865,7 @@ int main(int argc, char **argv)
     test_empty_clusters();
     test_sampler();
     test_sampler_images();
+    test_overflow();
     test_codebook_file();
     rmdir(tmpdir);
     return tu_finish("test_kmeans");

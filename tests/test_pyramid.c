@@ -88,6 +88,45 @@ static void test_object(const sf_config *cfg, const float *input, int h, int w)
     sf_pyramid_free(NULL);
 }
 
+/* What a pyramid takes: the base, the largest level other than scale 1
+ * and its tables; any size may be asked. */
+static void test_memory(const sf_config *cfg)
+{
+    const double x16[] = { 16 }, one[] = { 1 }, some[] = { 0.5, 1, 2, 0.25 };
+    uint64_t base = 3 * 480 * 640 * 4;
+    CHECK(sf_pyramid_memory(480, 640, x16, 1) ==
+              base + UINT64_C(3) * 7680 * 10240 * 4 + (7680 + 10240) * 12,
+          "640x480 at scale 16: %llu", (unsigned long long)sf_pyramid_memory(480, 640, x16, 1));
+    CHECK(sf_pyramid_memory(480, 640, one, 1) == base, "scale 1 is the base");
+    CHECK(sf_pyramid_memory(480, 640, some, 4) ==
+              base + UINT64_C(3) * 960 * 1280 * 4 + (960 + 1280) * 12, "the largest level");
+    CHECK(sf_pyramid_memory(0, 640, x16, 1) == 0, "an empty image");
+    CHECK(sf_pyramid_memory(2000000000, 2000000000, x16, 1) == UINT64_MAX, "saturates");
+
+    /* After sf_pyramid_clear no image is held; the next one is taken as
+     * before, larger (buffers given back) or smaller (kept). */
+    sf_pyramid *p;
+    sf_error err;
+    const float *level;
+    int lh, lw;
+    static uint8_t rgb[3 * 1200 * 1000];
+    const double scales[] = { 4, 1 };
+    CHECK(sf_pyramid_create(scales, 2, cfg->mean, cfg->std, &p, &err) == SF_OK, "%s",
+          err.message);
+    int sizes[][2] = { { 1000, 1200 }, { 30, 20 }, { 1000, 1200 } };
+    for (int k = 0; k < 3; k++) {
+        CHECK(sf_pyramid_set_rgb(p, "x", rgb, sizes[k][1], sizes[k][0], &err) == SF_OK, "%s",
+              err.message);
+        CHECK(sf_pyramid_level(p, 0, &level, &lh, &lw, &err) == SF_OK &&
+                  lh == 4 * sizes[k][0] && lw == 4 * sizes[k][1] && level[0] == level[1],
+              "image %d: level %dx%d", k, lw, lh);
+        sf_pyramid_clear(p);
+        CHECK(sf_pyramid_level(p, 1, &level, &lh, &lw, &err) == SF_ERR_INVALID_ARGUMENT,
+              "image %d: a level after sf_pyramid_clear", k);
+    }
+    sf_pyramid_free(p);
+}
+
 int main(void)
 {
     const char *golden = tu_golden_dir();
@@ -125,6 +164,7 @@ int main(void)
     if (n == (size_t)3 * h * w * sizeof(float))
         test_object(&cfg, input, h, w);
     free(input);
+    test_memory(&cfg);
 
     /* Refuses sizes that make no sense. */
     float one = 0, out[4];
