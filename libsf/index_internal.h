@@ -29,6 +29,10 @@
 #define IX_ALIGN 64
 #define IX_MAX_KEY 4096
 #define IX_MAX_PATH 4096
+/* k is not bounded by the file: an index without segments holds nothing
+ * k-sized.  So no code may allocate or loop over k words before the file
+ * has shown k-sized data (a segment's directory, the idf table). */
+#define IX_MAX_WORDS SF_INDEX_MAX_WORDS
 
 #define IX_FLAG_BINARY 1u
 #define IX_FLAG_IDF 2u

@@ -129,8 +129,14 @@ sf_status ix_parse_header(sf_index *idx, const unsigned char *h, sf_error *err)
     if (sf_get_u32(h + 12) != IX_HEADER_SIZE || sf_get_u64(h + 56) != IX_DATA_START ||
         (flags & ~(IX_FLAG_BINARY | IX_FLAG_IDF)) != 0)
         return sf_error_set(err, SF_ERR_FORMAT, "%s: header: unknown layout or flags", name);
-    if (k == 0 || k > INT32_MAX || dim == 0 || dim > 65536 || ma == 0 || ma > k || ma > 64 ||
-        !isfinite(alpha) || isnan(threshold))
+    /* Nothing in the file need be k-sized (no segments, no idf): bound it
+     * before anyone sizes an allocation or a loop by it. */
+    if (k == 0 || k > IX_MAX_WORDS)
+        return sf_error_set(err, SF_ERR_FORMAT,
+                            "%s: header: a codebook of %llu words (1..%d)", name,
+                            (unsigned long long)k, IX_MAX_WORDS);
+    if (dim == 0 || dim > 65536 || ma == 0 || ma > k || ma > 64 || !isfinite(alpha) ||
+        isnan(threshold))
         return sf_error_set(err, SF_ERR_FORMAT,
                             "%s: header: bad parameters (k %llu, dim %lu, ma %lu)", name,
                             (unsigned long long)k, (unsigned long)dim, (unsigned long)ma);
@@ -606,7 +612,9 @@ sf_status sf_index_get_info(const sf_index *index, sf_index_info *out, sf_error 
             out->n_vectors += sf_get_u32(s->images + j * IX_IMAGE_ENTRY + 12);
         }
     }
-    for (uint64_t w = 0; w < index->codebook.k; w++) {
+    /* Without segments nothing k-sized was read from the file. */
+    const uint64_t words = index->n_segments ? index->codebook.k : 0;
+    for (uint64_t w = 0; w < words; w++) {
         for (size_t i = 0; i < index->n_segments; i++) {
             uint64_t a, b;
             sf_status st = ix_word_range(index, &index->segs[i], w, &a, &b, err);
@@ -683,18 +691,16 @@ static sf_status verify_segment(const sf_index *idx, size_t i, uint32_t *counts,
     return SF_OK;
 }
 
-/* Recompute idf and norms from the lists exactly as a commit does. */
+/* Recompute idf and norms from the lists exactly as a commit does.  Only
+ * the norms are kept: the file need not hold anything k-sized. */
 static sf_status verify_norms(const sf_index *idx, sf_error *err)
 {
-    const uint64_t k = idx->codebook.k;
+    /* Words to visit: none when there are neither lists nor idf. */
+    const uint64_t k = idx->n_segments || idx->idf ? idx->codebook.k : 0;
     double *norm = calloc((size_t)idx->n_slots + 1, sizeof *norm);
-    float *idf = malloc((size_t)k * sizeof *idf);
     sf_status st = SF_OK;
-    if (!norm || !idf) {
-        free(norm);
-        free(idf);
+    if (!norm)
         return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory", idx->name);
-    }
     for (uint64_t w = 0; w < k && st == SF_OK; w++) {
         uint64_t count = 0;
         for (size_t i = 0; i < idx->n_segments && st == SF_OK; i++) {
@@ -704,12 +710,12 @@ static sf_status verify_norms(const sf_index *idx, sf_error *err)
             for (uint64_t e = a; st == SF_OK && e < b; e++)
                 count += (uint64_t)ix_live(idx->live, s->slot_base + s->ids[e]);
         }
-        idf[w] = idx->params.asmk.use_idf ? ix_idf(idx->n_live, count) : 1.0f;
-        if (st == SF_OK && idx->idf && memcmp(&idf[w], &idx->idf[w], sizeof(float)) != 0)
+        const float idf = idx->params.asmk.use_idf ? ix_idf(idx->n_live, count) : 1.0f;
+        if (st == SF_OK && idx->idf && memcmp(&idf, &idx->idf[w], sizeof(float)) != 0)
             st = sf_error_set(err, SF_ERR_FORMAT, "%s: idf of word %llu is %g, its lists give %g",
                               idx->name, (unsigned long long)w, (double)idx->idf[w],
-                              (double)idf[w]);
-        double add = idx->params.asmk.use_idf ? (double)idf[w] : 1.0;
+                              (double)idf);
+        double add = idx->params.asmk.use_idf ? (double)idf : 1.0;
         for (size_t i = 0; i < idx->n_segments && st == SF_OK; i++) {
             const ix_segment *s = &idx->segs[i];
             uint64_t a, b;
@@ -723,7 +729,6 @@ static sf_status verify_norms(const sf_index *idx, sf_error *err)
             st = sf_error_set(err, SF_ERR_FORMAT, "%s: image %llu: norm %.17g, its lists give "
                               "%.17g", idx->name, (unsigned long long)m, idx->norm[m], norm[m]);
     free(norm);
-    free(idf);
     return st;
 }
 

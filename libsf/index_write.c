@@ -293,9 +293,11 @@ static sf_status build_commit(const commit_in *c, unsigned char **out, uint64_t 
 static sf_status check_params(const char *path, const sf_index_params *p,
                               const sf_index_codebook_id *cb, sf_error *err)
 {
-    if (cb->k == 0 || cb->k > INT32_MAX || cb->dim == 0 || cb->dim > 65536)
-        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, "%s: codebook of %llu x %llu", path,
-                            (unsigned long long)cb->k, (unsigned long long)cb->dim);
+    if (cb->k == 0 || cb->k > IX_MAX_WORDS || cb->dim == 0 || cb->dim > 65536)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                            "%s: codebook of %llu x %llu (at most %d words of 65536 "
+                            "dimensions)", path, (unsigned long long)cb->k,
+                            (unsigned long long)cb->dim, IX_MAX_WORDS);
     if (p->asmk.binary && cb->dim > 2048)
         return sf_error_set(err, SF_ERR_UNSUPPORTED,
                             "%s: binary vectors of %llu dimensions (at most 2048)", path,

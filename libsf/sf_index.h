@@ -35,6 +35,11 @@ void sf_index_params_default(sf_index_params *params);
 /* The index parameters of a configuration (the asmk.* keys). */
 void sf_index_params_from_config(sf_index_params *params, const sf_config *config);
 
+/* The most visual words an index is made for: the bound of
+ * asmk.codebook_size (sf-config(5)).  Opening refuses a header that claims
+ * more. */
+#define SF_INDEX_MAX_WORDS 16777216
+
 /* Which codebook an index was built with.  The checksum is the codebook
  * file's content checksum; the index only compares it. */
 typedef struct sf_index_codebook_id {

@@ -145,6 +145,21 @@ run short sf-index info short.six
 expect_rc 3 "a truncated index"
 has short.err "short.six: " "truncated index named"
 
+# A header is bounded before anything is sized by it: an empty index's
+# 1.6 KB claiming a codebook of 1.2 billion words is refused at once.
+sf-index create -C codebook.sfcb huge.six && $gen --set-header-k huge.six 1200000000 || exit 99
+for c in check info; do
+    run huge sf-index $c huge.six
+    expect_rc 3 "$c of a header claiming 1.2e9 words"
+    has huge.err "^sf-index: huge.six: header: a codebook of 1200000000 words (1..16777216)$" "$c: bad k named"
+done
+run huge sf-index remove huge.six img00000
+expect_rc 3 "a writer of a header claiming 1.2e9 words"
+$gen --set-header-k huge.six 16777216 || exit 99
+run huge sf-index -v check huge.six
+expect_rc 0 "check of an empty index of 2^24 words"
+has huge.err "ok, 0 images" "2^24 words: ok"
+
 # ---- usage errors: exit 2, nothing on stdout ----
 for args in "" "frobnicate x.six" "info" "add --ma 2 db.six" "info db.six extra" \
             "create db2.six" "list --no-wait db.six" "remove db.six --bogus"; do

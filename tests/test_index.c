@@ -2,13 +2,15 @@
  * index) and bit-exact equality with the in-memory sf_asmk_ivf; updates
  * (batches, removals, replacement, compaction) against a one-go build;
  * writers killed at every point of the commit sequence and at random;
- * the writer lock; damaged files; shards; threads.
+ * the writer lock; damaged files; header sizes bounded; shards; threads.
  *
  * Also writes test data for tests/index_cli.sh and the fuzz corpus:
  *   test_index --write-codebook K DIM SEED FILE
  *   test_index --write-stream N SEED DIM FILE [FIRST]   synthetic local_desc
  *                                                       records, keys imgFIRST..
- *   test_index --write-fuzz-corpus DIR */
+ *   test_index --write-fuzz-corpus DIR
+ *   test_index --set-header-k FILE K      rewrite the codebook size an index
+ *                                         header claims (and its checksum) */
 #include "config.h"
 
 #include <errno.h>
@@ -19,10 +21,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <xxhash.h>
 
 #include "sf.h"
 #include "sf_codebook.h"
@@ -1161,6 +1166,103 @@ static void check_damage(void)
     free(data);
 }
 
+/* ---- Header sizes ---- */
+
+/* Make the header of the index file image d claim k words. */
+static void set_header_k(unsigned char *d, uint64_t k)
+{
+    for (int i = 0; i < 8; i++)
+        d[32 + i] = (unsigned char)(k >> (8 * i));
+    uint64_t h = XXH64(d, 504, 0);
+    for (int i = 0; i < 8; i++)
+        d[504 + i] = (unsigned char)(h >> (8 * i));
+}
+
+static void write_whole(const char *path, const void *data, size_t size)
+{
+    FILE *fp = fopen(path, "wb");
+    if (!fp || fwrite(data, 1, size, fp) != size || fclose(fp) != 0) {
+        fprintf(stderr, "%s: cannot write\n", path);
+        exit(99);
+    }
+}
+
+static long max_rss_kb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* An empty index holds nothing k-sized: the k of its header must be bounded
+ * before anything is sized by it, and reading one of the largest k allowed
+ * must not take memory in proportion to it. */
+static void check_header_bounds(void)
+{
+    char path[4096];
+    path_in_tmp(path, sizeof path, "bounds");
+    unlink(path);
+    sf_index_params p = make_params(1, 0);
+    sf_index_codebook_id cb = { 65536, 128, 7 };
+    sf_error err;
+    CHECK(sf_index_create(path, &p, &cb, "cb", &err) == SF_OK, "create: %s", err.message);
+    size_t size;
+    unsigned char *d = read_all(path, &size);
+    CHECK(size < 2048, "an empty index of 65536 words has %zu bytes", size);
+
+    const uint64_t huge[] = { 1200000000, SF_INDEX_MAX_WORDS + 1 };
+    for (size_t i = 0; i < 2; i++) {
+        set_header_k(d, huge[i]);
+        write_whole(path, d, size);
+        sf_index *idx = NULL;
+        sf_status st = sf_index_open_memory(d, size, "huge", &idx, &err);
+        CHECK(st == SF_ERR_FORMAT && strstr(err.message, "words"),
+              "k %llu in memory: status %d (%s)", (unsigned long long)huge[i], st,
+              st ? err.message : "opened");
+        sf_index_close(idx);
+        idx = NULL;
+        st = sf_index_open(path, &idx, &err);
+        CHECK(st == SF_ERR_FORMAT && strstr(err.message, "words"), "k %llu: status %d (%s)",
+              (unsigned long long)huge[i], st, st ? err.message : "opened");
+        sf_index_close(idx);
+        sf_index_writer *w = NULL;
+        st = sf_index_writer_open(path, NULL, NULL, &w, &err);
+        CHECK(st == SF_ERR_FORMAT, "k %llu: a writer opened it (%d)", (unsigned long long)huge[i],
+              st);
+        sf_index_writer_free(w);
+    }
+    cb.k = SF_INDEX_MAX_WORDS + 1;
+    unlink(path);
+    CHECK(sf_index_create(path, &p, &cb, "cb", &err) == SF_ERR_INVALID_ARGUMENT,
+          "an index for %llu words was created", (unsigned long long)cb.k);
+
+    /* The largest k: checking, info and a writer open take no k-sized
+     * memory (64 MiB of idf, as they once did, would show). */
+    set_header_k(d, SF_INDEX_MAX_WORDS);
+    write_whole(path, d, size);
+    long before = max_rss_kb();
+    sf_index *idx = NULL;
+    sf_index_info info;
+    CHECK(sf_index_open(path, &idx, &err) == SF_OK, "k 2^24: %s", err.message);
+    if (idx) {
+        CHECK(sf_index_verify(idx, &err) == SF_OK, "k 2^24: verify: %s", err.message);
+        CHECK(sf_index_get_info(idx, &info, &err) == SF_OK && info.words_used == 0,
+              "k 2^24: info: %s", err.message);
+    }
+    sf_index_close(idx);
+    sf_index_writer *w = NULL;
+    CHECK(sf_index_writer_open(path, NULL, NULL, &w, &err) == SF_OK, "k 2^24: writer: %s",
+          err.message);
+    if (w)
+        CHECK(sf_index_writer_commit(w, &err) == SF_OK, "k 2^24: commit: %s", err.message);
+    sf_index_writer_free(w);
+    long grew = max_rss_kb() - before;
+    CHECK(grew < 16 * 1024, "an empty index of 2^24 words took %ld KiB", grew);
+    free(d);
+    printf("header bounds: k beyond %d refused; an empty index of that many words read in "
+           "%ld KiB\n", SF_INDEX_MAX_WORDS, grew);
+}
+
 /* ---- Synthetic: threads, many images, float kernel ---- */
 
 /* Random aggregated vectors: n_words distinct ascending words of k. */
@@ -1436,8 +1538,22 @@ static int write_fuzz_corpus(const char *dir)
     return 0;
 }
 
+static int set_header_k_of(const char *path, const char *k)
+{
+    size_t size;
+    unsigned char *d = read_all(path, &size);
+    if (!d || size < 512)
+        return 99;
+    set_header_k(d, strtoull(k, NULL, 10));
+    write_whole(path, d, size);
+    free(d);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "--set-header-k") == 0)
+        return set_header_k_of(argv[2], argv[3]);
     if (argc > 1 && strcmp(argv[1], "--write-codebook") == 0)
         return write_codebook(argc, argv);
     if (argc > 1 && strcmp(argv[1], "--write-stream") == 0)
@@ -1452,6 +1568,7 @@ int main(int argc, char **argv)
     if (system(cmd) != 0)
         return 99;
 
+    check_header_bounds(); /* first, while the process is small */
     golden_load();
     check_parity("", 1, 0, N_DB);
     check_parity("nobin_", 0, 0, N_DB);
