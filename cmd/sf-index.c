@@ -25,6 +25,9 @@ enum {
     OPT_KEYS_FROM,
 };
 
+/* add, remove, compact: the change is in place but may not be durable. */
+#define EXIT_NOT_DURABLE 4
+
 static const struct option longopts[] = {
     { "codebook", required_argument, NULL, 'C' },
     { "ma", required_argument, NULL, OPT_MA },
@@ -124,6 +127,23 @@ static int report(const sf_cli *cli, const sf_error *err)
 {
     sf_cli_error(cli, "%s", err->message);
     return SF_EXIT_FATAL;
+}
+
+/* A failed commit or compaction: exit 3 if it changed nothing. */
+static int report_commit(const sf_cli *cli, const sf_index_writer *w, const sf_error *err)
+{
+    report(cli, err);
+    return sf_index_writer_not_durable(w) ? EXIT_NOT_DURABLE : SF_EXIT_FATAL;
+}
+
+static sf_status open_writer(const options *o, const char *path,
+                             const sf_index_codebook_id *codebook, sf_index_writer **w,
+                             sf_error *err)
+{
+    sf_index_writer_options wo;
+    sf_index_writer_options_default(&wo);
+    wo.no_wait = o->no_wait;
+    return sf_index_writer_open(path, codebook, &wo, w, err);
 }
 
 /* ---- create ---- */
@@ -231,11 +251,8 @@ static int cmd_add(sf_cli *cli, const options *o, const char *path, int argc, ch
         sf_codebook_free(cb);
         return report(cli, &err);
     }
-    sf_index_writer_options wo;
-    sf_index_writer_options_default(&wo);
-    wo.no_wait = o->no_wait;
     int status = SF_EXIT_OK;
-    if (sf_index_writer_open(path, &id, &wo, &a.w, &err) != SF_OK) {
+    if (open_writer(o, path, &id, &a.w, &err) != SF_OK) {
         status = report(cli, &err);
     } else {
         cli->all_inputs = 1;
@@ -246,7 +263,7 @@ static int cmd_add(sf_cli *cli, const options *o, const char *path, int argc, ch
             sf_cli_error(cli, "%s: unchanged", path);
             status = SF_EXIT_FATAL;
         } else if (sf_index_writer_commit(a.w, &err) != SF_OK) {
-            status = report(cli, &err);
+            status = report_commit(cli, a.w, &err);
         } else {
             sf_cli_info(cli, "%s: added %llu images (%llu replaced), %zu in all", path,
                         (unsigned long long)a.added, (unsigned long long)a.replaced,
@@ -285,12 +302,9 @@ static int cmd_remove(sf_cli *cli, const options *o, const char *path, int argc,
 {
     if (argc == 0 && o->n_key_files == 0)
         sf_cli_usage_error(cli, "remove needs KEYs or --keys-from FILE");
-    sf_index_writer_options wo;
-    sf_index_writer_options_default(&wo);
-    wo.no_wait = o->no_wait;
     sf_index_writer *w;
     sf_error err;
-    if (sf_index_writer_open(path, NULL, &wo, &w, &err) != SF_OK)
+    if (open_writer(o, path, NULL, &w, &err) != SF_OK)
         return report(cli, &err);
     int missing = 0, fatal = 0;
     uint64_t removed = 0;
@@ -316,7 +330,7 @@ static int cmd_remove(sf_cli *cli, const options *o, const char *path, int argc,
         sf_cli_error(cli, "%s: unchanged", path);
         status = SF_EXIT_FATAL;
     } else if (sf_index_writer_commit(w, &err) != SF_OK) {
-        status = report(cli, &err);
+        status = report_commit(cli, w, &err);
     } else {
         sf_cli_info(cli, "%s: removed %llu images, %zu left", path,
                     (unsigned long long)removed, sf_index_writer_n_images(w));
@@ -330,16 +344,13 @@ static int cmd_remove(sf_cli *cli, const options *o, const char *path, int argc,
 
 static int cmd_compact(sf_cli *cli, const options *o, const char *path)
 {
-    sf_index_writer_options wo;
-    sf_index_writer_options_default(&wo);
-    wo.no_wait = o->no_wait;
     sf_index_writer *w;
     sf_error err;
-    if (sf_index_writer_open(path, NULL, &wo, &w, &err) != SF_OK)
+    if (open_writer(o, path, NULL, &w, &err) != SF_OK)
         return report(cli, &err);
     int status = SF_EXIT_OK;
     if (sf_index_writer_compact(w, &err) != SF_OK)
-        status = report(cli, &err);
+        status = report_commit(cli, w, &err);
     else
         sf_cli_info(cli, "%s: compacted, %zu images", path, sf_index_writer_n_images(w));
     sf_index_writer_free(w);

@@ -52,6 +52,18 @@ static void crash_point(int point)
         _exit(86);
 }
 
+/* Test hook: with SF_INDEX_TEST_FAIL=N the sync that follows crash point N
+ * (5, 8, 12 or 14) fails with EIO instead of running, as a disk error
+ * would make it. */
+static int sync_fails(int point)
+{
+    const char *e = getenv("SF_INDEX_TEST_FAIL");
+    if (!e || atoi(e) != point)
+        return 0;
+    errno = EIO;
+    return 1;
+}
+
 /* ---- Low-level output ---- */
 
 static sf_status pwrite_all(int fd, const void *buf, size_t n, uint64_t off, const char *name,
@@ -72,15 +84,16 @@ static sf_status pwrite_all(int fd, const void *buf, size_t n, uint64_t off, con
     return SF_OK;
 }
 
-static sf_status sync_fd(int fd, const char *name, sf_error *err)
+/* point: the crash point it follows, for sync_fails (0: none). */
+static sf_status sync_fd(int fd, const char *name, int point, sf_error *err)
 {
-    if (fdatasync(fd) != 0)
+    if (sync_fails(point) || fdatasync(fd) != 0)
         return sf_error_set(err, SF_ERR_IO, "%s: fdatasync: %s", name, strerror(errno));
     return SF_OK;
 }
 
 /* Make a rename or link in the directory of path durable. */
-static sf_status sync_dir(const char *path, sf_error *err)
+static sf_status sync_dir(const char *path, int point, sf_error *err)
 {
     char *dir = strdup(path);
     if (!dir)
@@ -94,7 +107,7 @@ static sf_status sync_dir(const char *path, sf_error *err)
         strcpy(dir, ".");
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     sf_status st = SF_OK;
-    if (fd < 0 || fsync(fd) != 0)
+    if (fd < 0 || sync_fails(point) || fsync(fd) != 0)
         st = sf_error_set(err, SF_ERR_IO, "%s: fsync of the directory: %s", dir, strerror(errno));
     if (fd >= 0)
         close(fd);
@@ -399,7 +412,7 @@ sf_status sf_index_create(const char *path, const sf_index_params *params,
                         .idf = idf, .k = codebook->k };
         st = write_file(fd, tmp, &p, codebook, &c, NULL, NULL, err);
         if (st == SF_OK)
-            st = sync_fd(fd, tmp, err);
+            st = sync_fd(fd, tmp, 0, err);
         close(fd);
         /* link() rather than rename(): it will not replace an existing index. */
         if (st == SF_OK && link(tmp, path) != 0)
@@ -408,7 +421,7 @@ sf_status sf_index_create(const char *path, const sf_index_params *params,
                               errno == EEXIST ? "already exists" : strerror(errno));
         unlink(tmp);
         if (st == SF_OK)
-            st = sync_dir(path, err);
+            st = sync_dir(path, 0, err);
     }
     free(tmp);
     free(idf);
@@ -444,6 +457,7 @@ struct sf_index_writer {
     sf_index_codebook_id codebook;
     size_t stage_bytes;
     int broken; /* a failed write: the file tail is unknown until reopened */
+    int not_durable; /* the last commit is in place but its sync failed */
 
     sf_index cur; /* the committed state, mapped */
     int cur_slot; /* which slot holds it */
@@ -761,6 +775,11 @@ void sf_index_writer_set_features(sf_index_writer *w, uint64_t features)
     w->features = features;
 }
 
+int sf_index_writer_not_durable(const sf_index_writer *w)
+{
+    return w->not_durable;
+}
+
 void sf_index_writer_free(sf_index_writer *w)
 {
     if (!w)
@@ -895,8 +914,8 @@ static sf_status check_key(const sf_index_writer *w, const char *key, sf_error *
 static sf_status usable(const sf_index_writer *w, sf_error *err)
 {
     if (w->broken)
-        return sf_error_set(err, SF_ERR_IO, "%s: an earlier write failed; reopen the index",
-                            w->path);
+        return sf_error_set(err, SF_ERR_IO, "%s: an earlier write or reload failed; reopen the "
+                            "index", w->path);
     return SF_OK;
 }
 
@@ -1197,6 +1216,7 @@ static sf_status compute_idf_norms(const sf_index_writer *w, const all_segs *a, 
 sf_status sf_index_writer_commit(sf_index_writer *w, sf_error *err)
 {
     sf_status st = usable(w, err);
+    w->not_durable = 0;
     if (st != SF_OK || !w->dirty)
         return st;
     crash_point(1);
@@ -1262,7 +1282,7 @@ sf_status sf_index_writer_commit(sf_index_writer *w, sf_error *err)
     free(rec);
     crash_point(5);
     if (st == SF_OK)
-        st = sync_fd(w->fd, w->path, err);
+        st = sync_fd(w->fd, w->path, 5, err);
     crash_point(6);
     const uint64_t slot_at = w->cur_slot ? IX_SLOT0 : IX_SLOT1;
     if (crash_wanted(7)) {
@@ -1272,19 +1292,28 @@ sf_status sf_index_writer_commit(sf_index_writer *w, sf_error *err)
     if (st == SF_OK)
         st = pwrite_all(w->fd, slot, IX_SLOT_SIZE, slot_at, w->path, err);
     crash_point(8);
-    if (st == SF_OK)
-        st = sync_fd(w->fd, w->path, err);
+    if (st == SF_OK && (sync_fails(8) || fdatasync(w->fd) != 0)) {
+        /* Readers see the new slot already; a crash may still lose it. */
+        w->not_durable = 1;
+        st = sf_error_set(err, SF_ERR_IO, "%s: generation %llu is committed (readers see it) "
+                          "but may not be durable: fdatasync: %s", w->path,
+                          (unsigned long long)gen, strerror(errno));
+    }
     crash_point(9);
     if (st != SF_OK) {
-        /* The slot may or may not have reached the disk. */
+        /* Unless not_durable, the slot is not in place (a failed write of
+         * it leaves a damaged one): readers see the old commit.  The
+         * file's tail is unknown. */
         w->broken = 1;
         return st;
     }
     reset_pending(w);
-    st = load_committed(w, err);
-    if (st != SF_OK)
+    /* The commit is done and durable, whatever happens next; a writer that
+     * cannot take it up again is only unusable. */
+    sf_error ignored;
+    if (load_committed(w, &ignored) != SF_OK)
         w->broken = 1;
-    return st;
+    return SF_OK;
 }
 
 /* ---- Compaction ---- */
@@ -1421,6 +1450,8 @@ static sf_status compact_fill(void *vctx, int fd, uint64_t at, ix_segment *seg, 
 sf_status sf_index_writer_compact(sf_index_writer *w, sf_error *err)
 {
     sf_status st = sf_index_writer_commit(w, err);
+    if (st == SF_OK)
+        st = usable(w, err);
     if (st != SF_OK)
         return st;
     sf_index *x = &w->cur;
@@ -1466,7 +1497,7 @@ sf_status sf_index_writer_compact(sf_index_writer *w, sf_error *err)
         st = write_file(fd, tmp, &x->params, &x->codebook, &ci, compact_fill, &c, err);
     crash_point(12);
     if (st == SF_OK)
-        st = sync_fd(fd, tmp, err);
+        st = sync_fd(fd, tmp, 12, err);
     crash_point(13);
     /* Hold the new file's lock before it becomes the index, so that
      * writers waiting on the old file move over and wait again. */
@@ -1480,15 +1511,23 @@ sf_status sf_index_writer_compact(sf_index_writer *w, sf_error *err)
         unlink(tmp);
     } else {
         crash_point(14);
-        st = sync_dir(w->path, err);
+        sf_error why;
+        st = sync_dir(w->path, 14, &why);
         close(w->fd);
         w->fd = fd;
-        if (st == SF_OK)
-            st = load_committed(w, err);
-        if (st == SF_OK)
-            st = index_keys(w, err);
-        if (st != SF_OK)
+        if (st != SF_OK) {
+            /* Readers open the new file already; a crash may undo the rename. */
+            w->not_durable = 1;
             w->broken = 1;
+            sf_error_set(err, st, "%s: compacted (readers see it) but the rename may not be "
+                         "durable: %s", w->path, why.message);
+        } else {
+            /* Done and durable; a writer that cannot take it up again is
+             * only unusable. */
+            sf_error ignored;
+            if (load_committed(w, &ignored) != SF_OK || index_keys(w, &ignored) != SF_OK)
+                w->broken = 1;
+        }
     }
     free(tmp);
     free(c.new_id);

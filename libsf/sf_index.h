@@ -273,13 +273,21 @@ void sf_index_writer_set_features(sf_index_writer *writer, uint64_t features);
 
 /* Publish the staged changes atomically (write, fsync, switch the commit
  * record).  With idf on this reads every list once to recompute idf and
- * norms. */
+ * norms.  On failure the index is as it was, unless
+ * sf_index_writer_not_durable says otherwise. */
 sf_status sf_index_writer_commit(sf_index_writer *writer, sf_error *err);
 
 /* Commit, then rewrite the live images into a single segment in a new
  * file that atomically replaces the index (rename).  Ids are renumbered
  * in order; scores do not change.  Needs free space for the new copy. */
 sf_status sf_index_writer_compact(sf_index_writer *writer, sf_error *err);
+
+/* After sf_index_writer_commit or _compact failed: nonzero when the change
+ * was made all the same (the new commit slot, or the compacted file, is in
+ * place and readers see it) but making it durable failed (fdatasync or
+ * fsync of the directory), so that a crash may still undo it; the writer
+ * is then unusable.  0: the index is as it was before the call. */
+int sf_index_writer_not_durable(const sf_index_writer *writer);
 
 #ifdef __cplusplus
 }

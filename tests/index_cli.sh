@@ -160,6 +160,21 @@ run huge sf-index -v check huge.six
 expect_rc 0 "check of an empty index of 2^24 words"
 has huge.err "ok, 0 images" "2^24 words: ok"
 
+# A failed sync after the commit slot is written: the change is made but
+# may not be durable, exit 4; before it, the index is unchanged, exit 3.
+sf-index create -C codebook.sfcb sync.six && sf-index add sync.six a.sfs || exit 99
+run sync5 env SF_INDEX_TEST_FAIL=5 sf-index add sync.six c.sfs
+expect_rc 3 "a failed sync before the slot"
+check "unchanged" [ "$(info sync.six generation)" = 2 ]
+run sync8 env SF_INDEX_TEST_FAIL=8 sf-index remove sync.six img00001
+expect_rc 4 "a failed sync after the slot"
+has sync8.err "^sf-index: sync.six: generation 3 is committed (readers see it) but may not be durable: fdatasync: Input/output error$" "not durable named"
+check "the removal is visible" [ "$(info sync.six images)" = 29 ]
+run sync14 env SF_INDEX_TEST_FAIL=14 sf-index compact sync.six
+expect_rc 4 "a failed directory sync after compaction"
+has sync14.err "compacted (readers see it) but the rename may not be durable" "compaction not durable named"
+check "sync.six is compacted" [ "$(info sync.six segments)" = 1 ]
+
 # ---- usage errors: exit 2, nothing on stdout ----
 for args in "" "frobnicate x.six" "info" "add --ma 2 db.six" "info db.six extra" \
             "create db2.six" "list --no-wait db.six" "remove db.six --bogus"; do

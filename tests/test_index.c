@@ -1,8 +1,9 @@
 /* The on-disk ASMK index: golden parity (binary, float, idf, partial
  * index) and bit-exact equality with the in-memory sf_asmk_ivf; updates
  * (batches, removals, replacement, compaction) against a one-go build;
- * writers killed at every point of the commit sequence and at random;
- * the writer lock; damaged files; header sizes bounded; shards; threads.
+ * writers killed at every point of the commit sequence and at random,
+ * and failed syncs; the writer lock; damaged files; header sizes bounded;
+ * shards; threads.
  *
  * Also writes test data for tests/index_cli.sh and the fuzz corpus:
  *   test_index --write-codebook K DIM SEED FILE
@@ -1166,7 +1167,7 @@ static void check_damage(void)
     free(data);
 }
 
-/* ---- Header sizes ---- */
+/* ---- Header sizes, durability ---- */
 
 /* Make the header of the index file image d claim k words. */
 static void set_header_k(unsigned char *d, uint64_t k)
@@ -1261,6 +1262,62 @@ static void check_header_bounds(void)
     free(d);
     printf("header bounds: k beyond %d refused; an empty index of that many words read in "
            "%ld KiB\n", SF_INDEX_MAX_WORDS, grew);
+}
+
+/* A failed sync: before the slot write the index is unchanged; after it,
+ * the commit is in place and the writer says it may not be durable. */
+static void check_durability(void)
+{
+    char path[4096];
+    path_in_tmp(path, sizeof path, "durable");
+    sf_error err;
+    for (int point = 5; point <= 8; point += 3) {
+        sf_index_close(build(path, 0, 1, 0, 3, 0));
+        sf_index_writer *w = writer(path);
+        add_img(w, 3, 3, NULL);
+        setenv("SF_INDEX_TEST_FAIL", point == 5 ? "5" : "8", 1);
+        sf_status st = sf_index_writer_commit(w, &err);
+        unsetenv("SF_INDEX_TEST_FAIL");
+        CHECK(st == SF_ERR_IO, "sync %d failed, commit gave %d", point, st);
+        int nd = sf_index_writer_not_durable(w);
+        if (point == 5) {
+            CHECK(!nd && !strstr(err.message, "committed"), "sync 5: %d %s", nd, err.message);
+            CHECK(live_count(path) == 3, "sync 5 failed: the commit is visible");
+        } else {
+            CHECK(nd && strstr(err.message, "generation 3 is committed (readers see it) but may "
+                                            "not be durable: fdatasync: "),
+                  "sync 8: %d %s", nd, err.message);
+            CHECK(live_count(path) == 4, "sync 8 failed: the commit is not visible");
+        }
+        CHECK(sf_index_writer_commit(w, &err) == SF_ERR_IO, "a broken writer committed");
+        sf_index_writer_free(w);
+        w = writer(path); /* the next writer goes on */
+        add_img(w, 5, 5, NULL);
+        commit(w);
+        sf_index_writer_free(w);
+        CHECK(live_count(path) == (point == 5 ? 4u : 5u), "after sync %d failed", point);
+    }
+    for (int point = 12; point <= 14; point += 2) {
+        sf_index_close(build(path, 1, 0, 0, 3, 0));
+        sf_index_writer *w = writer(path);
+        add_img(w, 3, 3, NULL);
+        commit(w); /* two segments */
+        setenv("SF_INDEX_TEST_FAIL", point == 12 ? "12" : "14", 1);
+        sf_status st = sf_index_writer_compact(w, &err);
+        unsetenv("SF_INDEX_TEST_FAIL");
+        int nd = sf_index_writer_not_durable(w);
+        sf_index_writer_free(w);
+        sf_index *idx = reopen(path);
+        sf_index_info info;
+        if (idx)
+            sf_index_get_info(idx, &info, &err);
+        sf_index_close(idx);
+        CHECK(st == SF_ERR_IO && nd == (point == 14), "compact, sync %d failed: %d %d", point,
+              st, nd);
+        CHECK(idx && info.n_segments == (point == 14 ? 1u : 2u),
+              "compact, sync %d failed: %zu segments", point, idx ? info.n_segments : 0);
+    }
+    printf("failed syncs: before the slot, unchanged; after it, committed and said so\n");
 }
 
 /* ---- Synthetic: threads, many images, float kernel ---- */
@@ -1585,6 +1642,7 @@ int main(int argc, char **argv)
     check_add_image();
     check_lock();
     check_damage();
+    check_durability();
     check_crashes();
     golden_free();
     check_synthetic(1, 0, 128);
