@@ -434,6 +434,7 @@ void sf_index_writer_options_default(sf_index_writer_options *opt)
 {
     opt->no_wait = 0;
     opt->stage_bytes = 0;
+    opt->accept_rollback = 0;
 }
 
 typedef struct new_image {
@@ -613,15 +614,13 @@ static sf_status load_committed(sf_index_writer *w, sf_error *err)
     sf_index probe;
     memset(&probe, 0, sizeof probe);
     probe.name = w->path;
-    uint64_t g, off, size, csum;
-    int which;
+    ix_slot_pick pick;
     sf_status st = ix_parse_header(&probe, head, err);
     if (st == SF_OK)
-        st = ix_pick_slot(&probe, head, (uint64_t)sb.st_size, &which, &g, &off, &size, &csum,
-                          err);
+        st = ix_pick_slot(&probe, head, (uint64_t)sb.st_size, &pick, err);
     if (st != SF_OK)
         return st;
-    uint64_t end = off + size;
+    uint64_t end = pick.offset + pick.size;
     if (end > SIZE_MAX)
         return sf_error_set(err, SF_ERR_TOO_LARGE, "%s: too large to map", w->path);
     void *m = mmap(NULL, (size_t)end, PROT_READ, MAP_SHARED, w->fd, 0);
@@ -636,7 +635,8 @@ static sf_status load_committed(sf_index_writer *w, sf_error *err)
     st = ix_parse(&w->cur, m, end, head, err);
     if (st != SF_OK)
         return st;
-    w->cur_slot = which; /* the other one is written next */
+    w->cur.file_size = (uint64_t)sb.st_size;
+    w->cur_slot = pick.which; /* the other one is written next */
     w->end = ix_align(end);
     return SF_OK;
 }
@@ -675,6 +675,31 @@ static sf_status index_keys(sf_index_writer *w, sf_error *err)
         w->tab[pos].ref = id + 1;
     }
     return SF_OK;
+}
+
+/* A damaged slot that may have held a newer commit is refused unless the
+ * loss is accepted: the writer would cut off that commit's data.  Either
+ * way, one the writer goes on with is cleared, so that it reads as never
+ * written until the next commit fills it. */
+static sf_status settle_slots(sf_index_writer *w, int accept_rollback, sf_error *err)
+{
+    sf_index_slot_state s;
+    sf_error why;
+    if (sf_index_check_slots(&w->cur, &s, &why) == SF_OK)
+        return SF_OK;
+    if (s.newer_lost && !accept_rollback)
+        return sf_error_set(err, SF_ERR_CHECKSUM,
+                            "%s; writing would discard it for good (--accept-rollback: go on "
+                            "from generation %llu)", why.message,
+                            (unsigned long long)w->cur.generation);
+    static const unsigned char zero[IX_SLOT_SIZE];
+    sf_status st = pwrite_all(w->fd, zero, sizeof zero, s.damaged ? IX_SLOT1 : IX_SLOT0,
+                              w->path, err);
+    if (st == SF_OK)
+        st = sync_fd(w->fd, w->path, 0, err);
+    if (st == SF_OK)
+        w->cur.damaged_slot = -1;
+    return st;
 }
 
 static void reset_pending(sf_index_writer *w)
@@ -741,6 +766,10 @@ sf_status sf_index_writer_open(const char *path, const sf_index_codebook_id *cod
     }
     if (st == SF_OK)
         st = index_keys(w, err);
+    /* Before anything is written: the bytes cut off next may be the data
+     * of a commit whose slot was damaged. */
+    if (st == SF_OK)
+        st = settle_slots(w, o.accept_rollback, err);
     if (st == SF_OK) {
         /* Bytes past the last commit are what a killed writer left. */
         struct stat sb;

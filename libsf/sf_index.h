@@ -116,12 +116,32 @@ typedef struct sf_index_info {
     uint64_t bytes;       /* size of the committed index */
 } sf_index_info;
 
+/* The two commit slots.  Opening uses the valid one with the highest
+ * generation; a slot whose bytes fail their checksum is passed over, and
+ * if it held the newest commit the index reads as it was one commit
+ * earlier (a rollback). */
+typedef struct sf_index_slot_state {
+    int damaged;    /* -1: neither slot is damaged (a slot never written is
+                       not); else the slot, 0 or 1, that fails its checksum */
+    int newer_lost; /* damaged, and the file holds data past the commit in
+                       use: the slot may have held a newer commit, lost now,
+                       or one whose writer died while writing the slot */
+    uint64_t lost_generation; /* newer_lost: the generation the slot claims,
+                                 when it is the next one; else 0 */
+} sf_index_slot_state;
+
+/* SF_OK when neither slot is damaged; else SF_ERR_CHECKSUM with a message
+ * naming the slot, the generation in use and whether a newer commit may
+ * have been lost.  state may be NULL. */
+sf_status sf_index_check_slots(const sf_index *index, sf_index_slot_state *state,
+                               sf_error *err);
+
 /* Counts and sizes; reads every segment's directory (8 bytes per word). */
 sf_status sf_index_get_info(const sf_index *index, sf_index_info *out, sf_error *err);
 
-/* Read everything and check it: segment checksums, list order and ids,
- * vector counts, unique keys, and that the stored norms and idf are those
- * the lists give. */
+/* Read everything and check it: the commit slots (sf_index_check_slots),
+ * segment checksums, list order and ids, vector counts, unique keys, and
+ * that the stored norms and idf are those the lists give. */
 sf_status sf_index_verify(const sf_index *index, sf_error *err);
 
 /* ---- Searching ----
@@ -217,12 +237,19 @@ typedef struct sf_index_writer_options {
     int no_wait;         /* fail at once if another writer holds the lock */
     size_t stage_bytes;  /* vectors held in memory before a segment is written
                             out (uncommitted); 0: 256 MiB */
+    int accept_rollback; /* open even when a damaged commit slot may have
+                            held a newer commit (sf_index_slot_state), and
+                            discard what it pointed to */
 } sf_index_writer_options;
 
 void sf_index_writer_options_default(sf_index_writer_options *opt);
 
 /* Lock and open the index for updates.  codebook is needed to add images
- * (NULL allows only removals and compaction) and must be the index's. */
+ * (NULL allows only removals and compaction) and must be the index's.
+ * Refuses (SF_ERR_CHECKSUM) an index whose damaged commit slot may have
+ * held a newer commit than the one in use, unless opt->accept_rollback:
+ * writing would cut off that commit's data for good.  Otherwise a damaged
+ * slot is cleared (it held nothing newer, or the loss is accepted). */
 sf_status sf_index_writer_open(const char *path, const sf_index_codebook_id *codebook,
                                const sf_index_writer_options *opt, sf_index_writer **out,
                                sf_error *err);

@@ -2,8 +2,8 @@
  * index) and bit-exact equality with the in-memory sf_asmk_ivf; updates
  * (batches, removals, replacement, compaction) against a one-go build;
  * writers killed at every point of the commit sequence and at random,
- * and failed syncs; the writer lock; damaged files; header sizes bounded;
- * shards; threads.
+ * and failed syncs; the writer lock; damaged files and commit slots;
+ * header sizes bounded; shards; threads.
  *
  * Also writes test data for tests/index_cli.sh and the fuzz corpus:
  *   test_index --write-codebook K DIM SEED FILE
@@ -861,9 +861,18 @@ static size_t live_count(const char *path)
     return n;
 }
 
+static sf_status open_writer_opt(const char *path, int accept, sf_index_writer **w,
+                                 sf_error *err)
+{
+    sf_index_writer_options o;
+    sf_index_writer_options_default(&o);
+    o.accept_rollback = accept;
+    return sf_index_writer_open(path, &G.cbid, &o, w, err);
+}
+
 /* A child adds db images [lo, hi) and commits (or compacts), crashing at
- * point; returns its exit status. */
-static int crash_child(const char *path, int lo, int hi, int compact, int point)
+ * point; returns its exit status.  accept: accept_rollback. */
+static int crash_child(const char *path, int lo, int hi, int compact, int point, int accept)
 {
     fflush(NULL);
     pid_t pid = fork();
@@ -873,7 +882,7 @@ static int crash_child(const char *path, int lo, int hi, int compact, int point)
         setenv("SF_INDEX_TEST_CRASH", v, 1);
         sf_index_writer *w;
         sf_error err;
-        if (sf_index_writer_open(path, &G.cbid, NULL, &w, &err) != SF_OK)
+        if (open_writer_opt(path, accept, &w, &err) != SF_OK)
             _exit(3);
         for (int m = lo; m < hi; m++) {
             const float *d;
@@ -901,21 +910,37 @@ static void check_crashes(void)
     for (int point = 1; point <= 9; point++) {
         sf_index *idx = build(path, 1, 1, 0, 10, 0);
         sf_index_close(idx);
-        int rc = crash_child(path, 10, 15, 0, point);
+        int rc = crash_child(path, 10, 15, 0, point, 0);
         CHECK(rc == 86, "point %d: the writer exited %d, not at the crash point", point, rc);
-        size_t n = live_count(path);
         size_t want = point <= 7 ? 10 : 15;
-        CHECK(n == want, "crash at %d: %zu images, expected %zu", point, n, want);
+        if (point == 7) {
+            /* A torn slot reads as damage that may have lost a commit (a
+             * flipped byte would look the same): reported, and the next
+             * writer goes on only when told to. */
+            sf_index *x = NULL;
+            sf_error err;
+            sf_index_slot_state s;
+            CHECK(sf_index_open(path, &x, &err) == SF_OK, "torn slot: %s", err.message);
+            CHECK(x && sf_index_n_images(x) == want && sf_index_verify(x, &err) != SF_OK &&
+                      sf_index_check_slots(x, &s, &err) != SF_OK && s.newer_lost,
+                  "a torn slot went unreported");
+            sf_index_close(x);
+            rc = crash_child(path, 20, 22, 0, 0, 0);
+            CHECK(rc == 3, "after a torn slot, a writer exited %d", rc);
+        } else {
+            CHECK(live_count(path) == want, "crash at %d: %zu images, expected %zu", point,
+                  live_count(path), want);
+        }
         /* The next writer recovers (cuts the tail) and commits. */
-        rc = crash_child(path, 20, 22, 0, 0);
+        rc = crash_child(path, 20, 22, 0, 0, point == 7);
         CHECK(rc == 0, "after crash %d: writer exited %d", point, rc);
-        n = live_count(path);
+        size_t n = live_count(path);
         CHECK(n == want + 2, "after crash %d: %zu images, expected %zu", point, n, want + 2);
     }
     for (int point = 11; point <= 14; point++) {
         sf_index *idx = build(path, 0, 0, 0, 10, 0);
         sf_index_close(idx);
-        int rc = crash_child(path, 10, 12, 1, point);
+        int rc = crash_child(path, 10, 12, 1, point, 0);
         CHECK(rc == 86, "compact point %d: the writer exited %d", point, rc);
         /* The commit before compaction completed: 10 + 2 - 1 either way. */
         size_t n = live_count(path);
@@ -927,7 +952,7 @@ static void check_crashes(void)
         CHECK(info.n_segments == (point <= 13 ? 2u : 1u), "compact crash at %d: %zu segments",
               point, info.n_segments);
         sf_index_close(x);
-        rc = crash_child(path, 20, 22, 2, 0);
+        rc = crash_child(path, 20, 22, 2, 0, 0);
         CHECK(rc == 0 && live_count(path) == 13, "after compact crash %d: exit %d", point, rc);
         char tmp[4200];
         snprintf(tmp, sizeof tmp, "%s.compact.tmp", path);
@@ -1084,9 +1109,10 @@ static unsigned char *read_all(const char *path, size_t *size)
 
 /* Flip every bit position's byte of data once; count opens that fail
  * without naming the file, flips that go unnoticed (outside `unused`), and
- * opens that fell back to an older commit. */
+ * opens that fell back to an older commit, silently (verify passing) or
+ * not. */
 static void flip_all(const unsigned char *data, size_t size, uint64_t gen, int compacted,
-                     int *bad, int *silent, int *older)
+                     int *bad, int *silent, int *older, int *silent_rollback)
 {
     unsigned char *copy = malloc(size);
     sf_error err;
@@ -1104,6 +1130,10 @@ static void flip_all(const unsigned char *data, size_t size, uint64_t gen, int c
             sf_index_get_info(idx, &info, &err);
             if (info.generation < gen) {
                 (*older)++; /* the newest slot was damaged: the older commit is used */
+                sf_index_slot_state slots;
+                if (sf_index_verify(idx, &err) == SF_OK ||
+                    sf_index_check_slots(idx, &slots, &err) == SF_OK || !slots.newer_lost)
+                    (*silent_rollback)++;
             } else if (sf_index_verify(idx, &err) == SF_OK && !unused) {
                 if (getenv("SF_TEST_DEBUG"))
                     fprintf(stderr, "silent flip at %zu\n", i);
@@ -1145,10 +1175,12 @@ static void check_damage(void)
 
     /* Two commits: the superseded commit record and slot are not read, but
      * damage to the newest slot falls back to the previous commit. */
-    int silent = 0, older = 0;
-    flip_all(data, size, 3, 0, &bad, &silent, &older);
+    int silent = 0, older = 0, silent_rollback = 0;
+    flip_all(data, size, 3, 0, &bad, &silent, &older, &silent_rollback);
     CHECK(bad == 0, "%d damaged files gave unnamed errors", bad);
     CHECK(older > 0 && older <= 64 * 8, "%d flips fell back to the older commit", older);
+    CHECK(silent_rollback == 0, "%d of %d fallbacks to the older commit went unreported",
+          silent_rollback, older);
     free(data);
 
     /* Compacted: one commit, every byte that is read is checked. */
@@ -1158,7 +1190,7 @@ static void check_damage(void)
     data = read_all(path, &size);
     int older2 = 0;
     silent = 0;
-    flip_all(data, size, 4, 1, &bad, &silent, &older2);
+    flip_all(data, size, 4, 1, &bad, &silent, &older2, &silent_rollback);
     CHECK(bad == 0, "%d damaged files gave unnamed errors", bad);
     CHECK(silent == 0, "%d bit flips went unnoticed", silent);
     CHECK(older2 == 0, "%d flips of a one-commit file fell back", older2);
@@ -1167,7 +1199,7 @@ static void check_damage(void)
     free(data);
 }
 
-/* ---- Header sizes, durability ---- */
+/* ---- Header sizes, commit slots, durability ---- */
 
 /* Make the header of the index file image d claim k words. */
 static void set_header_k(unsigned char *d, uint64_t k)
@@ -1262,6 +1294,107 @@ static void check_header_bounds(void)
     free(d);
     printf("header bounds: k beyond %d refused; an empty index of that many words read in "
            "%ld KiB\n", SF_INDEX_MAX_WORDS, grew);
+}
+
+static void flip_byte(const char *path, long at)
+{
+    int fd = open(path, O_RDWR);
+    unsigned char b = 0;
+    if (fd < 0 || pread(fd, &b, 1, at) != 1) {
+        fprintf(stderr, "%s: cannot read\n", path);
+        exit(99);
+    }
+    b ^= 0x10;
+    if (pwrite(fd, &b, 1, at) != 1 || close(fd) != 0)
+        exit(99);
+}
+
+/* A damaged newest slot rolls the index back a commit: said by check, and
+ * writers refuse to discard the newer commit unless told to; a damaged
+ * older slot loses nothing; a slot never written is not damage. */
+static void check_rollback(void)
+{
+    char path[4096];
+    path_in_tmp(path, sizeof path, "rollback");
+    sf_index *idx = build(path, 1, 0, 0, 3, 0); /* generation 1 in slot 0, 2 in slot 1 */
+    sf_error err;
+    sf_index_slot_state s;
+    CHECK(sf_index_check_slots(idx, &s, &err) == SF_OK && s.damaged == -1,
+          "a fresh index has a damaged slot: %s", err.message);
+    sf_index_close(idx);
+    unlink(path);
+    sf_index_params p = make_params(1, 0);
+    CHECK(sf_index_create(path, &p, &G.cbid, "cb", &err) == SF_OK, "create: %s", err.message);
+    idx = reopen(path); /* one slot never written */
+    CHECK(idx && sf_index_check_slots(idx, &s, &err) == SF_OK, "a new index: %s", err.message);
+    sf_index_close(idx);
+
+    for (int older = 0; older <= 1; older++) {
+        sf_index_close(build(path, 1, 0, 0, 3, 0));
+        sf_index_writer *w = writer(path);
+        add_img(w, 3, 3, NULL);
+        commit(w); /* generation 3, slot 0 */
+        sf_index_writer_free(w);
+        struct stat sb;
+        stat(path, &sb);
+        /* The commit checksum field: the generation still reads 3 or 2. */
+        flip_byte(path, (older ? 1024 : 512) + 33);
+        idx = NULL;
+        CHECK(sf_index_open(path, &idx, &err) == SF_OK, "open: %s", err.message);
+        if (!idx)
+            continue;
+        sf_status st = sf_index_check_slots(idx, &s, &err);
+        if (older) {
+            CHECK(sf_index_n_images(idx) == 4, "older slot damaged: %zu images",
+                  sf_index_n_images(idx));
+            CHECK(st == SF_ERR_CHECKSUM && s.damaged == 1 && !s.newer_lost &&
+                      strstr(err.message, "commit slot 1 is damaged (it held no commit newer "
+                                          "than generation 3"),
+                  "older slot damaged: %d %d %d: %s", st, s.damaged, s.newer_lost, err.message);
+        } else {
+            CHECK(sf_index_n_images(idx) == 3, "rolled back: %zu images",
+                  sf_index_n_images(idx));
+            CHECK(st == SF_ERR_CHECKSUM && s.damaged == 0 && s.newer_lost &&
+                      s.lost_generation == 3 &&
+                      strstr(err.message, "commit slot 0 is damaged: the index is at "
+                                          "generation 2, a newer commit (generation 3?) was "
+                                          "lost"),
+                  "rolled back: %d %d %d %llu: %s", st, s.damaged, s.newer_lost,
+                  (unsigned long long)s.lost_generation, err.message);
+        }
+        CHECK(sf_index_verify(idx, &err) == SF_ERR_CHECKSUM, "verify passed a damaged slot");
+        sf_index_close(idx);
+
+        /* A writer: refuses to cut off the newer commit, and changes nothing. */
+        w = NULL;
+        st = open_writer_opt(path, 0, &w, &err);
+        if (!older) {
+            CHECK(st == SF_ERR_CHECKSUM && strstr(err.message, "--accept-rollback"),
+                  "a writer opened a rolled-back index: %d %s", st, st ? err.message : "");
+            struct stat sb2;
+            stat(path, &sb2);
+            CHECK(sb2.st_size == sb.st_size, "the refused writer cut the file");
+            sf_index_writer_free(w);
+            w = NULL;
+            st = open_writer_opt(path, 1, &w, &err);
+        }
+        CHECK(st == SF_OK, "writer (older %d): %s", older, err.message);
+        sf_index_writer_free(w); /* no commit: the damaged slot is cleared all the same */
+        idx = reopen(path);
+        if (idx) {
+            CHECK(sf_index_check_slots(idx, &s, &err) == SF_OK, "after a writer: %s",
+                  err.message);
+            CHECK(sf_index_n_images(idx) == (older ? 4u : 3u), "after a writer: %zu images",
+                  sf_index_n_images(idx));
+        }
+        sf_index_close(idx);
+        w = writer(path);
+        add_img(w, 5, 5, NULL);
+        commit(w);
+        sf_index_writer_free(w);
+        CHECK(live_count(path) == (older ? 5u : 4u), "commit after the damage");
+    }
+    printf("commit slots: rollback reported and refused; damage of the older slot cleared\n");
 }
 
 /* A failed sync: before the slot write the index is unchanged; after it,
@@ -1642,6 +1775,7 @@ int main(int argc, char **argv)
     check_add_image();
     check_lock();
     check_damage();
+    check_rollback();
     check_durability();
     check_crashes();
     golden_free();
