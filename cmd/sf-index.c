@@ -23,7 +23,11 @@ enum {
     OPT_THRESHOLD,
     OPT_NO_WAIT,
     OPT_KEYS_FROM,
+    OPT_ACCEPT_ROLLBACK,
 };
+
+/* add, remove, compact: the change is in place but may not be durable. */
+#define EXIT_NOT_DURABLE 4
 
 static const struct option longopts[] = {
     { "codebook", required_argument, NULL, 'C' },
@@ -37,6 +41,7 @@ static const struct option longopts[] = {
     { "no-wait", no_argument, NULL, OPT_NO_WAIT },
     SF_CLI_MISMATCH_LONGOPT,
     { "keys-from", required_argument, NULL, OPT_KEYS_FROM },
+    { "accept-rollback", no_argument, NULL, OPT_ACCEPT_ROLLBACK },
     { NULL, 0, NULL, 0 },
 };
 
@@ -62,6 +67,8 @@ static const char options_help[] =
     "      --no-wait        add, remove, compact: fail at once if another writer holds\n"
     "                       the index instead of waiting for it\n"
     "      --keys-from FILE remove: also the keys FILE lists, one per line ('-': stdin)\n"
+    "      --accept-rollback  add, remove, compact: write to an index whose newest\n"
+    "                       commit slot is damaged, going on from the older commit\n"
     "      --allow-mismatch add: images made with another model or settings than\n"
     "                       the index's, anyway\n";
 
@@ -75,6 +82,7 @@ typedef struct options {
     enum command cmd;
     const char *codebook;
     int no_wait;
+    int accept_rollback;
     const char **key_files;
     size_t n_key_files;
     const char *create_only;
@@ -85,6 +93,7 @@ static void handle_option(sf_cli *cli, options *o, int c, const char *arg)
     switch (c) {
     case 'C': o->codebook = arg; return;
     case OPT_NO_WAIT: o->no_wait = 1; return;
+    case OPT_ACCEPT_ROLLBACK: o->accept_rollback = 1; return;
     case SF_OPT_ALLOW_MISMATCH: cli->allow_mismatch = 1; return;
     case OPT_KEYS_FROM: {
         const char **k = realloc(o->key_files, (o->n_key_files + 1) * sizeof *k);
@@ -124,6 +133,24 @@ static int report(const sf_cli *cli, const sf_error *err)
 {
     sf_cli_error(cli, "%s", err->message);
     return SF_EXIT_FATAL;
+}
+
+/* A failed commit or compaction: exit 3 if it changed nothing. */
+static int report_commit(const sf_cli *cli, const sf_index_writer *w, const sf_error *err)
+{
+    report(cli, err);
+    return sf_index_writer_not_durable(w) ? EXIT_NOT_DURABLE : SF_EXIT_FATAL;
+}
+
+static sf_status open_writer(const options *o, const char *path,
+                             const sf_index_codebook_id *codebook, sf_index_writer **w,
+                             sf_error *err)
+{
+    sf_index_writer_options wo;
+    sf_index_writer_options_default(&wo);
+    wo.no_wait = o->no_wait;
+    wo.accept_rollback = o->accept_rollback;
+    return sf_index_writer_open(path, codebook, &wo, w, err);
 }
 
 /* ---- create ---- */
@@ -231,11 +258,8 @@ static int cmd_add(sf_cli *cli, const options *o, const char *path, int argc, ch
         sf_codebook_free(cb);
         return report(cli, &err);
     }
-    sf_index_writer_options wo;
-    sf_index_writer_options_default(&wo);
-    wo.no_wait = o->no_wait;
     int status = SF_EXIT_OK;
-    if (sf_index_writer_open(path, &id, &wo, &a.w, &err) != SF_OK) {
+    if (open_writer(o, path, &id, &a.w, &err) != SF_OK) {
         status = report(cli, &err);
     } else {
         cli->all_inputs = 1;
@@ -246,7 +270,7 @@ static int cmd_add(sf_cli *cli, const options *o, const char *path, int argc, ch
             sf_cli_error(cli, "%s: unchanged", path);
             status = SF_EXIT_FATAL;
         } else if (sf_index_writer_commit(a.w, &err) != SF_OK) {
-            status = report(cli, &err);
+            status = report_commit(cli, a.w, &err);
         } else {
             sf_cli_info(cli, "%s: added %llu images (%llu replaced), %zu in all", path,
                         (unsigned long long)a.added, (unsigned long long)a.replaced,
@@ -285,12 +309,9 @@ static int cmd_remove(sf_cli *cli, const options *o, const char *path, int argc,
 {
     if (argc == 0 && o->n_key_files == 0)
         sf_cli_usage_error(cli, "remove needs KEYs or --keys-from FILE");
-    sf_index_writer_options wo;
-    sf_index_writer_options_default(&wo);
-    wo.no_wait = o->no_wait;
     sf_index_writer *w;
     sf_error err;
-    if (sf_index_writer_open(path, NULL, &wo, &w, &err) != SF_OK)
+    if (open_writer(o, path, NULL, &w, &err) != SF_OK)
         return report(cli, &err);
     int missing = 0, fatal = 0;
     uint64_t removed = 0;
@@ -316,7 +337,7 @@ static int cmd_remove(sf_cli *cli, const options *o, const char *path, int argc,
         sf_cli_error(cli, "%s: unchanged", path);
         status = SF_EXIT_FATAL;
     } else if (sf_index_writer_commit(w, &err) != SF_OK) {
-        status = report(cli, &err);
+        status = report_commit(cli, w, &err);
     } else {
         sf_cli_info(cli, "%s: removed %llu images, %zu left", path,
                     (unsigned long long)removed, sf_index_writer_n_images(w));
@@ -330,16 +351,13 @@ static int cmd_remove(sf_cli *cli, const options *o, const char *path, int argc,
 
 static int cmd_compact(sf_cli *cli, const options *o, const char *path)
 {
-    sf_index_writer_options wo;
-    sf_index_writer_options_default(&wo);
-    wo.no_wait = o->no_wait;
     sf_index_writer *w;
     sf_error err;
-    if (sf_index_writer_open(path, NULL, &wo, &w, &err) != SF_OK)
+    if (open_writer(o, path, NULL, &w, &err) != SF_OK)
         return report(cli, &err);
     int status = SF_EXIT_OK;
     if (sf_index_writer_compact(w, &err) != SF_OK)
-        status = report(cli, &err);
+        status = report_commit(cli, w, &err);
     else
         sf_cli_info(cli, "%s: compacted, %zu images", path, sf_index_writer_n_images(w));
     sf_index_writer_free(w);
@@ -384,6 +402,12 @@ static int cmd_info(sf_cli *cli, const char *path)
         printf("features: %016llx\n", (unsigned long long)sf_index_features(idx));
     else
         printf("features: not recorded\n");
+    sf_index_slot_state slots;
+    if (sf_index_check_slots(idx, &slots, &err) != SF_OK) {
+        printf("damaged commit slot: %d (%s)\n", slots.damaged,
+               slots.newer_lost ? "a newer commit may be lost" : "nothing lost");
+        sf_cli_warn(cli, "%s", err.message);
+    }
     sf_index_close(idx);
     return SF_EXIT_OK;
 }
@@ -461,6 +485,8 @@ int main(int argc, char **argv)
         sf_cli_usage_error(&cli, "-C is an option of create and add");
     if (o.no_wait && o.cmd != CMD_ADD && o.cmd != CMD_REMOVE && o.cmd != CMD_COMPACT)
         sf_cli_usage_error(&cli, "--no-wait is an option of add, remove and compact");
+    if (o.accept_rollback && o.cmd != CMD_ADD && o.cmd != CMD_REMOVE && o.cmd != CMD_COMPACT)
+        sf_cli_usage_error(&cli, "--accept-rollback is an option of add, remove and compact");
     if (o.n_key_files && o.cmd != CMD_REMOVE)
         sf_cli_usage_error(&cli, "--keys-from is an option of remove");
     if (n_args > 0 && o.cmd != CMD_ADD && o.cmd != CMD_REMOVE)

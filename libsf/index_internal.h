@@ -29,6 +29,10 @@
 #define IX_ALIGN 64
 #define IX_MAX_KEY 4096
 #define IX_MAX_PATH 4096
+/* k is not bounded by the file: an index without segments holds nothing
+ * k-sized.  So no code may allocate or loop over k words before the file
+ * has shown k-sized data (a segment's directory, the idf table). */
+#define IX_MAX_WORDS SF_INDEX_MAX_WORDS
 
 #define IX_FLAG_BINARY 1u
 #define IX_FLAG_IDF 2u
@@ -84,6 +88,13 @@ struct sf_index {
     char *codebook_path;
 
     uint64_t generation;
+    /* The other slot when its bytes fail their checksum but are not all
+     * zero (a slot never written is zero), else -1; with its generation
+     * field, unchecked.  file_size: the whole file's, to tell whether data
+     * follows the commit in use. */
+    int damaged_slot;
+    uint64_t damaged_generation;
+    uint64_t file_size;
     uint64_t features; /* sf_provenance_features of its images; 0: not recorded */
     uint64_t commit_offset, commit_size;
     size_t n_segments;
@@ -104,9 +115,15 @@ sf_status ix_parse(sf_index *idx, const unsigned char *data, uint64_t size,
 /* Read the header and choose the newest valid slot from the first
  * IX_DATA_START bytes. */
 sf_status ix_parse_header(sf_index *idx, const unsigned char *head, sf_error *err);
+
+typedef struct ix_slot_pick {
+    int which; /* the valid slot with the highest generation */
+    uint64_t generation, offset, size, checksum;
+    int damaged; /* as sf_index.damaged_slot */
+    uint64_t damaged_generation;
+} ix_slot_pick;
 sf_status ix_pick_slot(const sf_index *idx, const unsigned char *head, uint64_t file_size,
-                       int *which, uint64_t *generation, uint64_t *commit_offset,
-                       uint64_t *commit_size, uint64_t *commit_checksum, sf_error *err);
+                       ix_slot_pick *pick, sf_error *err);
 void ix_release(sf_index *idx);
 
 static inline int ix_live(const uint64_t *bits, uint64_t i) { return (int)((bits[i >> 6] >> (i & 63)) & 1); }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -129,8 +130,14 @@ sf_status ix_parse_header(sf_index *idx, const unsigned char *h, sf_error *err)
     if (sf_get_u32(h + 12) != IX_HEADER_SIZE || sf_get_u64(h + 56) != IX_DATA_START ||
         (flags & ~(IX_FLAG_BINARY | IX_FLAG_IDF)) != 0)
         return sf_error_set(err, SF_ERR_FORMAT, "%s: header: unknown layout or flags", name);
-    if (k == 0 || k > INT32_MAX || dim == 0 || dim > 65536 || ma == 0 || ma > k || ma > 64 ||
-        !isfinite(alpha) || isnan(threshold))
+    /* Nothing in the file need be k-sized (no segments, no idf): bound it
+     * before anyone sizes an allocation or a loop by it. */
+    if (k == 0 || k > IX_MAX_WORDS)
+        return sf_error_set(err, SF_ERR_FORMAT,
+                            "%s: header: a codebook of %llu words (1..%d)", name,
+                            (unsigned long long)k, IX_MAX_WORDS);
+    if (dim == 0 || dim > 65536 || ma == 0 || ma > k || ma > 64 || !isfinite(alpha) ||
+        isnan(threshold))
         return sf_error_set(err, SF_ERR_FORMAT,
                             "%s: header: bad parameters (k %llu, dim %lu, ma %lu)", name,
                             (unsigned long long)k, (unsigned long)dim, (unsigned long)ma);
@@ -152,16 +159,24 @@ sf_status ix_parse_header(sf_index *idx, const unsigned char *h, sf_error *err)
     return SF_OK;
 }
 
-sf_status ix_pick_slot(const sf_index *idx, const unsigned char *head, uint64_t file_size,
-                       int *which, uint64_t *generation, uint64_t *commit_offset,
-                       uint64_t *commit_size, uint64_t *commit_checksum, sf_error *err)
+static int all_zero(const unsigned char *p, size_t n)
 {
-    int best = -1;
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
+sf_status ix_pick_slot(const sf_index *idx, const unsigned char *head, uint64_t file_size,
+                       ix_slot_pick *pick, sf_error *err)
+{
+    int best = -1, valid[2];
     uint64_t best_gen = 0;
     for (int s = 0; s < 2; s++) {
         const unsigned char *p = head + (s ? IX_SLOT1 : IX_SLOT0);
-        if (memcmp(p, IX_SLOT_MAGIC, 8) != 0 ||
-            XXH64(p, IX_SLOT_SIZE - 8, 0) != sf_get_u64(p + IX_SLOT_SIZE - 8))
+        valid[s] = memcmp(p, IX_SLOT_MAGIC, 8) == 0 &&
+                   XXH64(p, IX_SLOT_SIZE - 8, 0) == sf_get_u64(p + IX_SLOT_SIZE - 8);
+        if (!valid[s])
             continue;
         uint64_t g = sf_get_u64(p + 8);
         if (best < 0 || g > best_gen) {
@@ -181,11 +196,16 @@ sf_status ix_pick_slot(const sf_index *idx, const unsigned char *head, uint64_t 
                             "%s: the commit record ends at byte %llu, beyond the end of the "
                             "file (%llu bytes)", idx->name, (unsigned long long)(off + size),
                             (unsigned long long)file_size);
-    *which = best;
-    *generation = best_gen;
-    *commit_offset = off;
-    *commit_size = size;
-    *commit_checksum = sf_get_u64(p + 32);
+    pick->which = best;
+    pick->generation = best_gen;
+    pick->offset = off;
+    pick->size = size;
+    pick->checksum = sf_get_u64(p + 32);
+    /* A slot never written is all zero; any other invalid one is damage
+     * (or a torn write). */
+    const unsigned char *o = head + (best ? IX_SLOT0 : IX_SLOT1);
+    pick->damaged = !valid[!best] && !all_zero(o, IX_SLOT_SIZE) ? !best : -1;
+    pick->damaged_generation = pick->damaged >= 0 ? sf_get_u64(o + 8) : 0;
     return SF_OK;
 }
 
@@ -253,15 +273,19 @@ sf_status ix_parse(sf_index *idx, const unsigned char *data, uint64_t size,
     sf_status st = ix_parse_header(idx, head, err);
     if (st != SF_OK)
         return st;
-    uint64_t csum;
-    int which;
-    st = ix_pick_slot(idx, head, size, &which, &idx->generation, &idx->commit_offset,
-                      &idx->commit_size, &csum, err);
+    ix_slot_pick pick;
+    st = ix_pick_slot(idx, head, size, &pick, err);
     if (st != SF_OK)
         return st;
+    idx->generation = pick.generation;
+    idx->commit_offset = pick.offset;
+    idx->commit_size = pick.size;
+    idx->damaged_slot = pick.damaged;
+    idx->damaged_generation = pick.damaged_generation;
+    idx->file_size = size;
     const unsigned char *c = data + idx->commit_offset;
     const uint64_t csize = idx->commit_size;
-    if (XXH64(c, (size_t)csize, 0) != csum)
+    if (XXH64(c, (size_t)csize, 0) != pick.checksum)
         return sf_error_set(err, SF_ERR_CHECKSUM, "%s: commit record checksum mismatch", name);
     uint64_t n_segments = sf_get_u64(c + 16);
     uint32_t cflags = sf_get_u32(c + 40), path_len = sf_get_u32(c + 44);
@@ -385,7 +409,8 @@ sf_status sf_index_open(const char *path, sf_index **out, sf_error *err)
     }
     /* A writer rewrites one slot while we read: a torn read fails its
      * checksum and the other slot is used; should both look torn (a
-     * reader slow enough to span two commits), read again. */
+     * reader slow enough to span two commits), read again.  A slot that
+     * still looks torn after a few reads is damaged (sf_index_check_slots). */
     unsigned char head[IX_DATA_START];
     uint64_t end = 0;
     struct stat sb;
@@ -400,17 +425,14 @@ sf_status sf_index_open(const char *path, sf_index **out, sf_error *err)
                               path, n);
             break;
         }
-        uint64_t g, off, size, csum;
-        int which;
+        ix_slot_pick pick;
         st = ix_parse_header(idx, head, err);
         if (st == SF_OK)
-            st = ix_pick_slot(idx, head, (uint64_t)sb.st_size, &which, &g, &off, &size, &csum,
-                              err);
-        if (st == SF_OK) {
-            end = off + size;
-            break;
-        }
-        if (st != SF_ERR_FORMAT || attempt == 3)
+            st = ix_pick_slot(idx, head, (uint64_t)sb.st_size, &pick, err);
+        if (st == SF_OK)
+            end = pick.offset + pick.size;
+        if ((st == SF_OK && pick.damaged < 0) || (st != SF_OK && st != SF_ERR_FORMAT) ||
+            attempt == 3)
             break;
         usleep(1000);
     }
@@ -426,6 +448,7 @@ sf_status sf_index_open(const char *path, sf_index **out, sf_error *err)
             /* The slots we read, not the mapping's: a writer may have
              * moved them on since.  What they point to never changes. */
             st = ix_parse(idx, m, end, head, err);
+            idx->file_size = (uint64_t)sb.st_size;
         }
     }
     close(fd);
@@ -606,7 +629,9 @@ sf_status sf_index_get_info(const sf_index *index, sf_index_info *out, sf_error 
             out->n_vectors += sf_get_u32(s->images + j * IX_IMAGE_ENTRY + 12);
         }
     }
-    for (uint64_t w = 0; w < index->codebook.k; w++) {
+    /* Without segments nothing k-sized was read from the file. */
+    const uint64_t words = index->n_segments ? index->codebook.k : 0;
+    for (uint64_t w = 0; w < words; w++) {
         for (size_t i = 0; i < index->n_segments; i++) {
             uint64_t a, b;
             sf_status st = ix_word_range(index, &index->segs[i], w, &a, &b, err);
@@ -683,18 +708,16 @@ static sf_status verify_segment(const sf_index *idx, size_t i, uint32_t *counts,
     return SF_OK;
 }
 
-/* Recompute idf and norms from the lists exactly as a commit does. */
+/* Recompute idf and norms from the lists exactly as a commit does.  Only
+ * the norms are kept: the file need not hold anything k-sized. */
 static sf_status verify_norms(const sf_index *idx, sf_error *err)
 {
-    const uint64_t k = idx->codebook.k;
+    /* Words to visit: none when there are neither lists nor idf. */
+    const uint64_t k = idx->n_segments || idx->idf ? idx->codebook.k : 0;
     double *norm = calloc((size_t)idx->n_slots + 1, sizeof *norm);
-    float *idf = malloc((size_t)k * sizeof *idf);
     sf_status st = SF_OK;
-    if (!norm || !idf) {
-        free(norm);
-        free(idf);
+    if (!norm)
         return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory", idx->name);
-    }
     for (uint64_t w = 0; w < k && st == SF_OK; w++) {
         uint64_t count = 0;
         for (size_t i = 0; i < idx->n_segments && st == SF_OK; i++) {
@@ -704,12 +727,12 @@ static sf_status verify_norms(const sf_index *idx, sf_error *err)
             for (uint64_t e = a; st == SF_OK && e < b; e++)
                 count += (uint64_t)ix_live(idx->live, s->slot_base + s->ids[e]);
         }
-        idf[w] = idx->params.asmk.use_idf ? ix_idf(idx->n_live, count) : 1.0f;
-        if (st == SF_OK && idx->idf && memcmp(&idf[w], &idx->idf[w], sizeof(float)) != 0)
+        const float idf = idx->params.asmk.use_idf ? ix_idf(idx->n_live, count) : 1.0f;
+        if (st == SF_OK && idx->idf && memcmp(&idf, &idx->idf[w], sizeof(float)) != 0)
             st = sf_error_set(err, SF_ERR_FORMAT, "%s: idf of word %llu is %g, its lists give %g",
                               idx->name, (unsigned long long)w, (double)idx->idf[w],
-                              (double)idf[w]);
-        double add = idx->params.asmk.use_idf ? (double)idf[w] : 1.0;
+                              (double)idf);
+        double add = idx->params.asmk.use_idf ? (double)idf : 1.0;
         for (size_t i = 0; i < idx->n_segments && st == SF_OK; i++) {
             const ix_segment *s = &idx->segs[i];
             uint64_t a, b;
@@ -723,12 +746,41 @@ static sf_status verify_norms(const sf_index *idx, sf_error *err)
             st = sf_error_set(err, SF_ERR_FORMAT, "%s: image %llu: norm %.17g, its lists give "
                               "%.17g", idx->name, (unsigned long long)m, idx->norm[m], norm[m]);
     free(norm);
-    free(idf);
     return st;
+}
+
+sf_status sf_index_check_slots(const sf_index *index, sf_index_slot_state *state,
+                               sf_error *err)
+{
+    sf_index_slot_state s = { .damaged = index->damaged_slot };
+    /* Commits are appended: a newer one than that in use lies past its end. */
+    s.newer_lost = s.damaged >= 0 &&
+                   index->file_size > index->commit_offset + index->commit_size;
+    if (s.newer_lost && index->damaged_generation == index->generation + 1)
+        s.lost_generation = index->damaged_generation;
+    if (state)
+        *state = s;
+    if (s.damaged < 0)
+        return SF_OK;
+    if (!s.newer_lost)
+        return sf_error_set(err, SF_ERR_CHECKSUM,
+                            "%s: commit slot %d is damaged (it held no commit newer than "
+                            "generation %llu, the one in use; the next writer clears it)",
+                            index->name, s.damaged, (unsigned long long)index->generation);
+    char lost[48] = "";
+    if (s.lost_generation)
+        snprintf(lost, sizeof lost, " (generation %llu?)", (unsigned long long)s.lost_generation);
+    return sf_error_set(err, SF_ERR_CHECKSUM,
+                        "%s: commit slot %d is damaged: the index is at generation %llu, a "
+                        "newer commit%s was lost or never completed", index->name, s.damaged,
+                        (unsigned long long)index->generation, lost);
 }
 
 sf_status sf_index_verify(const sf_index *index, sf_error *err)
 {
+    sf_status slots = sf_index_check_slots(index, NULL, err);
+    if (slots != SF_OK)
+        return slots;
     uint64_t most = 1;
     for (size_t i = 0; i < index->n_segments; i++)
         if (index->segs[i].n_images > most)

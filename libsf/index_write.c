@@ -52,6 +52,18 @@ static void crash_point(int point)
         _exit(86);
 }
 
+/* Test hook: with SF_INDEX_TEST_FAIL=N the sync that follows crash point N
+ * (5, 8, 12 or 14) fails with EIO instead of running, as a disk error
+ * would make it. */
+static int sync_fails(int point)
+{
+    const char *e = getenv("SF_INDEX_TEST_FAIL");
+    if (!e || atoi(e) != point)
+        return 0;
+    errno = EIO;
+    return 1;
+}
+
 /* ---- Low-level output ---- */
 
 static sf_status pwrite_all(int fd, const void *buf, size_t n, uint64_t off, const char *name,
@@ -72,15 +84,16 @@ static sf_status pwrite_all(int fd, const void *buf, size_t n, uint64_t off, con
     return SF_OK;
 }
 
-static sf_status sync_fd(int fd, const char *name, sf_error *err)
+/* point: the crash point it follows, for sync_fails (0: none). */
+static sf_status sync_fd(int fd, const char *name, int point, sf_error *err)
 {
-    if (fdatasync(fd) != 0)
+    if (sync_fails(point) || fdatasync(fd) != 0)
         return sf_error_set(err, SF_ERR_IO, "%s: fdatasync: %s", name, strerror(errno));
     return SF_OK;
 }
 
 /* Make a rename or link in the directory of path durable. */
-static sf_status sync_dir(const char *path, sf_error *err)
+static sf_status sync_dir(const char *path, int point, sf_error *err)
 {
     char *dir = strdup(path);
     if (!dir)
@@ -94,7 +107,7 @@ static sf_status sync_dir(const char *path, sf_error *err)
         strcpy(dir, ".");
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     sf_status st = SF_OK;
-    if (fd < 0 || fsync(fd) != 0)
+    if (fd < 0 || sync_fails(point) || fsync(fd) != 0)
         st = sf_error_set(err, SF_ERR_IO, "%s: fsync of the directory: %s", dir, strerror(errno));
     if (fd >= 0)
         close(fd);
@@ -293,9 +306,11 @@ static sf_status build_commit(const commit_in *c, unsigned char **out, uint64_t 
 static sf_status check_params(const char *path, const sf_index_params *p,
                               const sf_index_codebook_id *cb, sf_error *err)
 {
-    if (cb->k == 0 || cb->k > INT32_MAX || cb->dim == 0 || cb->dim > 65536)
-        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, "%s: codebook of %llu x %llu", path,
-                            (unsigned long long)cb->k, (unsigned long long)cb->dim);
+    if (cb->k == 0 || cb->k > IX_MAX_WORDS || cb->dim == 0 || cb->dim > 65536)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                            "%s: codebook of %llu x %llu (at most %d words of 65536 "
+                            "dimensions)", path, (unsigned long long)cb->k,
+                            (unsigned long long)cb->dim, IX_MAX_WORDS);
     if (p->asmk.binary && cb->dim > 2048)
         return sf_error_set(err, SF_ERR_UNSUPPORTED,
                             "%s: binary vectors of %llu dimensions (at most 2048)", path,
@@ -399,7 +414,7 @@ sf_status sf_index_create(const char *path, const sf_index_params *params,
                         .idf = idf, .k = codebook->k };
         st = write_file(fd, tmp, &p, codebook, &c, NULL, NULL, err);
         if (st == SF_OK)
-            st = sync_fd(fd, tmp, err);
+            st = sync_fd(fd, tmp, 0, err);
         close(fd);
         /* link() rather than rename(): it will not replace an existing index. */
         if (st == SF_OK && link(tmp, path) != 0)
@@ -408,7 +423,7 @@ sf_status sf_index_create(const char *path, const sf_index_params *params,
                               errno == EEXIST ? "already exists" : strerror(errno));
         unlink(tmp);
         if (st == SF_OK)
-            st = sync_dir(path, err);
+            st = sync_dir(path, 0, err);
     }
     sf_temp_unregister(slot);
     free(tmp);
@@ -422,6 +437,7 @@ void sf_index_writer_options_default(sf_index_writer_options *opt)
 {
     opt->no_wait = 0;
     opt->stage_bytes = 0;
+    opt->accept_rollback = 0;
 }
 
 typedef struct new_image {
@@ -445,6 +461,7 @@ struct sf_index_writer {
     sf_index_codebook_id codebook;
     size_t stage_bytes;
     int broken; /* a failed write: the file tail is unknown until reopened */
+    int not_durable; /* the last commit is in place but its sync failed */
 
     sf_index cur; /* the committed state, mapped */
     int cur_slot; /* which slot holds it */
@@ -600,15 +617,13 @@ static sf_status load_committed(sf_index_writer *w, sf_error *err)
     sf_index probe;
     memset(&probe, 0, sizeof probe);
     probe.name = w->path;
-    uint64_t g, off, size, csum;
-    int which;
+    ix_slot_pick pick;
     sf_status st = ix_parse_header(&probe, head, err);
     if (st == SF_OK)
-        st = ix_pick_slot(&probe, head, (uint64_t)sb.st_size, &which, &g, &off, &size, &csum,
-                          err);
+        st = ix_pick_slot(&probe, head, (uint64_t)sb.st_size, &pick, err);
     if (st != SF_OK)
         return st;
-    uint64_t end = off + size;
+    uint64_t end = pick.offset + pick.size;
     if (end > SIZE_MAX)
         return sf_error_set(err, SF_ERR_TOO_LARGE, "%s: too large to map", w->path);
     void *m = mmap(NULL, (size_t)end, PROT_READ, MAP_SHARED, w->fd, 0);
@@ -623,7 +638,8 @@ static sf_status load_committed(sf_index_writer *w, sf_error *err)
     st = ix_parse(&w->cur, m, end, head, err);
     if (st != SF_OK)
         return st;
-    w->cur_slot = which; /* the other one is written next */
+    w->cur.file_size = (uint64_t)sb.st_size;
+    w->cur_slot = pick.which; /* the other one is written next */
     w->end = ix_align(end);
     return SF_OK;
 }
@@ -662,6 +678,31 @@ static sf_status index_keys(sf_index_writer *w, sf_error *err)
         w->tab[pos].ref = id + 1;
     }
     return SF_OK;
+}
+
+/* A damaged slot that may have held a newer commit is refused unless the
+ * loss is accepted: the writer would cut off that commit's data.  Either
+ * way, one the writer goes on with is cleared, so that it reads as never
+ * written until the next commit fills it. */
+static sf_status settle_slots(sf_index_writer *w, int accept_rollback, sf_error *err)
+{
+    sf_index_slot_state s;
+    sf_error why;
+    if (sf_index_check_slots(&w->cur, &s, &why) == SF_OK)
+        return SF_OK;
+    if (s.newer_lost && !accept_rollback)
+        return sf_error_set(err, SF_ERR_CHECKSUM,
+                            "%s; writing would discard it for good (--accept-rollback: go on "
+                            "from generation %llu)", why.message,
+                            (unsigned long long)w->cur.generation);
+    static const unsigned char zero[IX_SLOT_SIZE];
+    sf_status st = pwrite_all(w->fd, zero, sizeof zero, s.damaged ? IX_SLOT1 : IX_SLOT0,
+                              w->path, err);
+    if (st == SF_OK)
+        st = sync_fd(w->fd, w->path, 0, err);
+    if (st == SF_OK)
+        w->cur.damaged_slot = -1;
+    return st;
 }
 
 static void reset_pending(sf_index_writer *w)
@@ -728,6 +769,10 @@ sf_status sf_index_writer_open(const char *path, const sf_index_codebook_id *cod
     }
     if (st == SF_OK)
         st = index_keys(w, err);
+    /* Before anything is written: the bytes cut off next may be the data
+     * of a commit whose slot was damaged. */
+    if (st == SF_OK)
+        st = settle_slots(w, o.accept_rollback, err);
     if (st == SF_OK) {
         /* Bytes past the last commit are what a killed writer left. */
         struct stat sb;
@@ -760,6 +805,11 @@ uint64_t sf_index_writer_features(const sf_index_writer *w)
 void sf_index_writer_set_features(sf_index_writer *w, uint64_t features)
 {
     w->features = features;
+}
+
+int sf_index_writer_not_durable(const sf_index_writer *w)
+{
+    return w->not_durable;
 }
 
 void sf_index_writer_free(sf_index_writer *w)
@@ -896,8 +946,8 @@ static sf_status check_key(const sf_index_writer *w, const char *key, sf_error *
 static sf_status usable(const sf_index_writer *w, sf_error *err)
 {
     if (w->broken)
-        return sf_error_set(err, SF_ERR_IO, "%s: an earlier write failed; reopen the index",
-                            w->path);
+        return sf_error_set(err, SF_ERR_IO, "%s: an earlier write or reload failed; reopen the "
+                            "index", w->path);
     return SF_OK;
 }
 
@@ -1198,6 +1248,7 @@ static sf_status compute_idf_norms(const sf_index_writer *w, const all_segs *a, 
 sf_status sf_index_writer_commit(sf_index_writer *w, sf_error *err)
 {
     sf_status st = usable(w, err);
+    w->not_durable = 0;
     if (st != SF_OK || !w->dirty)
         return st;
     crash_point(1);
@@ -1263,7 +1314,7 @@ sf_status sf_index_writer_commit(sf_index_writer *w, sf_error *err)
     free(rec);
     crash_point(5);
     if (st == SF_OK)
-        st = sync_fd(w->fd, w->path, err);
+        st = sync_fd(w->fd, w->path, 5, err);
     crash_point(6);
     const uint64_t slot_at = w->cur_slot ? IX_SLOT0 : IX_SLOT1;
     if (crash_wanted(7)) {
@@ -1273,19 +1324,28 @@ sf_status sf_index_writer_commit(sf_index_writer *w, sf_error *err)
     if (st == SF_OK)
         st = pwrite_all(w->fd, slot, IX_SLOT_SIZE, slot_at, w->path, err);
     crash_point(8);
-    if (st == SF_OK)
-        st = sync_fd(w->fd, w->path, err);
+    if (st == SF_OK && (sync_fails(8) || fdatasync(w->fd) != 0)) {
+        /* Readers see the new slot already; a crash may still lose it. */
+        w->not_durable = 1;
+        st = sf_error_set(err, SF_ERR_IO, "%s: generation %llu is committed (readers see it) "
+                          "but may not be durable: fdatasync: %s", w->path,
+                          (unsigned long long)gen, strerror(errno));
+    }
     crash_point(9);
     if (st != SF_OK) {
-        /* The slot may or may not have reached the disk. */
+        /* Unless not_durable, the slot is not in place (a failed write of
+         * it leaves a damaged one): readers see the old commit.  The
+         * file's tail is unknown. */
         w->broken = 1;
         return st;
     }
     reset_pending(w);
-    st = load_committed(w, err);
-    if (st != SF_OK)
+    /* The commit is done and durable, whatever happens next; a writer that
+     * cannot take it up again is only unusable. */
+    sf_error ignored;
+    if (load_committed(w, &ignored) != SF_OK)
         w->broken = 1;
-    return st;
+    return SF_OK;
 }
 
 /* ---- Compaction ---- */
@@ -1422,6 +1482,8 @@ static sf_status compact_fill(void *vctx, int fd, uint64_t at, ix_segment *seg, 
 sf_status sf_index_writer_compact(sf_index_writer *w, sf_error *err)
 {
     sf_status st = sf_index_writer_commit(w, err);
+    if (st == SF_OK)
+        st = usable(w, err);
     if (st != SF_OK)
         return st;
     sf_index *x = &w->cur;
@@ -1468,7 +1530,7 @@ sf_status sf_index_writer_compact(sf_index_writer *w, sf_error *err)
         st = write_file(fd, tmp, &x->params, &x->codebook, &ci, compact_fill, &c, err);
     crash_point(12);
     if (st == SF_OK)
-        st = sync_fd(fd, tmp, err);
+        st = sync_fd(fd, tmp, 12, err);
     crash_point(13);
     /* Hold the new file's lock before it becomes the index, so that
      * writers waiting on the old file move over and wait again. */
@@ -1482,15 +1544,23 @@ sf_status sf_index_writer_compact(sf_index_writer *w, sf_error *err)
         unlink(tmp);
     } else {
         crash_point(14);
-        st = sync_dir(w->path, err);
+        sf_error why;
+        st = sync_dir(w->path, 14, &why);
         close(w->fd);
         w->fd = fd;
-        if (st == SF_OK)
-            st = load_committed(w, err);
-        if (st == SF_OK)
-            st = index_keys(w, err);
-        if (st != SF_OK)
+        if (st != SF_OK) {
+            /* Readers open the new file already; a crash may undo the rename. */
+            w->not_durable = 1;
             w->broken = 1;
+            sf_error_set(err, st, "%s: compacted (readers see it) but the rename may not be "
+                         "durable: %s", w->path, why.message);
+        } else {
+            /* Done and durable; a writer that cannot take it up again is
+             * only unusable. */
+            sf_error ignored;
+            if (load_committed(w, &ignored) != SF_OK || index_keys(w, &ignored) != SF_OK)
+                w->broken = 1;
+        }
     }
     sf_temp_unregister(slot);
     free(tmp);

@@ -35,6 +35,11 @@ void sf_index_params_default(sf_index_params *params);
 /* The index parameters of a configuration (the asmk.* keys). */
 void sf_index_params_from_config(sf_index_params *params, const sf_config *config);
 
+/* The most visual words an index is made for: the bound of
+ * asmk.codebook_size (sf-config(5)).  Opening refuses a header that claims
+ * more. */
+#define SF_INDEX_MAX_WORDS 16777216
+
 /* Which codebook an index was built with.  The checksum is the codebook
  * file's content checksum; the index only compares it. */
 typedef struct sf_index_codebook_id {
@@ -111,12 +116,32 @@ typedef struct sf_index_info {
     uint64_t bytes;       /* size of the committed index */
 } sf_index_info;
 
+/* The two commit slots.  Opening uses the valid one with the highest
+ * generation; a slot whose bytes fail their checksum is passed over, and
+ * if it held the newest commit the index reads as it was one commit
+ * earlier (a rollback). */
+typedef struct sf_index_slot_state {
+    int damaged;    /* -1: neither slot is damaged (a slot never written is
+                       not); else the slot, 0 or 1, that fails its checksum */
+    int newer_lost; /* damaged, and the file holds data past the commit in
+                       use: the slot may have held a newer commit, lost now,
+                       or one whose writer died while writing the slot */
+    uint64_t lost_generation; /* newer_lost: the generation the slot claims,
+                                 when it is the next one; else 0 */
+} sf_index_slot_state;
+
+/* SF_OK when neither slot is damaged; else SF_ERR_CHECKSUM with a message
+ * naming the slot, the generation in use and whether a newer commit may
+ * have been lost.  state may be NULL. */
+sf_status sf_index_check_slots(const sf_index *index, sf_index_slot_state *state,
+                               sf_error *err);
+
 /* Counts and sizes; reads every segment's directory (8 bytes per word). */
 sf_status sf_index_get_info(const sf_index *index, sf_index_info *out, sf_error *err);
 
-/* Read everything and check it: segment checksums, list order and ids,
- * vector counts, unique keys, and that the stored norms and idf are those
- * the lists give. */
+/* Read everything and check it: the commit slots (sf_index_check_slots),
+ * segment checksums, list order and ids, vector counts, unique keys, and
+ * that the stored norms and idf are those the lists give. */
 sf_status sf_index_verify(const sf_index *index, sf_error *err);
 
 /* ---- Searching ----
@@ -212,12 +237,19 @@ typedef struct sf_index_writer_options {
     int no_wait;         /* fail at once if another writer holds the lock */
     size_t stage_bytes;  /* vectors held in memory before a segment is written
                             out (uncommitted); 0: 256 MiB */
+    int accept_rollback; /* open even when a damaged commit slot may have
+                            held a newer commit (sf_index_slot_state), and
+                            discard what it pointed to */
 } sf_index_writer_options;
 
 void sf_index_writer_options_default(sf_index_writer_options *opt);
 
 /* Lock and open the index for updates.  codebook is needed to add images
- * (NULL allows only removals and compaction) and must be the index's. */
+ * (NULL allows only removals and compaction) and must be the index's.
+ * Refuses (SF_ERR_CHECKSUM) an index whose damaged commit slot may have
+ * held a newer commit than the one in use, unless opt->accept_rollback:
+ * writing would cut off that commit's data for good.  Otherwise a damaged
+ * slot is cleared (it held nothing newer, or the loss is accepted). */
 sf_status sf_index_writer_open(const char *path, const sf_index_codebook_id *codebook,
                                const sf_index_writer_options *opt, sf_index_writer **out,
                                sf_error *err);
@@ -268,13 +300,21 @@ void sf_index_writer_set_features(sf_index_writer *writer, uint64_t features);
 
 /* Publish the staged changes atomically (write, fsync, switch the commit
  * record).  With idf on this reads every list once to recompute idf and
- * norms. */
+ * norms.  On failure the index is as it was, unless
+ * sf_index_writer_not_durable says otherwise. */
 sf_status sf_index_writer_commit(sf_index_writer *writer, sf_error *err);
 
 /* Commit, then rewrite the live images into a single segment in a new
  * file that atomically replaces the index (rename).  Ids are renumbered
  * in order; scores do not change.  Needs free space for the new copy. */
 sf_status sf_index_writer_compact(sf_index_writer *writer, sf_error *err);
+
+/* After sf_index_writer_commit or _compact failed: nonzero when the change
+ * was made all the same (the new commit slot, or the compacted file, is in
+ * place and readers see it) but making it durable failed (fdatasync or
+ * fsync of the directory), so that a crash may still undo it; the writer
+ * is then unusable.  0: the index is as it was before the call. */
+int sf_index_writer_not_durable(const sf_index_writer *writer);
 
 #ifdef __cplusplus
 }

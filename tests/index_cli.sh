@@ -145,6 +145,74 @@ run short sf-index info short.six
 expect_rc 3 "a truncated index"
 has short.err "short.six: " "truncated index named"
 
+# A header is bounded before anything is sized by it: an empty index's
+# 1.6 KB claiming a codebook of 1.2 billion words is refused at once.
+sf-index create -C codebook.sfcb huge.six && $gen --set-header-k huge.six 1200000000 || exit 99
+for c in check info; do
+    run huge sf-index $c huge.six
+    expect_rc 3 "$c of a header claiming 1.2e9 words"
+    has huge.err "^sf-index: huge.six: header: a codebook of 1200000000 words (1..16777216)$" "$c: bad k named"
+done
+run huge sf-index remove huge.six img00000
+expect_rc 3 "a writer of a header claiming 1.2e9 words"
+$gen --set-header-k huge.six 16777216 || exit 99
+run huge sf-index -v check huge.six
+expect_rc 0 "check of an empty index of 2^24 words"
+has huge.err "ok, 0 images" "2^24 words: ok"
+
+# A failed sync after the commit slot is written: the change is made but
+# may not be durable, exit 4; before it, the index is unchanged, exit 3.
+sf-index create -C codebook.sfcb sync.six && sf-index add sync.six a.sfs || exit 99
+run sync5 env SF_INDEX_TEST_FAIL=5 sf-index add sync.six c.sfs
+expect_rc 3 "a failed sync before the slot"
+check "unchanged" [ "$(info sync.six generation)" = 2 ]
+run sync8 env SF_INDEX_TEST_FAIL=8 sf-index remove sync.six img00001
+expect_rc 4 "a failed sync after the slot"
+has sync8.err "^sf-index: sync.six: generation 3 is committed (readers see it) but may not be durable: fdatasync: Input/output error$" "not durable named"
+check "the removal is visible" [ "$(info sync.six images)" = 29 ]
+run sync14 env SF_INDEX_TEST_FAIL=14 sf-index compact sync.six
+expect_rc 4 "a failed directory sync after compaction"
+has sync14.err "compacted (readers see it) but the rename may not be durable" "compaction not durable named"
+check "sync.six is compacted" [ "$(info sync.six segments)" = 1 ]
+
+# A damaged newest commit slot rolls the index back a commit: check says
+# so; writers refuse to discard the newer commit unless told to.
+sf-index create -C codebook.sfcb rb.six && sf-index add rb.six a.sfs && sf-index add rb.six b.sfs || exit 99
+cp rb.six old.six
+printf '\377' | dd of=rb.six bs=1 seek=$((512 + 40)) conv=notrunc 2>/dev/null   # slot 0, generation 3
+cp rb.six rb.orig
+run rb sf-index -v check rb.six
+expect_rc 3 "check of a rolled-back index"
+has rb.err "^sf-index: rb.six: commit slot 0 is damaged: the index is at generation 2, a newer commit (generation 3?) was lost or never completed$" "rollback named"
+run rbinfo sf-index info rb.six
+expect_rc 0 "info of a rolled-back index"
+has rbinfo.out "^generation: 2$" "info: the older commit"
+has rbinfo.out "^damaged commit slot: 0 (a newer commit may be lost)$" "info: damaged slot"
+has rbinfo.err "commit slot 0 is damaged" "info: warning"
+for c in "add rb.six c.sfs" "remove rb.six img00000" "compact rb.six"; do
+    run rbw sf-index $c
+    expect_rc 3 "sf-index $c on a rolled-back index"
+    has rbw.err "^sf-index: rb.six: commit slot 0 is damaged: .*; writing would discard it for good (--accept-rollback: go on from generation 2)$" "sf-index $c: refused"
+    check "sf-index $c: the file is untouched" cmp -s rb.six rb.orig
+done
+run rbok sf-index remove --accept-rollback rb.six img00000
+expect_rc 0 "remove --accept-rollback"
+check "after --accept-rollback" [ "$(info rb.six generation)/$(info rb.six images)" = "3/29" ]
+run rbc sf-index check rb.six
+expect_rc 0 "check after --accept-rollback"
+run rbinfo sf-index info rb.six
+check "info: no damaged slot" [ "$(grep -c damaged rbinfo.out)" -eq 0 ]
+run rbu sf-index check --accept-rollback rb.six
+expect_rc 2 "--accept-rollback with check"
+# The older slot damaged: nothing is lost; check says so, a writer clears it.
+printf '\377' | dd of=old.six bs=1 seek=$((1024 + 40)) conv=notrunc 2>/dev/null
+run old sf-index check old.six
+expect_rc 3 "check with the older slot damaged"
+has old.err "commit slot 1 is damaged (it held no commit newer than generation 3" "older slot named"
+run old sf-index remove old.six img00000
+expect_rc 0 "a writer with the older slot damaged"
+check "the older slot cleared" sf-index check old.six
+
 # ---- usage errors: exit 2, nothing on stdout ----
 for args in "" "frobnicate x.six" "info" "add --ma 2 db.six" "info db.six extra" \
             "create db2.six" "list --no-wait db.six" "remove db.six --bogus"; do

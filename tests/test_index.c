@@ -1,14 +1,17 @@
 /* The on-disk ASMK index: golden parity (binary, float, idf, partial
  * index) and bit-exact equality with the in-memory sf_asmk_ivf; updates
  * (batches, removals, replacement, compaction) against a one-go build;
- * writers killed at every point of the commit sequence and at random;
- * the writer lock; damaged files; shards; threads.
+ * writers killed at every point of the commit sequence and at random,
+ * and failed syncs; the writer lock; damaged files and commit slots;
+ * header sizes bounded; shards; threads.
  *
  * Also writes test data for tests/index_cli.sh and the fuzz corpus:
  *   test_index --write-codebook K DIM SEED FILE
  *   test_index --write-stream N SEED DIM FILE [FIRST]   synthetic local_desc
  *                                                       records, keys imgFIRST..
- *   test_index --write-fuzz-corpus DIR */
+ *   test_index --write-fuzz-corpus DIR
+ *   test_index --set-header-k FILE K      rewrite the codebook size an index
+ *                                         header claims (and its checksum) */
 #include "config.h"
 
 #include <errno.h>
@@ -19,10 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <xxhash.h>
 
 #include "sf.h"
 #include "sf_codebook.h"
@@ -855,9 +861,18 @@ static size_t live_count(const char *path)
     return n;
 }
 
+static sf_status open_writer_opt(const char *path, int accept, sf_index_writer **w,
+                                 sf_error *err)
+{
+    sf_index_writer_options o;
+    sf_index_writer_options_default(&o);
+    o.accept_rollback = accept;
+    return sf_index_writer_open(path, &G.cbid, &o, w, err);
+}
+
 /* A child adds db images [lo, hi) and commits (or compacts), crashing at
- * point; returns its exit status. */
-static int crash_child(const char *path, int lo, int hi, int compact, int point)
+ * point; returns its exit status.  accept: accept_rollback. */
+static int crash_child(const char *path, int lo, int hi, int compact, int point, int accept)
 {
     fflush(NULL);
     pid_t pid = fork();
@@ -867,7 +882,7 @@ static int crash_child(const char *path, int lo, int hi, int compact, int point)
         setenv("SF_INDEX_TEST_CRASH", v, 1);
         sf_index_writer *w;
         sf_error err;
-        if (sf_index_writer_open(path, &G.cbid, NULL, &w, &err) != SF_OK)
+        if (open_writer_opt(path, accept, &w, &err) != SF_OK)
             _exit(3);
         for (int m = lo; m < hi; m++) {
             const float *d;
@@ -895,21 +910,37 @@ static void check_crashes(void)
     for (int point = 1; point <= 9; point++) {
         sf_index *idx = build(path, 1, 1, 0, 10, 0);
         sf_index_close(idx);
-        int rc = crash_child(path, 10, 15, 0, point);
+        int rc = crash_child(path, 10, 15, 0, point, 0);
         CHECK(rc == 86, "point %d: the writer exited %d, not at the crash point", point, rc);
-        size_t n = live_count(path);
         size_t want = point <= 7 ? 10 : 15;
-        CHECK(n == want, "crash at %d: %zu images, expected %zu", point, n, want);
+        if (point == 7) {
+            /* A torn slot reads as damage that may have lost a commit (a
+             * flipped byte would look the same): reported, and the next
+             * writer goes on only when told to. */
+            sf_index *x = NULL;
+            sf_error err;
+            sf_index_slot_state s;
+            CHECK(sf_index_open(path, &x, &err) == SF_OK, "torn slot: %s", err.message);
+            CHECK(x && sf_index_n_images(x) == want && sf_index_verify(x, &err) != SF_OK &&
+                      sf_index_check_slots(x, &s, &err) != SF_OK && s.newer_lost,
+                  "a torn slot went unreported");
+            sf_index_close(x);
+            rc = crash_child(path, 20, 22, 0, 0, 0);
+            CHECK(rc == 3, "after a torn slot, a writer exited %d", rc);
+        } else {
+            CHECK(live_count(path) == want, "crash at %d: %zu images, expected %zu", point,
+                  live_count(path), want);
+        }
         /* The next writer recovers (cuts the tail) and commits. */
-        rc = crash_child(path, 20, 22, 0, 0);
+        rc = crash_child(path, 20, 22, 0, 0, point == 7);
         CHECK(rc == 0, "after crash %d: writer exited %d", point, rc);
-        n = live_count(path);
+        size_t n = live_count(path);
         CHECK(n == want + 2, "after crash %d: %zu images, expected %zu", point, n, want + 2);
     }
     for (int point = 11; point <= 14; point++) {
         sf_index *idx = build(path, 0, 0, 0, 10, 0);
         sf_index_close(idx);
-        int rc = crash_child(path, 10, 12, 1, point);
+        int rc = crash_child(path, 10, 12, 1, point, 0);
         CHECK(rc == 86, "compact point %d: the writer exited %d", point, rc);
         /* The commit before compaction completed: 10 + 2 - 1 either way. */
         size_t n = live_count(path);
@@ -921,7 +952,7 @@ static void check_crashes(void)
         CHECK(info.n_segments == (point <= 13 ? 2u : 1u), "compact crash at %d: %zu segments",
               point, info.n_segments);
         sf_index_close(x);
-        rc = crash_child(path, 20, 22, 2, 0);
+        rc = crash_child(path, 20, 22, 2, 0, 0);
         CHECK(rc == 0 && live_count(path) == 13, "after compact crash %d: exit %d", point, rc);
         char tmp[4200];
         snprintf(tmp, sizeof tmp, "%s.compact.tmp", path);
@@ -1078,9 +1109,10 @@ static unsigned char *read_all(const char *path, size_t *size)
 
 /* Flip every bit position's byte of data once; count opens that fail
  * without naming the file, flips that go unnoticed (outside `unused`), and
- * opens that fell back to an older commit. */
+ * opens that fell back to an older commit, silently (verify passing) or
+ * not. */
 static void flip_all(const unsigned char *data, size_t size, uint64_t gen, int compacted,
-                     int *bad, int *silent, int *older)
+                     int *bad, int *silent, int *older, int *silent_rollback)
 {
     unsigned char *copy = malloc(size);
     sf_error err;
@@ -1098,6 +1130,10 @@ static void flip_all(const unsigned char *data, size_t size, uint64_t gen, int c
             sf_index_get_info(idx, &info, &err);
             if (info.generation < gen) {
                 (*older)++; /* the newest slot was damaged: the older commit is used */
+                sf_index_slot_state slots;
+                if (sf_index_verify(idx, &err) == SF_OK ||
+                    sf_index_check_slots(idx, &slots, &err) == SF_OK || !slots.newer_lost)
+                    (*silent_rollback)++;
             } else if (sf_index_verify(idx, &err) == SF_OK && !unused) {
                 if (getenv("SF_TEST_DEBUG"))
                     fprintf(stderr, "silent flip at %zu\n", i);
@@ -1139,10 +1175,12 @@ static void check_damage(void)
 
     /* Two commits: the superseded commit record and slot are not read, but
      * damage to the newest slot falls back to the previous commit. */
-    int silent = 0, older = 0;
-    flip_all(data, size, 3, 0, &bad, &silent, &older);
+    int silent = 0, older = 0, silent_rollback = 0;
+    flip_all(data, size, 3, 0, &bad, &silent, &older, &silent_rollback);
     CHECK(bad == 0, "%d damaged files gave unnamed errors", bad);
     CHECK(older > 0 && older <= 64 * 8, "%d flips fell back to the older commit", older);
+    CHECK(silent_rollback == 0, "%d of %d fallbacks to the older commit went unreported",
+          silent_rollback, older);
     free(data);
 
     /* Compacted: one commit, every byte that is read is checked. */
@@ -1152,13 +1190,267 @@ static void check_damage(void)
     data = read_all(path, &size);
     int older2 = 0;
     silent = 0;
-    flip_all(data, size, 4, 1, &bad, &silent, &older2);
+    flip_all(data, size, 4, 1, &bad, &silent, &older2, &silent_rollback);
     CHECK(bad == 0, "%d damaged files gave unnamed errors", bad);
     CHECK(silent == 0, "%d bit flips went unnoticed", silent);
     CHECK(older2 == 0, "%d flips of a one-commit file fell back", older2);
     printf("damage: every truncation refused; every flip of a %zu-byte index caught; "
            "with two commits %d flips fell back to the previous commit\n", size, older);
     free(data);
+}
+
+/* ---- Header sizes, commit slots, durability ---- */
+
+/* Make the header of the index file image d claim k words. */
+static void set_header_k(unsigned char *d, uint64_t k)
+{
+    for (int i = 0; i < 8; i++)
+        d[32 + i] = (unsigned char)(k >> (8 * i));
+    uint64_t h = XXH64(d, 504, 0);
+    for (int i = 0; i < 8; i++)
+        d[504 + i] = (unsigned char)(h >> (8 * i));
+}
+
+static void write_whole(const char *path, const void *data, size_t size)
+{
+    FILE *fp = fopen(path, "wb");
+    if (!fp || fwrite(data, 1, size, fp) != size || fclose(fp) != 0) {
+        fprintf(stderr, "%s: cannot write\n", path);
+        exit(99);
+    }
+}
+
+static long max_rss_kb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* An empty index holds nothing k-sized: the k of its header must be bounded
+ * before anything is sized by it, and reading one of the largest k allowed
+ * must not take memory in proportion to it. */
+static void check_header_bounds(void)
+{
+    char path[4096];
+    path_in_tmp(path, sizeof path, "bounds");
+    unlink(path);
+    sf_index_params p = make_params(1, 0);
+    sf_index_codebook_id cb = { 65536, 128, 7 };
+    sf_error err;
+    CHECK(sf_index_create(path, &p, &cb, "cb", &err) == SF_OK, "create: %s", err.message);
+    size_t size;
+    unsigned char *d = read_all(path, &size);
+    CHECK(size < 2048, "an empty index of 65536 words has %zu bytes", size);
+
+    const uint64_t huge[] = { 1200000000, SF_INDEX_MAX_WORDS + 1 };
+    for (size_t i = 0; i < 2; i++) {
+        set_header_k(d, huge[i]);
+        write_whole(path, d, size);
+        sf_index *idx = NULL;
+        sf_status st = sf_index_open_memory(d, size, "huge", &idx, &err);
+        CHECK(st == SF_ERR_FORMAT && strstr(err.message, "words"),
+              "k %llu in memory: status %d (%s)", (unsigned long long)huge[i], st,
+              st ? err.message : "opened");
+        sf_index_close(idx);
+        idx = NULL;
+        st = sf_index_open(path, &idx, &err);
+        CHECK(st == SF_ERR_FORMAT && strstr(err.message, "words"), "k %llu: status %d (%s)",
+              (unsigned long long)huge[i], st, st ? err.message : "opened");
+        sf_index_close(idx);
+        sf_index_writer *w = NULL;
+        st = sf_index_writer_open(path, NULL, NULL, &w, &err);
+        CHECK(st == SF_ERR_FORMAT, "k %llu: a writer opened it (%d)", (unsigned long long)huge[i],
+              st);
+        sf_index_writer_free(w);
+    }
+    cb.k = SF_INDEX_MAX_WORDS + 1;
+    unlink(path);
+    CHECK(sf_index_create(path, &p, &cb, "cb", &err) == SF_ERR_INVALID_ARGUMENT,
+          "an index for %llu words was created", (unsigned long long)cb.k);
+
+    /* The largest k: checking, info and a writer open take no k-sized
+     * memory (64 MiB of idf, as they once did, would show). */
+    set_header_k(d, SF_INDEX_MAX_WORDS);
+    write_whole(path, d, size);
+    long before = max_rss_kb();
+    sf_index *idx = NULL;
+    sf_index_info info;
+    CHECK(sf_index_open(path, &idx, &err) == SF_OK, "k 2^24: %s", err.message);
+    if (idx) {
+        CHECK(sf_index_verify(idx, &err) == SF_OK, "k 2^24: verify: %s", err.message);
+        CHECK(sf_index_get_info(idx, &info, &err) == SF_OK && info.words_used == 0,
+              "k 2^24: info: %s", err.message);
+    }
+    sf_index_close(idx);
+    sf_index_writer *w = NULL;
+    CHECK(sf_index_writer_open(path, NULL, NULL, &w, &err) == SF_OK, "k 2^24: writer: %s",
+          err.message);
+    if (w)
+        CHECK(sf_index_writer_commit(w, &err) == SF_OK, "k 2^24: commit: %s", err.message);
+    sf_index_writer_free(w);
+    long grew = max_rss_kb() - before;
+    CHECK(grew < 16 * 1024, "an empty index of 2^24 words took %ld KiB", grew);
+    free(d);
+    printf("header bounds: k beyond %d refused; an empty index of that many words read in "
+           "%ld KiB\n", SF_INDEX_MAX_WORDS, grew);
+}
+
+static void flip_byte(const char *path, long at)
+{
+    int fd = open(path, O_RDWR);
+    unsigned char b = 0;
+    if (fd < 0 || pread(fd, &b, 1, at) != 1) {
+        fprintf(stderr, "%s: cannot read\n", path);
+        exit(99);
+    }
+    b ^= 0x10;
+    if (pwrite(fd, &b, 1, at) != 1 || close(fd) != 0)
+        exit(99);
+}
+
+/* A damaged newest slot rolls the index back a commit: said by check, and
+ * writers refuse to discard the newer commit unless told to; a damaged
+ * older slot loses nothing; a slot never written is not damage. */
+static void check_rollback(void)
+{
+    char path[4096];
+    path_in_tmp(path, sizeof path, "rollback");
+    sf_index *idx = build(path, 1, 0, 0, 3, 0); /* generation 1 in slot 0, 2 in slot 1 */
+    sf_error err;
+    sf_index_slot_state s;
+    CHECK(sf_index_check_slots(idx, &s, &err) == SF_OK && s.damaged == -1,
+          "a fresh index has a damaged slot: %s", err.message);
+    sf_index_close(idx);
+    unlink(path);
+    sf_index_params p = make_params(1, 0);
+    CHECK(sf_index_create(path, &p, &G.cbid, "cb", &err) == SF_OK, "create: %s", err.message);
+    idx = reopen(path); /* one slot never written */
+    CHECK(idx && sf_index_check_slots(idx, &s, &err) == SF_OK, "a new index: %s", err.message);
+    sf_index_close(idx);
+
+    for (int older = 0; older <= 1; older++) {
+        sf_index_close(build(path, 1, 0, 0, 3, 0));
+        sf_index_writer *w = writer(path);
+        add_img(w, 3, 3, NULL);
+        commit(w); /* generation 3, slot 0 */
+        sf_index_writer_free(w);
+        struct stat sb;
+        stat(path, &sb);
+        /* The commit checksum field: the generation still reads 3 or 2. */
+        flip_byte(path, (older ? 1024 : 512) + 33);
+        idx = NULL;
+        CHECK(sf_index_open(path, &idx, &err) == SF_OK, "open: %s", err.message);
+        if (!idx)
+            continue;
+        sf_status st = sf_index_check_slots(idx, &s, &err);
+        if (older) {
+            CHECK(sf_index_n_images(idx) == 4, "older slot damaged: %zu images",
+                  sf_index_n_images(idx));
+            CHECK(st == SF_ERR_CHECKSUM && s.damaged == 1 && !s.newer_lost &&
+                      strstr(err.message, "commit slot 1 is damaged (it held no commit newer "
+                                          "than generation 3"),
+                  "older slot damaged: %d %d %d: %s", st, s.damaged, s.newer_lost, err.message);
+        } else {
+            CHECK(sf_index_n_images(idx) == 3, "rolled back: %zu images",
+                  sf_index_n_images(idx));
+            CHECK(st == SF_ERR_CHECKSUM && s.damaged == 0 && s.newer_lost &&
+                      s.lost_generation == 3 &&
+                      strstr(err.message, "commit slot 0 is damaged: the index is at "
+                                          "generation 2, a newer commit (generation 3?) was "
+                                          "lost"),
+                  "rolled back: %d %d %d %llu: %s", st, s.damaged, s.newer_lost,
+                  (unsigned long long)s.lost_generation, err.message);
+        }
+        CHECK(sf_index_verify(idx, &err) == SF_ERR_CHECKSUM, "verify passed a damaged slot");
+        sf_index_close(idx);
+
+        /* A writer: refuses to cut off the newer commit, and changes nothing. */
+        w = NULL;
+        st = open_writer_opt(path, 0, &w, &err);
+        if (!older) {
+            CHECK(st == SF_ERR_CHECKSUM && strstr(err.message, "--accept-rollback"),
+                  "a writer opened a rolled-back index: %d %s", st, st ? err.message : "");
+            struct stat sb2;
+            stat(path, &sb2);
+            CHECK(sb2.st_size == sb.st_size, "the refused writer cut the file");
+            sf_index_writer_free(w);
+            w = NULL;
+            st = open_writer_opt(path, 1, &w, &err);
+        }
+        CHECK(st == SF_OK, "writer (older %d): %s", older, err.message);
+        sf_index_writer_free(w); /* no commit: the damaged slot is cleared all the same */
+        idx = reopen(path);
+        if (idx) {
+            CHECK(sf_index_check_slots(idx, &s, &err) == SF_OK, "after a writer: %s",
+                  err.message);
+            CHECK(sf_index_n_images(idx) == (older ? 4u : 3u), "after a writer: %zu images",
+                  sf_index_n_images(idx));
+        }
+        sf_index_close(idx);
+        w = writer(path);
+        add_img(w, 5, 5, NULL);
+        commit(w);
+        sf_index_writer_free(w);
+        CHECK(live_count(path) == (older ? 5u : 4u), "commit after the damage");
+    }
+    printf("commit slots: rollback reported and refused; damage of the older slot cleared\n");
+}
+
+/* A failed sync: before the slot write the index is unchanged; after it,
+ * the commit is in place and the writer says it may not be durable. */
+static void check_durability(void)
+{
+    char path[4096];
+    path_in_tmp(path, sizeof path, "durable");
+    sf_error err;
+    for (int point = 5; point <= 8; point += 3) {
+        sf_index_close(build(path, 0, 1, 0, 3, 0));
+        sf_index_writer *w = writer(path);
+        add_img(w, 3, 3, NULL);
+        setenv("SF_INDEX_TEST_FAIL", point == 5 ? "5" : "8", 1);
+        sf_status st = sf_index_writer_commit(w, &err);
+        unsetenv("SF_INDEX_TEST_FAIL");
+        CHECK(st == SF_ERR_IO, "sync %d failed, commit gave %d", point, st);
+        int nd = sf_index_writer_not_durable(w);
+        if (point == 5) {
+            CHECK(!nd && !strstr(err.message, "committed"), "sync 5: %d %s", nd, err.message);
+            CHECK(live_count(path) == 3, "sync 5 failed: the commit is visible");
+        } else {
+            CHECK(nd && strstr(err.message, "generation 3 is committed (readers see it) but may "
+                                            "not be durable: fdatasync: "),
+                  "sync 8: %d %s", nd, err.message);
+            CHECK(live_count(path) == 4, "sync 8 failed: the commit is not visible");
+        }
+        CHECK(sf_index_writer_commit(w, &err) == SF_ERR_IO, "a broken writer committed");
+        sf_index_writer_free(w);
+        w = writer(path); /* the next writer goes on */
+        add_img(w, 5, 5, NULL);
+        commit(w);
+        sf_index_writer_free(w);
+        CHECK(live_count(path) == (point == 5 ? 4u : 5u), "after sync %d failed", point);
+    }
+    for (int point = 12; point <= 14; point += 2) {
+        sf_index_close(build(path, 1, 0, 0, 3, 0));
+        sf_index_writer *w = writer(path);
+        add_img(w, 3, 3, NULL);
+        commit(w); /* two segments */
+        setenv("SF_INDEX_TEST_FAIL", point == 12 ? "12" : "14", 1);
+        sf_status st = sf_index_writer_compact(w, &err);
+        unsetenv("SF_INDEX_TEST_FAIL");
+        int nd = sf_index_writer_not_durable(w);
+        sf_index_writer_free(w);
+        sf_index *idx = reopen(path);
+        sf_index_info info;
+        if (idx)
+            sf_index_get_info(idx, &info, &err);
+        sf_index_close(idx);
+        CHECK(st == SF_ERR_IO && nd == (point == 14), "compact, sync %d failed: %d %d", point,
+              st, nd);
+        CHECK(idx && info.n_segments == (point == 14 ? 1u : 2u),
+              "compact, sync %d failed: %zu segments", point, idx ? info.n_segments : 0);
+    }
+    printf("failed syncs: before the slot, unchanged; after it, committed and said so\n");
 }
 
 /* ---- Synthetic: threads, many images, float kernel ---- */
@@ -1436,8 +1728,22 @@ static int write_fuzz_corpus(const char *dir)
     return 0;
 }
 
+static int set_header_k_of(const char *path, const char *k)
+{
+    size_t size;
+    unsigned char *d = read_all(path, &size);
+    if (!d || size < 512)
+        return 99;
+    set_header_k(d, strtoull(k, NULL, 10));
+    write_whole(path, d, size);
+    free(d);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "--set-header-k") == 0)
+        return set_header_k_of(argv[2], argv[3]);
     if (argc > 1 && strcmp(argv[1], "--write-codebook") == 0)
         return write_codebook(argc, argv);
     if (argc > 1 && strcmp(argv[1], "--write-stream") == 0)
@@ -1452,6 +1758,7 @@ int main(int argc, char **argv)
     if (system(cmd) != 0)
         return 99;
 
+    check_header_bounds(); /* first, while the process is small */
     golden_load();
     check_parity("", 1, 0, N_DB);
     check_parity("nobin_", 0, 0, N_DB);
@@ -1468,6 +1775,8 @@ int main(int argc, char **argv)
     check_add_image();
     check_lock();
     check_damage();
+    check_rollback();
+    check_durability();
     check_crashes();
     golden_free();
     check_synthetic(1, 0, 128);
