@@ -57,7 +57,7 @@ static sf_status check_shape(const char *name, uint64_t k, uint64_t dim, uint64_
         return sf_error_set(err, bad, "%s: codebook of %llu centroids of dimension "
                                                 "%llu", name, (unsigned long long)k,
                             (unsigned long long)dim);
-    if (k > INT32_MAX || dim > (UINT64_C(1) << 32)
+    if (k > SF_INDEX_MAX_WORDS || dim > (UINT64_C(1) << 32)
         || k * dim > (SIZE_MAX - SF_CODEBOOK_HEADER_SIZE) / sizeof(float))
         return sf_error_set(err, SF_ERR_TOO_LARGE, "%s: codebook of %llu x %llu is too large",
                             name, (unsigned long long)k, (unsigned long long)dim);

@@ -92,7 +92,7 @@ static const struct key keys[] = {
         "worker threads; 0 = one per core"),
     STRING("compute.model", model,
            "FIRe checkpoint file; empty = the program's default"),
-    INT("asmk.codebook_size", codebook_size, 1, 16777216,
+    INT("asmk.codebook_size", codebook_size, 1, SF_INDEX_MAX_WORDS,
         "visual words in the k-means codebook"),
     INT("asmk.kmeans_iterations", kmeans_iterations, 1, 10000,
         "k-means iterations when training the codebook"),
