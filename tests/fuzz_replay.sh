@@ -4,7 +4,7 @@
 # with --enable-asan/--enable-ubsan).
 . "$top_srcdir/tests/lib.sh"
 
-for target in stream config model index npy codebook gnd groups; do
+for target in stream config model index npy codebook gnd groups keys; do
     replay="$top_builddir/fuzz/replay_$target"
     corpus="$top_srcdir/fuzz/corpus/$target"
     if [ ! -x "$replay" ]; then
