@@ -1,6 +1,7 @@
 /* Fuzz target for the index reader: open an index file image from memory,
  * then read everything a program may read (info, every image, a key
- * lookup, the full check, a search with one and two threads).  Nothing may
+ * lookup, the full check, a search with one and two threads, a subset of
+ * the scores and the keys through a searcher).  Nothing may
  * crash, hang or allocate more than the input justifies; every failure
  * must come with a message.
  *
@@ -24,7 +25,65 @@ static void require_message(sf_status st, const sf_error *err)
         abort();
 }
 
-static void exercise(const sf_index *idx)
+static int same_score(double a, double b)
+{
+    return (isnan(a) && isnan(b)) || memcmp(&a, &b, sizeof a) == 0;
+}
+
+/* Searches must agree: the scores of a subset of the images equal, bit
+ * for bit, the full pass's (in an index that passes the full check: the
+ * searches trust what that check verifies, such as sorted lists); a live
+ * image's key finds an image with it. */
+static void check_searcher(const sf_index *idx, const sf_asmk_agg *q, size_t n, int verified)
+{
+    sf_index_search_options o;
+    sf_index_search_options_default(&o);
+    sf_index_searcher *s;
+    sf_error err;
+    const sf_index *one[1] = { idx };
+    sf_status st = sf_index_searcher_create(one, 1, &o, &s, &err);
+    require_message(st, &err);
+    if (st != SF_OK)
+        return;
+    if (sf_index_searcher_n_ids(s) != n)
+        abort();
+    size_t m = n < 4096 ? n : 4096;
+    double *all = malloc((n + 1) * sizeof *all), *some = malloc((m + 1) * sizeof *some);
+    size_t *ids = malloc((m + 1) * sizeof *ids);
+    if (!all || !some || !ids)
+        abort();
+    for (size_t i = 0; i < m; i++)
+        ids[i] = m - 1 - i; /* any order */
+    st = sf_index_searcher_scores(s, q, all, &err);
+    require_message(st, &err);
+    sf_status st2 = sf_index_searcher_scores_subset(s, q, ids, m, some, &err);
+    require_message(st2, &err);
+    if (verified && st == SF_OK && st2 == SF_OK)
+        for (size_t i = 0; i < m; i++)
+            if (!same_score(all[ids[i]], some[i]))
+                abort();
+    for (size_t id = 0; id < m; id++) {
+        const char *key;
+        size_t len, found;
+        st = sf_index_searcher_key(s, id, &key, &len, &err);
+        require_message(st, &err);
+        if (st != SF_OK || !sf_index_is_live(idx, id))
+            continue;
+        st = sf_index_searcher_find(s, key, len, &found, &err);
+        require_message(st, &err);
+        const char *key2;
+        size_t len2;
+        if (st == SF_OK && (sf_index_searcher_key(s, found, &key2, &len2, &err) != SF_OK
+                            || len2 != len || memcmp(key, key2, len) != 0))
+            abort();
+    }
+    free(all);
+    free(some);
+    free(ids);
+    sf_index_searcher_free(s);
+}
+
+static void exercise(const sf_index *idx, const uint8_t *data, size_t size)
 {
     sf_error err;
     sf_index_info info;
@@ -39,24 +98,34 @@ static void exercise(const sf_index *idx)
     }
     size_t id;
     require_message(sf_index_find(idx, "ka", &id, &err), &err);
-    require_message(sf_index_verify(idx, &err), &err);
+    sf_status verified = sf_index_verify(idx, &err);
+    require_message(verified, &err);
 
-    /* A query on the first words, with all-zero vectors. */
+    /* A query on the first words (more than the search prefetches ahead),
+     * its vectors made of the input's last bytes so that the fuzzer steers
+     * the similarities too. */
     sf_index_codebook_id cb;
     sf_index_get_codebook(idx, &cb);
     const sf_index_params *p = sf_index_get_params(idx);
-    size_t nq = cb.k < 6 ? (size_t)cb.k : 6;
-    int32_t words[6];
+    enum { MAX_WORDS = 12 };
+    size_t nq = cb.k < MAX_WORDS ? (size_t)cb.k : MAX_WORDS;
+    int32_t words[MAX_WORDS];
     for (size_t i = 0; i < nq; i++)
         words[i] = (int32_t)i;
     size_t vec = p->asmk.binary ? sf_asmk_packed_size((size_t)cb.dim) : (size_t)cb.dim;
-    void *zeros = calloc(nq * vec + 1, 4);
+    uint32_t *bits = calloc(nq * vec + 1, 4);
+    float *vals = calloc(nq * vec + 1, 4);
     double *scores = malloc((n + 1) * sizeof *scores);
-    if (!zeros || !scores)
+    if (!bits || !vals || !scores)
         abort();
+    for (size_t i = 0; i < nq * vec && size > 0; i++) {
+        uint8_t b = data[size - 1 - i % size];
+        bits[i] = b * 0x01010101u;
+        vals[i] = (float)(int8_t)b / 64.0f;
+    }
     sf_asmk_agg q = { .n = nq, .dim = (size_t)cb.dim, .binary = p->asmk.binary, .words = words,
-                      .packed = p->asmk.binary ? zeros : NULL,
-                      .vectors = p->asmk.binary ? NULL : zeros };
+                      .packed = p->asmk.binary ? bits : NULL,
+                      .vectors = p->asmk.binary ? NULL : vals };
     const sf_index *shards[2] = { idx, idx };
     for (int threads = 1; threads <= 2; threads++) {
         sf_index_search_options o;
@@ -70,11 +139,13 @@ static void exercise(const sf_index *idx)
     sf_index_search_options_default(&o);
     o.allow_local_idf = 1;
     require_message(sf_index_search(shards, 2, &q, &o, 3, hits, &n_hits, &err), &err);
-    free(zeros);
+    check_searcher(idx, &q, n, verified == SF_OK);
+    free(bits);
+    free(vals);
     free(scores);
 }
 
-static void try_open(const uint8_t *data, size_t size)
+static void try_open(const uint8_t *data, size_t size, const uint8_t *orig)
 {
     sf_index *idx;
     sf_error err;
@@ -84,7 +155,7 @@ static void try_open(const uint8_t *data, size_t size)
             abort();
         return;
     }
-    exercise(idx);
+    exercise(idx, orig, size);
     sf_index_close(idx);
 }
 
@@ -106,7 +177,7 @@ static void fix_checksums(uint8_t *d, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    try_open(data, size);
+    try_open(data, size, data);
     if (size < IX_DATA_START || size > (64u << 20))
         return 0;
     uint8_t *copy = malloc(size);
@@ -114,7 +185,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(copy, data, size);
     fix_checksums(copy, size);
-    try_open(copy, size);
+    try_open(copy, size, data);
     free(copy);
     return 0;
 }
