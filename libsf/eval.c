@@ -11,6 +11,7 @@
 
 #include "sf_eval.h"
 #include "sf_internal.h"
+#include "zip_internal.h"
 
 const int sf_eval_kappas[SF_EVAL_N_KAPPAS] = { 1, 5, 10 };
 
@@ -311,10 +312,14 @@ static const char *ev_what(const yaml_event_t *ev, char *buf, size_t size)
     switch (ev->type) {
     case YAML_SEQUENCE_START_EVENT: return "a list";
     case YAML_MAPPING_START_EVENT: return "a mapping";
-    case YAML_SCALAR_EVENT:
-        snprintf(buf, size, "'%.*s'", ev->data.scalar.length > 40 ? 40 : (int)ev->data.scalar.length,
-                 (const char *)ev->data.scalar.value);
+    case YAML_SCALAR_EVENT: {
+        /* Quoted from the file: escaped, so that a message stays one line. */
+        char shown[200];
+        size_t n = ev->data.scalar.length > 40 ? 40 : ev->data.scalar.length;
+        snprintf(buf, size, "'%s'",
+                 sf_zip_printable(shown, sizeof shown, (const char *)ev->data.scalar.value, n));
         return buf;
+    }
     case YAML_STREAM_END_EVENT:
     case YAML_DOCUMENT_END_EVENT: return "the end of the document";
     default: return "something else";

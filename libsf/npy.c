@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "sf_internal.h"
+#include "zip_internal.h"
 
 /* NumPy's own alignment for format 1.0, so the data can be memory-mapped. */
 #define NPY_ALIGN 64
@@ -136,9 +137,11 @@ sf_status sf_npy_read(FILE *fp, const char *name, uint64_t max_bytes, sf_npy_arr
 
     char descr[8] = "";
     const char *v = npy_field(dict, "'descr':");
-    if (!v || sscanf(v, "'%7[^']'", descr) != 1 || !(out->dtype = (uint8_t)npy_dtype(descr)))
+    if (!v || sscanf(v, "'%7[^']'", descr) != 1 || !(out->dtype = (uint8_t)npy_dtype(descr))) {
+        char shown[40]; /* the file's bytes, never a line break in a message */
         return sf_error_set(err, SF_ERR_UNSUPPORTED, "%s: unsupported .npy element type '%s'",
-                            name, descr);
+                            name, sf_zip_printable(shown, sizeof shown, descr, strlen(descr)));
+    }
     v = npy_field(dict, "'fortran_order':");
     if (!v || strncmp(v, "False", 5) != 0)
         return sf_error_set(err, SF_ERR_UNSUPPORTED, "%s: Fortran-order arrays are not supported", name);
