@@ -160,10 +160,6 @@ uint64_t sf_stream_reader_offset(const sf_stream_reader *reader);
  * to image n (n - 1 once its own SF_RECORD_LAST is counted), so a caller can
  * see an image end even when its last record was a skipped optional one. */
 uint64_t sf_stream_reader_images(const sf_stream_reader *reader);
-/* End records read so far, and the writer named by the last one ("" when
- * none). */
-uint64_t sf_stream_reader_ends(const sf_stream_reader *reader);
-const char *sf_stream_reader_last_writer(const sf_stream_reader *reader);
 
 /* ---- Whole images ---- */
 

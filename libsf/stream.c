@@ -317,15 +317,6 @@ void sf_stream_reader_allow_partial(sf_stream_reader *r, int allow)
     r->allow_partial = allow != 0;
 }
 
-uint64_t sf_stream_reader_ends(const sf_stream_reader *r)
-{
-    return r->ends;
-}
-
-const char *sf_stream_reader_last_writer(const sf_stream_reader *r)
-{
-    return r->last_writer;
-}
 
 /* Fail the reader for good: "<name>: record <n> at byte <offset>: <reason>". */
 __attribute__((format(printf, 4, 5)))
@@ -510,8 +501,6 @@ static sf_status read_one(sf_stream_reader *r, int *skip, int *at_end)
                         (unsigned long long)r->since_end);
         r->ends++;
         r->since_end = 0;
-        memcpy(r->last_writer, key, key_len);
-        r->last_writer[key_len] = '\0';
         r->seen++;
         *skip = 1;
         return SF_OK;

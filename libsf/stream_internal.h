@@ -34,7 +34,6 @@ struct sf_stream_reader {
     int ended;          /* clean end of stream reached */
     sf_status failed;   /* first error, repeated by every later call */
     sf_error error;
-    char last_writer[SF_STREAM_MAX_KEY + 1];
 
     /* The image being read: its key while its last record has not come. */
     int image_open;
