@@ -247,7 +247,8 @@ static int query_image(void *ctx, const sf_stream_image *img, const char *name,
     if (st != SF_OK) {
         sf_cli_error(m->cli, "%s", err.message);
         /* Not the query's fault: the others would fail the same way. */
-        if (st == SF_ERR_NOMEM || st == SF_ERR_FORMAT || st == SF_ERR_IO)
+        if (st == SF_ERR_NOMEM || st == SF_ERR_FORMAT || st == SF_ERR_IO ||
+            st == SF_ERR_CHECKSUM)
             exit(SF_EXIT_FATAL);
         return 1;
     }

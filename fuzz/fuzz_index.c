@@ -6,8 +6,11 @@
  * must come with a message.
  *
  * Checksums would stop almost every mutation at the door, so each input is
- * tried twice: as it is, and with the header, slot and commit record
- * checksums recomputed so that the parser behind them gets exercised. */
+ * tried up to three times: as it is; with the header, slot and commit
+ * record checksums recomputed, so that the parser behind them gets
+ * exercised; and with the segments' checksums and list sums recomputed
+ * too, so that the searches get damage that only their own checks of
+ * order and bounds can catch. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -175,6 +178,49 @@ static void fix_checksums(uint8_t *d, size_t size)
     }
 }
 
+/* Recompute what guards the segments too: each one's table checksum and
+ * list sums, and its checksum in the commit record; then the rest again.
+ * 0 when the copy does not open, so that there is nothing to fix. */
+static int fix_segments(uint8_t *d, size_t size)
+{
+    sf_index *idx;
+    sf_error err;
+    if (sf_index_open_memory(d, size, "fuzz", &idx, &err) != SF_OK)
+        return 0;
+    const unsigned char *base = idx->data;
+    const uint64_t k = idx->codebook.k;
+    const uint64_t seg_at = idx->commit_offset + IX_COMMIT_FIXED +
+                            ((strlen(idx->codebook_path) + 7u) & ~(uint64_t)7u);
+    for (size_t i = 0; i < idx->n_segments; i++) {
+        ix_segment *s = &idx->segs[i];
+        if (s->version >= 2) {
+            const unsigned char *ids = (const unsigned char *)s->ids;
+            sf_put_u64(d + s->offset + 44, XXH64(s->images, (size_t)(ids - s->images), 0));
+            for (uint64_t w = 0; w < k; w++) {
+                uint64_t a, b;
+                if (ix_word_range(idx, s, w, &a, &b, &err) != SF_OK)
+                    continue;
+                unsigned char *e = d + (s->dir - base) + IX_DIR_ENTRY * w;
+                sf_put_u64(e + 8, ix_ids_sum(s, a, b));
+                sf_put_u64(e + 16, ix_vecs_sum(s, a, b, idx->vec_bytes));
+            }
+        }
+        /* The sums above are in the first part: hash the copy's bytes. */
+        const uint8_t *sb = d + s->offset;
+        uint64_t at_ids = (uint64_t)((const unsigned char *)s->ids - s->base);
+        uint64_t at_vecs = (uint64_t)(s->vecs - s->base);
+        uint64_t part[3] = {
+            XXH64(sb, (size_t)at_ids, 0),
+            XXH64(sb + at_ids, (size_t)(at_vecs - at_ids), 0),
+            XXH64(sb + at_vecs, (size_t)(s->size - at_vecs), 0),
+        };
+        sf_put_u64(d + seg_at + i * IX_SEG_ENTRY + 16, ix_combine_parts(part));
+    }
+    sf_index_close(idx);
+    fix_checksums(d, size);
+    return 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     try_open(data, size, data);
@@ -186,6 +232,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(copy, data, size);
     fix_checksums(copy, size);
     try_open(copy, size, data);
+    if (fix_segments(copy, size))
+        try_open(copy, size, data);
     free(copy);
     return 0;
 }

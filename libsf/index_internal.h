@@ -22,10 +22,18 @@
 #define IX_SLOT_MAGIC "SFIXSLOT"
 #define IX_COMMIT_MAGIC "SFIXCMT1"
 #define IX_COMMIT_FIXED 64
-#define IX_SEG_MAGIC "SFIXSEG1"
+/* Segments of layout 1 have no list checksums; they are read (verified
+ * whole when the index is opened) and no longer written. */
+#define IX_SEG_MAGIC "SFIXSEG2"
+#define IX_SEG_MAGIC_V1 "SFIXSEG1"
 #define IX_SEG_HEADER 64
 #define IX_SEG_ENTRY 48   /* one segment in the commit record */
 #define IX_IMAGE_ENTRY 16 /* one image in a segment's table */
+/* A directory entry: the list's first entry, u64; in layout 2 followed by
+ * its id sum and vector sum, u64 each, in the same cache line or the
+ * next, so that a search gets them with the bounds it reads anyway. */
+#define IX_DIR_ENTRY_V1 8
+#define IX_DIR_ENTRY 24
 #define IX_ALIGN 64
 #define IX_MAX_KEY 4096
 #define IX_MAX_PATH 4096
@@ -44,7 +52,7 @@ static inline uint64_t ix_align(uint64_t v) { return (v + IX_ALIGN - 1) & ~(uint
 
 /* Offsets of the parts of a segment, relative to its start. */
 typedef struct ix_seg_layout {
-    uint64_t dir;    /* k + 1 u64 entry offsets, one list per word */
+    uint64_t dir;    /* k + 1 entries, one list per word: IX_DIR_ENTRY bytes */
     uint64_t images; /* n_images x IX_IMAGE_ENTRY */
     uint64_t keys;   /* keys_bytes */
     uint64_t ids;    /* n_entries u32, image number within the segment */
@@ -53,9 +61,41 @@ typedef struct ix_seg_layout {
 } ix_seg_layout;
 
 /* 0 when the sizes overflow or exceed limit. */
-int ix_seg_layout_compute(uint64_t k, uint64_t n_images, uint64_t n_entries,
+int ix_seg_layout_compute(int version, uint64_t k, uint64_t n_images, uint64_t n_entries,
                           uint64_t keys_bytes, uint64_t vec_bytes, uint64_t limit,
                           ix_seg_layout *out);
+
+/* ---- List checksums (layout 2) ----
+ *
+ * Each list has two: one of its image numbers and one of its vectors, so
+ * that a reader checks exactly the part it reads, piece by piece in any
+ * order.  Both are sums modulo 2^64 over the list's entries, each entry's
+ * value times the odd weight 2e + 1, e being the entry's position in the
+ * segment.  An entry's value is its image number, or for the vectors the
+ * sum modulo 2^64 of the vector's little-endian u64 words (and of its
+ * last u32 word when the size is not a multiple of 8).  An odd weight is
+ * invertible modulo 2^64, so any change to one word of an entry (every
+ * single-byte flip) changes the sum; moved entries or list bounds change
+ * it too, except by chance; two words of one vector trading places do
+ * not.  Cheap enough to run over every entry a search scores: XXH64 over
+ * the same bytes made searches 4 times slower, weights per u32 word 12 %. */
+
+static inline uint64_t ix_vec_value(const unsigned char *v, uint64_t vec_bytes)
+{
+    uint64_t x = 0, j = 0;
+    for (; j + 8 <= vec_bytes; j += 8)
+        x += sf_get_u64(v + j);
+    if (j < vec_bytes) /* vector sizes are multiples of 4 */
+        x += sf_get_u32(v + j);
+    return x;
+}
+
+static inline uint64_t ix_weight(uint64_t e) { return 2 * e + 1; }
+
+/* Sums over entries [e0, e1) of the ids, of the vectors (arrays that
+ * start the numbering: a segment's). */
+uint64_t ix_ids_sum_of(const uint32_t *ids, uint64_t e0, uint64_t e1);
+uint64_t ix_vecs_sum_of(const unsigned char *vecs, uint64_t e0, uint64_t e1, uint64_t vec_bytes);
 
 /* ---- Parsed index ---- */
 
@@ -63,8 +103,15 @@ typedef struct ix_segment {
     uint64_t offset, size, checksum;
     uint64_t n_images, n_entries, keys_bytes;
     uint64_t slot_base; /* id of its first image */
+    int version;        /* its layout: 1 or 2 */
+    /* Layout 2: XXH64 of the image table and keys, from its header, and
+     * whether this process has checked it (0 no, 1 yes; set atomically by
+     * whichever reader first needs them, on a const index). */
+    uint64_t table_sum;
+    int table_checked;
     const unsigned char *base;
-    const unsigned char *dir;    /* k + 1 little-endian u64 */
+    const unsigned char *dir;    /* k + 1 entries of dir_stride bytes */
+    uint64_t dir_stride;         /* IX_DIR_ENTRY, or IX_DIR_ENTRY_V1 */
     const unsigned char *images;
     const char *keys;
     const uint32_t *ids;
@@ -136,6 +183,40 @@ int ix_segment_bind(ix_segment *s, const unsigned char *h, uint64_t k, uint64_t 
  * segment's entry count. */
 sf_status ix_word_range(const sf_index *idx, const ix_segment *s, uint64_t w, uint64_t *first,
                         uint64_t *end, sf_error *err);
+/* Word w's entry in s's directory: its list's first entry; in layout 2,
+ * the list's id sum and vector sum. */
+static inline uint64_t ix_dir_start(const ix_segment *s, uint64_t w)
+{
+    return sf_get_u64(s->dir + s->dir_stride * w);
+}
+static inline uint64_t ix_dir_id_sum(const ix_segment *s, uint64_t w)
+{
+    return sf_get_u64(s->dir + IX_DIR_ENTRY * w + 8);
+}
+static inline uint64_t ix_dir_vec_sum(const ix_segment *s, uint64_t w)
+{
+    return sf_get_u64(s->dir + IX_DIR_ENTRY * w + 16);
+}
+
+/* Sums of entries [e0, e1) of s: of their image numbers, of their vectors. */
+static inline uint64_t ix_ids_sum(const ix_segment *s, uint64_t e0, uint64_t e1)
+{
+    return ix_ids_sum_of(s->ids, e0, e1);
+}
+static inline uint64_t ix_vecs_sum(const ix_segment *s, uint64_t e0, uint64_t e1,
+                                   uint64_t vec_bytes)
+{
+    return ix_vecs_sum_of(s->vecs, e0, e1, vec_bytes);
+}
+/* Check word w's list in s against its sums: its image numbers, and its
+ * vectors too when vectors is set.  Layout 1 segments have none (they
+ * were verified whole on opening). */
+sf_status ix_check_list(const sf_index *idx, const ix_segment *s, uint64_t w, int vectors,
+                        sf_error *err);
+sf_status ix_list_mismatch(const sf_index *idx, const ix_segment *s, uint64_t w, sf_error *err);
+/* Check s's image table and keys against their checksum, once per process. */
+sf_status ix_check_table(const sf_index *idx, const ix_segment *s, sf_error *err);
+
 /* Segment holding id, and the image's table entry. */
 const ix_segment *ix_segment_of(const sf_index *idx, uint64_t id);
 sf_status ix_image_entry(const sf_index *idx, const ix_segment *s, uint64_t local,

@@ -14,6 +14,10 @@
 
 #include <xxhash.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "index_internal.h"
 
 void sf_index_params_default(sf_index_params *params)
@@ -53,7 +57,7 @@ static int add_part(uint64_t *acc, uint64_t n, uint64_t size, uint64_t limit)
     return *acc <= limit;
 }
 
-int ix_seg_layout_compute(uint64_t k, uint64_t n_images, uint64_t n_entries,
+int ix_seg_layout_compute(int version, uint64_t k, uint64_t n_images, uint64_t n_entries,
                           uint64_t keys_bytes, uint64_t vec_bytes, uint64_t limit,
                           ix_seg_layout *out)
 {
@@ -62,7 +66,7 @@ int ix_seg_layout_compute(uint64_t k, uint64_t n_images, uint64_t n_entries,
         return 0;
     uint64_t at = IX_SEG_HEADER;
     out->dir = at;
-    if (!add_part(&at, k + 1, 8, limit))
+    if (!add_part(&at, k + 1, version >= 2 ? IX_DIR_ENTRY : IX_DIR_ENTRY_V1, limit))
         return 0;
     out->images = at;
     if (!add_part(&at, n_images, IX_IMAGE_ENTRY, limit))
@@ -209,6 +213,23 @@ sf_status ix_pick_slot(const sf_index *idx, const unsigned char *head, uint64_t 
     return SF_OK;
 }
 
+/* The whole segment against the checksum in the commit record. */
+static sf_status segment_checksum(const sf_index *idx, size_t i, sf_error *err)
+{
+    const ix_segment *s = &idx->segs[i];
+    const unsigned char *b = s->base;
+    uint64_t ids = (uint64_t)((const unsigned char *)s->ids - b), vecs = (uint64_t)(s->vecs - b);
+    uint64_t part[3] = {
+        XXH64(b, (size_t)ids, 0),
+        XXH64(b + ids, (size_t)(vecs - ids), 0),
+        XXH64(b + vecs, (size_t)(s->size - vecs), 0),
+    };
+    if (ix_combine_parts(part) != s->checksum)
+        return sf_error_set(err, SF_ERR_CHECKSUM, "%s: segment %zu: checksum mismatch",
+                            idx->name, i);
+    return SF_OK;
+}
+
 static sf_status parse_segment(sf_index *idx, size_t i, const unsigned char *e, uint64_t *slots,
                                sf_error *err)
 {
@@ -237,18 +258,26 @@ int ix_segment_bind(ix_segment *s, const unsigned char *h, uint64_t k, uint64_t 
 {
     s->base = h;
     s->keys_bytes = sf_get_u64(h + 24);
-    if (memcmp(h, IX_SEG_MAGIC, 8) != 0 || sf_get_u64(h + 8) != s->n_images ||
-        sf_get_u64(h + 16) != s->n_entries || sf_get_u64(h + 32) != k ||
-        sf_get_u32(h + 40) != vec_bytes)
+    if (memcmp(h, IX_SEG_MAGIC, 8) == 0)
+        s->version = 2;
+    else if (memcmp(h, IX_SEG_MAGIC_V1, 8) == 0)
+        s->version = 1;
+    else
+        return 0;
+    if (sf_get_u64(h + 8) != s->n_images || sf_get_u64(h + 16) != s->n_entries ||
+        sf_get_u64(h + 32) != k || sf_get_u32(h + 40) != vec_bytes)
         return 0;
     ix_seg_layout L;
-    if (!ix_seg_layout_compute(k, s->n_images, s->n_entries, s->keys_bytes, vec_bytes, s->size,
-                               &L) ||
+    if (!ix_seg_layout_compute(s->version, k, s->n_images, s->n_entries, s->keys_bytes,
+                               vec_bytes, s->size, &L) ||
         L.size != s->size)
         return 0;
     if (s->n_images > UINT32_MAX) /* ids in the lists are uint32 */
         return 0;
     s->dir = h + L.dir;
+    s->dir_stride = s->version >= 2 ? IX_DIR_ENTRY : IX_DIR_ENTRY_V1;
+    s->table_sum = s->version >= 2 ? sf_get_u64(h + 44) : 0;
+    s->table_checked = 0;
     s->images = h + L.images;
     s->keys = (const char *)(h + L.keys);
     s->ids = (const uint32_t *)(const void *)(h + L.ids);
@@ -336,6 +365,10 @@ sf_status ix_parse(sf_index *idx, const unsigned char *data, uint64_t size,
     uint64_t slots = 0;
     for (size_t i = 0; i < idx->n_segments; i++) {
         st = parse_segment(idx, i, c + seg_at + i * IX_SEG_ENTRY, &slots, err);
+        /* Layout 1 has no checksums that readers can check piece by piece:
+         * all of it is checked before anything trusts it. */
+        if (st == SF_OK && idx->segs[i].version < 2)
+            st = segment_checksum(idx, i, err);
         if (st != SF_OK)
             return st;
     }
@@ -526,13 +559,167 @@ sf_status sf_index_check_codebook(const sf_index *index, const sf_index_codebook
 sf_status ix_word_range(const sf_index *idx, const ix_segment *s, uint64_t w, uint64_t *first,
                         uint64_t *end, sf_error *err)
 {
-    uint64_t a = sf_get_u64(s->dir + 8 * w), b = sf_get_u64(s->dir + 8 * (w + 1));
+    uint64_t a = ix_dir_start(s, w), b = ix_dir_start(s, w + 1);
     if (a > b || b > s->n_entries)
         return sf_error_set(err, SF_ERR_FORMAT,
                             "%s: segment at byte %llu: list of word %llu is out of bounds",
                             idx->name, (unsigned long long)s->offset, (unsigned long long)w);
     *first = a;
     *end = b;
+    return SF_OK;
+}
+
+static uint64_t ids_sum_generic(const uint32_t *ids, uint64_t e0, uint64_t e1)
+{
+    uint64_t sum = 0;
+    for (uint64_t e = e0; e < e1; e++)
+        sum += ids[e] * ix_weight(e);
+    return sum;
+}
+
+static uint64_t vecs_sum_generic(const unsigned char *vecs, uint64_t e0, uint64_t e1,
+                                 uint64_t vec_bytes)
+{
+    uint64_t sum = 0;
+    if (vec_bytes == 16) /* binary 128-d: the common case (the file and host are
+                            little-endian: sf_index_open checks) */
+        for (uint64_t e = e0; e < e1; e++) {
+            uint64_t v[2];
+            memcpy(v, vecs + 16 * e, 16);
+            sum += (v[0] + v[1]) * ix_weight(e);
+        }
+    else
+        for (uint64_t e = e0; e < e1; e++)
+            sum += ix_vec_value(vecs + vec_bytes * e, vec_bytes) * ix_weight(e);
+    return sum;
+}
+
+#if defined(__x86_64__)
+/* Eight entries at a time with AVX-512 (vpmullq: 64-bit products). */
+#define AVX512 __attribute__((target("avx512f,avx512dq")))
+
+AVX512 static uint64_t ids_sum_avx512(const uint32_t *ids, uint64_t e0, uint64_t e1)
+{
+    uint64_t e = e0;
+    __m512i acc = _mm512_setzero_si512();
+    __m512i w = _mm512_set_epi64((long long)ix_weight(e + 7), (long long)ix_weight(e + 6),
+                                 (long long)ix_weight(e + 5), (long long)ix_weight(e + 4),
+                                 (long long)ix_weight(e + 3), (long long)ix_weight(e + 2),
+                                 (long long)ix_weight(e + 1), (long long)ix_weight(e));
+    const __m512i step = _mm512_set1_epi64(16);
+    for (; e + 8 <= e1; e += 8) {
+        __m512i x = _mm512_cvtepu32_epi64(_mm256_loadu_si256((const __m256i *)(const void *)(ids + e)));
+        acc = _mm512_add_epi64(acc, _mm512_mullo_epi64(x, w));
+        w = _mm512_add_epi64(w, step);
+    }
+    return (uint64_t)_mm512_reduce_add_epi64(acc) + ids_sum_generic(ids, e, e1);
+}
+
+/* 16-byte vectors: two registers hold eight; unpacking pairs each one's
+ * two words, lanes in the order e, e+4, e+1, e+5, ... */
+AVX512 static uint64_t vecs16_sum_avx512(const unsigned char *vecs, uint64_t e0, uint64_t e1)
+{
+    uint64_t e = e0;
+    __m512i acc = _mm512_setzero_si512();
+    __m512i w = _mm512_set_epi64((long long)ix_weight(e + 7), (long long)ix_weight(e + 3),
+                                 (long long)ix_weight(e + 6), (long long)ix_weight(e + 2),
+                                 (long long)ix_weight(e + 5), (long long)ix_weight(e + 1),
+                                 (long long)ix_weight(e + 4), (long long)ix_weight(e));
+    const __m512i step = _mm512_set1_epi64(16);
+    for (; e + 8 <= e1; e += 8) {
+        __m512i a = _mm512_loadu_si512((const void *)(vecs + 16 * e));
+        __m512i b = _mm512_loadu_si512((const void *)(vecs + 16 * e + 64));
+        __m512i x = _mm512_add_epi64(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
+        acc = _mm512_add_epi64(acc, _mm512_mullo_epi64(x, w));
+        w = _mm512_add_epi64(w, step);
+    }
+    return (uint64_t)_mm512_reduce_add_epi64(acc) + vecs_sum_generic(vecs, e, e1, 16);
+}
+
+AVX512 static uint64_t vecs_sum_avx512(const unsigned char *vecs, uint64_t e0, uint64_t e1,
+                                       uint64_t vec_bytes)
+{
+    if (vec_bytes == 16)
+        return vecs16_sum_avx512(vecs, e0, e1);
+    return vecs_sum_generic(vecs, e0, e1, vec_bytes);
+}
+#endif
+
+typedef struct sum_impl {
+    uint64_t (*ids)(const uint32_t *, uint64_t, uint64_t);
+    uint64_t (*vecs)(const unsigned char *, uint64_t, uint64_t, uint64_t);
+} sum_impl;
+
+static const sum_impl *pick_sums(void)
+{
+    static const sum_impl generic = { ids_sum_generic, vecs_sum_generic };
+#if defined(__x86_64__)
+    static const sum_impl avx512 = { ids_sum_avx512, vecs_sum_avx512 };
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))
+        return &avx512;
+#endif
+    return &generic;
+}
+
+static const sum_impl *sums_impl(void)
+{
+    static const sum_impl *impl;
+    const sum_impl *p = __atomic_load_n(&impl, __ATOMIC_ACQUIRE);
+    if (!p) {
+        p = pick_sums(); /* the same answer in every thread */
+        __atomic_store_n(&impl, p, __ATOMIC_RELEASE);
+    }
+    return p;
+}
+
+uint64_t ix_ids_sum_of(const uint32_t *ids, uint64_t e0, uint64_t e1)
+{
+    return sums_impl()->ids(ids, e0, e1);
+}
+
+uint64_t ix_vecs_sum_of(const unsigned char *vecs, uint64_t e0, uint64_t e1, uint64_t vec_bytes)
+{
+    return sums_impl()->vecs(vecs, e0, e1, vec_bytes);
+}
+
+sf_status ix_list_mismatch(const sf_index *idx, const ix_segment *s, uint64_t w, sf_error *err)
+{
+    return sf_error_set(err, SF_ERR_CHECKSUM,
+                        "%s: segment at byte %llu: the list of word %llu does not match its "
+                        "checksum (the index is damaged)",
+                        idx->name, (unsigned long long)s->offset, (unsigned long long)w);
+}
+
+sf_status ix_check_list(const sf_index *idx, const ix_segment *s, uint64_t w, int vectors,
+                        sf_error *err)
+{
+    if (s->version < 2)
+        return SF_OK;
+    uint64_t a, b;
+    sf_status st = ix_word_range(idx, s, w, &a, &b, err);
+    if (st != SF_OK)
+        return st;
+    if (ix_ids_sum(s, a, b) != ix_dir_id_sum(s, w) ||
+        (vectors && ix_vecs_sum(s, a, b, idx->vec_bytes) != ix_dir_vec_sum(s, w)))
+        return ix_list_mismatch(idx, s, w, err);
+    return SF_OK;
+}
+
+sf_status ix_check_table(const sf_index *idx, const ix_segment *s, sf_error *err)
+{
+    if (s->version < 2 || __atomic_load_n(&s->table_checked, __ATOMIC_ACQUIRE))
+        return SF_OK;
+    uint64_t from = (uint64_t)(s->images - s->base);
+    uint64_t to = (uint64_t)((const unsigned char *)s->ids - s->base);
+    if (XXH64(s->images, (size_t)(to - from), 0) != s->table_sum)
+        return sf_error_set(err, SF_ERR_CHECKSUM,
+                            "%s: segment at byte %llu: its image table does not match its "
+                            "checksum (the index is damaged)",
+                            idx->name, (unsigned long long)s->offset);
+    /* Lazily set on a const index: the flag belongs to this process's
+     * view, not to the file, and checking twice is harmless. */
+    __atomic_store_n((int *)&s->table_checked, 1, __ATOMIC_RELEASE);
     return SF_OK;
 }
 
@@ -556,6 +743,9 @@ sf_status ix_image_entry(const sf_index *idx, const ix_segment *s, uint64_t loca
                          const char **key, uint32_t *key_len, uint32_t *n_vectors,
                          sf_error *err)
 {
+    sf_status st = ix_check_table(idx, s, err);
+    if (st != SF_OK)
+        return st;
     const unsigned char *p = s->images + local * IX_IMAGE_ENTRY;
     uint64_t off = sf_get_u64(p);
     uint32_t len = sf_get_u32(p + 8);
@@ -622,6 +812,9 @@ sf_status sf_index_get_info(const sf_index *index, sf_index_info *out, sf_error 
     out->bytes = index->commit_offset + index->commit_size;
     for (size_t i = 0; i < index->n_segments; i++) {
         const ix_segment *s = &index->segs[i];
+        sf_status st = ix_check_table(index, s, err);
+        if (st != SF_OK)
+            return st;
         out->n_entries += s->n_entries;
         for (uint64_t j = 0; j < s->n_images; j++) {
             if (!ix_live(index->live, s->slot_base + j))
@@ -661,24 +854,24 @@ static int key_cmp(const void *a, const void *b)
 static sf_status verify_segment(const sf_index *idx, size_t i, uint32_t *counts, sf_error *err)
 {
     const ix_segment *s = &idx->segs[i];
-    ix_seg_layout L;
-    ix_seg_layout_compute(idx->codebook.k, s->n_images, s->n_entries, s->keys_bytes,
-                          idx->vec_bytes, s->size, &L);
-    uint64_t part[3] = {
-        XXH64(s->base, (size_t)L.ids, 0),
-        XXH64(s->base + L.ids, (size_t)(L.vecs - L.ids), 0),
-        XXH64(s->base + L.vecs, (size_t)(L.size - L.vecs), 0),
-    };
-    if (ix_combine_parts(part) != s->checksum)
-        return sf_error_set(err, SF_ERR_CHECKSUM, "%s: segment %zu: checksum mismatch",
-                            idx->name, i);
-    if (sf_get_u64(s->dir) != 0 || sf_get_u64(s->dir + 8 * idx->codebook.k) != s->n_entries)
+    /* The whole checksum first, then what readers check piece by piece
+     * (the table, each list's sums): a file that passes here passes there. */
+    sf_status st0 = segment_checksum(idx, i, err);
+    if (st0 == SF_OK)
+        st0 = ix_check_table(idx, s, err);
+    if (st0 != SF_OK)
+        return st0;
+    if (ix_dir_start(s, 0) != 0 || ix_dir_start(s, idx->codebook.k) != s->n_entries ||
+        (s->version >= 2 &&
+         (ix_dir_id_sum(s, idx->codebook.k) != 0 || ix_dir_vec_sum(s, idx->codebook.k) != 0)))
         return sf_error_set(err, SF_ERR_FORMAT, "%s: segment %zu: directory does not cover the "
                             "lists", idx->name, i);
     memset(counts, 0, (size_t)s->n_images * sizeof *counts);
     for (uint64_t w = 0; w < idx->codebook.k; w++) {
         uint64_t a, b;
         sf_status st = ix_word_range(idx, s, w, &a, &b, err);
+        if (st == SF_OK)
+            st = ix_check_list(idx, s, w, 1, err);
         if (st != SF_OK)
             return st;
         for (uint64_t e = a; e < b; e++) {

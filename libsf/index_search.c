@@ -66,7 +66,24 @@ struct sf_index_searcher {
     bin_kernel kernel;
     uint64_t *key_table; /* open addressing: global id + 1, 0 empty */
     uint64_t key_mask;
+    /* Segments of all shards numbered in a row: shard sh's first is
+     * seg_base[sh].  checked: per such segment, kw words of k bits, set
+     * for the lists this searcher has checked against their sums; each
+     * list is checked when first read, its bytes trusted after that. */
+    size_t *seg_base;
+    size_t n_segs, kw;
+    uint64_t *checked;
 };
+
+static int list_checked(const sf_index_searcher *s, size_t seg, uint64_t w)
+{
+    return (int)((s->checked[seg * s->kw + (w >> 6)] >> (w & 63)) & 1);
+}
+
+static void set_list_checked(sf_index_searcher *s, size_t seg, uint64_t w)
+{
+    s->checked[seg * s->kw + (w >> 6)] |= UINT64_C(1) << (w & 63);
+}
 
 void sf_index_search_options_default(sf_index_search_options *opt)
 {
@@ -245,10 +262,24 @@ sf_status sf_index_searcher_create(const sf_index *const *shards, size_t n_shard
         sf_index_searcher_free(s);
         return sf_error_set(err, SF_ERR_NOMEM, "search: out of memory");
     }
+    s->seg_base = malloc((n_shards + 1) * sizeof *s->seg_base);
+    if (!s->seg_base) {
+        sf_index_searcher_free(s);
+        return sf_error_set(err, SF_ERR_NOMEM, "search: out of memory");
+    }
     s->base[0] = 0;
+    s->seg_base[0] = 0;
     for (size_t i = 0; i < n_shards; i++) {
         s->shards[i] = shards[i];
         s->base[i + 1] = s->base[i] + shards[i]->n_slots;
+        s->seg_base[i + 1] = s->seg_base[i] + shards[i]->n_segments;
+    }
+    s->n_segs = s->seg_base[n_shards];
+    s->kw = (size_t)(s->k + 63) / 64;
+    if (s->n_segs > SIZE_MAX / sizeof(uint64_t) / (s->kw + 1) ||
+        !(s->checked = calloc(s->n_segs * s->kw + 1, sizeof *s->checked))) {
+        sf_index_searcher_free(s);
+        return sf_error_set(err, SF_ERR_NOMEM, "search: out of memory");
     }
     if (s->base[n_shards] > SIZE_MAX / sizeof(double)) {
         sf_index_searcher_free(s);
@@ -289,6 +320,8 @@ void sf_index_searcher_free(sf_index_searcher *s)
     free(s->pw);
     free(s->keep);
     free(s->key_table);
+    free(s->seg_base);
+    free(s->checked);
     free(s);
 }
 
@@ -307,6 +340,12 @@ typedef struct job {
     size_t tmp_cap;
     uint64_t *next, *end; /* per query word and segment: the list piece left */
     size_t cursor_cap;
+    /* Over the lists it reads (those not checked before): the weighted
+     * sums of the entries it scored, less those the lists' directory
+     * entries give, for the lists it starts.  Between them the jobs read
+     * each list whole once, so the totals of all jobs are 0 unless some
+     * list differs from its sums (see list_weight). */
+    uint64_t d_id, d_vec;
     sf_status st;
     sf_error err;
 } job;
@@ -349,7 +388,7 @@ static uint64_t lower_bound_from(const uint32_t *ids, uint64_t lo, uint64_t hi, 
  * list piece (the hardware streams the rest of a long one). */
 static void prefetch_dir(const ix_segment *seg, uint64_t w)
 {
-    __builtin_prefetch(seg->dir + 8 * w);
+    __builtin_prefetch(seg->dir + seg->dir_stride * w);
 }
 
 /* The first entries of [e, end) of a list. */
@@ -366,7 +405,7 @@ static void prefetch_piece(const ix_segment *seg, uint64_t e, uint64_t end, uint
 
 static void prefetch_list(const ix_segment *seg, uint64_t w, uint32_t a, uint64_t vec_bytes)
 {
-    uint64_t o0 = sf_get_u64(seg->dir + 8 * w), o1 = sf_get_u64(seg->dir + 8 * (w + 1));
+    uint64_t o0 = ix_dir_start(seg, w), o1 = ix_dir_start(seg, w + 1);
     if (o0 >= o1 || o1 > seg->n_entries)
         return;
     uint64_t n_img = seg->n_images ? seg->n_images : 1;
@@ -376,12 +415,31 @@ static void prefetch_list(const ix_segment *seg, uint64_t w, uint32_t a, uint64_
     prefetch_piece(seg, g, o1, vec_bytes);
 }
 
+/* An odd multiplier per list (word w of the segment numbered g among all
+ * shards'), so that differences in several lists do not cancel out in a
+ * job's totals (entries moved from one list to the next would, with equal
+ * weights) except by chance. */
+static uint64_t list_weight(uint64_t w, size_t g)
+{
+    return 2 * ((w + 1) * UINT64_C(0x9E3779B97F4A7C15) + (uint64_t)g * UINT64_C(0xD6E8FEB86659FD93)) + 1;
+}
+
+/* Add the sums of the n entries from e0 just scored (still in cache) with
+ * weight r, unless r is 0: a list already checked, or without sums. */
+static void add_sums(job *j, const ix_segment *seg, uint64_t e0, size_t n, uint64_t r)
+{
+    if (r == 0 || n == 0)
+        return;
+    j->d_id += r * ix_ids_sum(seg, e0, e0 + n);
+    j->d_vec += r * ix_vecs_sum(seg, e0, e0 + n, j->s->vec_bytes);
+}
+
 /* Score the entries of images [a, b) (numbered in the segment) of word
  * qi's list in seg, continuing where the previous tile stopped: *next and
  * *end (UINT64_MAX: not located yet) hold the rest of the list. */
 static sf_status score_range(job *j, const sf_index *idx, const ix_segment *seg, size_t qi,
                              uint32_t a, uint32_t b, double *out, const float *tab, float idf,
-                             uint64_t *next, uint64_t *end)
+                             uint64_t *next, uint64_t *end, uint64_t r)
 {
     const sf_index_searcher *s = j->s;
     if (*next == UINT64_MAX) {
@@ -394,6 +452,11 @@ static sf_status score_range(job *j, const sf_index *idx, const ix_segment *seg,
         uint64_t g = o0 + (uint64_t)((double)(o1 - o0) * a / (double)seg->n_images);
         *next = a == 0 ? o0 : lower_bound_from(seg->ids, o0, o1, a, g);
         *end = o1;
+        if (a == 0 && r != 0) { /* this job starts the list: it owes its sums */
+            uint64_t w = (uint64_t)j->q->words[qi];
+            j->d_id -= r * ix_dir_id_sum(seg, w);
+            j->d_vec -= r * ix_dir_vec_sum(seg, w);
+        }
     }
     const uint64_t e0 = *next;
     const size_t n = (size_t)(*end - e0);
@@ -403,8 +466,10 @@ static sf_status score_range(job *j, const sf_index *idx, const ix_segment *seg,
     const unsigned char *vecs = seg->vecs + e0 * s->vec_bytes;
     const uint32_t *ids = seg->ids + e0;
     if (s->params.asmk.binary) {
-        *next += s->kernel(j->q->packed + qi * s->n_u32, vecs, ids, n, (size_t)s->n_u32, a,
-                           b - a, tab, s->keep, ns, out);
+        size_t m = s->kernel(j->q->packed + qi * s->n_u32, vecs, ids, n, (size_t)s->n_u32, a,
+                             b - a, tab, s->keep, ns, out);
+        add_sums(j, seg, e0, m, r);
+        *next += m;
         return SF_OK;
     }
     size_t m = 0;
@@ -423,6 +488,7 @@ static sf_status score_range(job *j, const sf_index *idx, const ix_segment *seg,
         j->tmp[e] = ids[e] - a;
     sf_asmk_score_word_float(j->q->vectors + qi * s->dim, (const float *)(const void *)vecs,
                              j->tmp, m, (size_t)s->dim, idf, ns, &s->params.asmk, out);
+    add_sums(j, seg, e0, m, r);
     *next += m;
     return SF_OK;
 }
@@ -485,9 +551,13 @@ static void run_job(job *j)
                         else if (j->next[c] < j->end[c])
                             prefetch_piece(seg, j->next[c], j->end[c], s->vec_bytes);
                     }
+                    const size_t flat = s->seg_base[sh] + g;
+                    uint64_t r = seg->version >= 2 && !list_checked(s, flat, w)
+                                     ? list_weight(w, flat)
+                                     : 0;
                     j->st = score_range(j, idx, seg, qi, (uint32_t)(a - sb),
                                         (uint32_t)(b - sb), j->scores + gb + a, tab, idf,
-                                        &j->next[qi * ns + g], &j->end[qi * ns + g]);
+                                        &j->next[qi * ns + g], &j->end[qi * ns + g], r);
                 }
             }
         }
@@ -546,12 +616,46 @@ static uint64_t estimate_work(const sf_index_searcher *s, const sf_asmk_agg *q)
         const sf_index *idx = s->shards[sh];
         for (size_t g = 0; g < idx->n_segments; g++)
             for (size_t i = 0; i < q->n; i++) {
-                const unsigned char *d = idx->segs[g].dir + 8 * (uint64_t)q->words[i];
-                uint64_t a = sf_get_u64(d), b = sf_get_u64(d + 8);
+                uint64_t w = (uint64_t)q->words[i];
+                uint64_t a = ix_dir_start(&idx->segs[g], w), b = ix_dir_start(&idx->segs[g], w + 1);
                 total += b > a ? b - a : 0;
             }
     }
     return total;
+}
+
+/* The jobs' totals are 0 when every list read matches its sums.  If not,
+ * each list is checked alone to name the damaged one.  Then the lists
+ * are marked checked for the searcher's next queries. */
+static sf_status check_sums(sf_index_searcher *s, const sf_asmk_agg *q, const job *jobs,
+                            int nt, sf_error *err)
+{
+    uint64_t d_id = 0, d_vec = 0;
+    for (int t = 0; t < nt; t++) {
+        d_id += jobs[t].d_id;
+        d_vec += jobs[t].d_vec;
+    }
+    for (size_t sh = 0; sh < s->n_shards; sh++) {
+        const sf_index *idx = s->shards[sh];
+        for (size_t g = 0; g < idx->n_segments; g++) {
+            const size_t flat = s->seg_base[sh] + g;
+            for (size_t qi = 0; qi < q->n; qi++) {
+                uint64_t w = (uint64_t)q->words[qi];
+                if (d_id == 0 && d_vec == 0)
+                    set_list_checked(s, flat, w);
+                else if (!list_checked(s, flat, w)) {
+                    sf_status st = ix_check_list(idx, &idx->segs[g], w, 1, err);
+                    if (st != SF_OK)
+                        return st;
+                }
+            }
+        }
+    }
+    if (d_id != 0 || d_vec != 0) /* each list matches, yet they were misread */
+        return sf_error_set(err, SF_ERR_CHECKSUM,
+                            "%s: the lists a search read do not add up to their checksums "
+                            "(the index is damaged)", s->shards[0]->name);
+    return SF_OK;
 }
 
 sf_status sf_index_searcher_scores(sf_index_searcher *s, const sf_asmk_agg *q, double *scores,
@@ -601,6 +705,10 @@ sf_status sf_index_searcher_scores(sf_index_searcher *s, const sf_asmk_agg *q, d
             if (err)
                 *err = jobs[t].err;
         }
+    }
+    if (st == SF_OK)
+        st = check_sums(s, q, jobs, nt, err);
+    for (int t = 0; jobs && t < nt; t++) {
         free(jobs[t].tab);
         free(jobs[t].tmp);
         free(jobs[t].next);
@@ -652,16 +760,25 @@ static void score_entry(const sf_index_searcher *s, const sf_index *idx, const i
  * read through alongside them; a longer one is galloped through from
  * candidate to candidate; in a much longer one each candidate is looked
  * up from where its image should be, a probe or two. */
-static sf_status score_segment(const sf_index_searcher *s, const sf_index *idx,
-                               const ix_segment *seg, const sf_asmk_agg *q, const uint32_t *loc,
-                               size_t n, float *tab, double *acc, sf_error *err)
+static sf_status score_segment(sf_index_searcher *s, const sf_index *idx,
+                               const ix_segment *seg, size_t flat, const sf_asmk_agg *q,
+                               const uint32_t *loc, size_t n, float *tab, double *acc,
+                               sf_error *err)
 {
     const size_t bits = 32 * s->n_u32;
     for (size_t qi = 0; qi < q->n; qi++) {
-        uint64_t o0, o1;
-        sf_status st = ix_word_range(idx, seg, (uint64_t)q->words[qi], &o0, &o1, err);
+        uint64_t o0, o1, w = (uint64_t)q->words[qi];
+        sf_status st = ix_word_range(idx, seg, w, &o0, &o1, err);
         if (st != SF_OK)
             return st;
+        /* Only a few entries are read, but where depends on the rest:
+         * the whole list is checked, once per searcher. */
+        if (!list_checked(s, flat, w)) {
+            st = ix_check_list(idx, seg, w, 1, err);
+            if (st != SF_OK)
+                return st;
+            set_list_checked(s, flat, w);
+        }
         if (o0 == o1)
             continue;
         float idf = idx->idf ? idx->idf[q->words[qi]] : 1.0f;
@@ -781,7 +898,8 @@ sf_status sf_index_searcher_scores_subset(sf_index_searcher *s, const sf_asmk_ag
             acc[m] = 0.0;
             m++;
         }
-        st = score_segment(s, idx, seg, q, loc, m, tab, acc, err);
+        st = score_segment(s, idx, seg, s->seg_base[sh] + (size_t)(seg - idx->segs), q, loc, m,
+                           tab, acc, err);
         for (size_t j = 0; j < m && st == SF_OK; j++) {
             double v = qdiv[sh] > 0.0 ? acc[j] / qdiv[sh] : acc[j];
             for (size_t i = first[j]; i < b && item[i].gid == item[first[j]].gid; i++)

@@ -178,10 +178,60 @@ static void bw_pad(bw *b)
     bw_write(b, zero, (size_t)(ix_align(at) - at));
 }
 
-/* A segment's header and its list directory, start[0 .. k] (the entry
- * count is start[k]); man sf-index(5). */
+static void image_entry(unsigned char *t, uint64_t key_off, uint32_t key_len, uint32_t n_vectors)
+{
+    sf_put_u64(t, key_off);
+    sf_put_u32(t + 8, key_len);
+    sf_put_u32(t + 12, n_vectors);
+}
+
+/* What a segment's header carries besides its sizes: the list directory
+ * start[0 .. k] (the entry count is start[k]), each list's sums and the
+ * checksum of its image table; man sf-index(5). */
+typedef struct seg_sums {
+    uint64_t *id, *vec; /* k each */
+    XXH64_state_t table; /* fed with the image table and keys as stored */
+    uint64_t table_bytes;
+} seg_sums;
+
+static int seg_sums_init(seg_sums *x, uint64_t k)
+{
+    x->id = calloc((size_t)k + 1, sizeof *x->id);
+    x->vec = calloc((size_t)k + 1, sizeof *x->vec);
+    XXH64_reset(&x->table, 0);
+    x->table_bytes = 0;
+    return x->id && x->vec;
+}
+
+static void seg_sums_free(seg_sums *x)
+{
+    free(x->id);
+    free(x->vec);
+}
+
+static void seg_sums_table(seg_sums *x, const void *data, size_t n)
+{
+    XXH64_update(&x->table, data, n);
+    x->table_bytes += n;
+}
+
+/* The zeros that pad the table part up to IX_ALIGN (it starts aligned). */
+static void seg_sums_table_pad(seg_sums *x)
+{
+    static const unsigned char zero[IX_ALIGN];
+    seg_sums_table(x, zero, (size_t)(ix_align(x->table_bytes) - x->table_bytes));
+}
+
+/* Entry e of a list of word w, as stored. */
+static inline void seg_sums_entry(seg_sums *x, uint64_t w, uint64_t e, uint32_t id,
+                                  const unsigned char *vec, uint64_t vb)
+{
+    x->id[w] += id * ix_weight(e);
+    x->vec[w] += ix_vec_value(vec, vb) * ix_weight(e);
+}
+
 static void bw_segment_head(bw *b, uint64_t n_img, uint64_t keys_bytes, uint64_t k, size_t vb,
-                            const uint64_t *start)
+                            const uint64_t *start, seg_sums *sums)
 {
     unsigned char h[IX_SEG_HEADER];
     memset(h, 0, sizeof h);
@@ -191,9 +241,13 @@ static void bw_segment_head(bw *b, uint64_t n_img, uint64_t keys_bytes, uint64_t
     sf_put_u64(h + 24, keys_bytes);
     sf_put_u64(h + 32, k);
     sf_put_u32(h + 40, (uint32_t)vb);
+    sf_put_u64(h + 44, XXH64_digest(&sums->table));
     bw_write(b, h, sizeof h);
-    for (uint64_t x = 0; x <= k; x++)
+    for (uint64_t x = 0; x <= k; x++) { /* the sums of entry k are 0 (calloc) */
         bw_u64(b, start[x]);
+        bw_u64(b, sums->id[x]);
+        bw_u64(b, sums->vec[x]);
+    }
     bw_pad(b);
 }
 
@@ -850,7 +904,9 @@ static sf_status flush_segment(sf_index_writer *w, sf_error *err)
     uint64_t *start = calloc((size_t)k + 1, sizeof *start);
     uint32_t *perm = malloc((n ? n : 1) * sizeof *perm);
     unsigned char *buf = malloc(WRITE_BUFFER);
-    if (!start || !perm || !buf) {
+    seg_sums sums;
+    if (!seg_sums_init(&sums, k) || !start || !perm || !buf) {
+        seg_sums_free(&sums);
         free(start);
         free(perm);
         free(buf);
@@ -866,6 +922,18 @@ static sf_status flush_segment(sf_index_writer *w, sf_error *err)
     for (uint64_t x = k; x > 0; x--) /* back to list starts */
         start[x] = start[x - 1];
     start[0] = 0;
+    for (uint64_t x = 0; x < k; x++)
+        for (uint64_t e = start[x]; e < start[x + 1]; e++)
+            seg_sums_entry(&sums, x, e, w->st_img[perm[e]], w->st_vecs + (size_t)perm[e] * vb,
+                           vb);
+    for (size_t i = 0; i < n_img; i++) {
+        unsigned char t[IX_IMAGE_ENTRY];
+        image_entry(t, imgs[i].key_off - key_base, imgs[i].key_len, imgs[i].n_vectors);
+        seg_sums_table(&sums, t, sizeof t);
+    }
+    seg_sums_table_pad(&sums);
+    seg_sums_table(&sums, w->nkeys + key_base, (size_t)keys_bytes);
+    seg_sums_table_pad(&sums);
 
     ix_segment seg;
     memset(&seg, 0, sizeof seg);
@@ -874,17 +942,16 @@ static sf_status flush_segment(sf_index_writer *w, sf_error *err)
     seg.n_entries = n;
     seg.slot_base = w->cur.n_slots + w->n_flushed;
     ix_seg_layout L;
-    ix_seg_layout_compute(k, n_img, n, keys_bytes, vb, UINT64_C(1) << 62, &L);
+    ix_seg_layout_compute(2, k, n_img, n, keys_bytes, vb, UINT64_C(1) << 62, &L);
     seg.size = L.size;
 
     bw b;
     bw_init(&b, w->fd, w->path, seg.offset, buf, err);
-    bw_segment_head(&b, n_img, keys_bytes, k, vb, start);
+    bw_segment_head(&b, n_img, keys_bytes, k, vb, start, &sums);
+    seg_sums_free(&sums);
     for (size_t i = 0; i < n_img; i++) {
         unsigned char t[IX_IMAGE_ENTRY];
-        sf_put_u64(t, imgs[i].key_off - key_base);
-        sf_put_u32(t + 8, imgs[i].key_len);
-        sf_put_u32(t + 12, imgs[i].n_vectors);
+        image_entry(t, imgs[i].key_off - key_base, imgs[i].key_len, imgs[i].n_vectors);
         bw_write(&b, t, sizeof t);
     }
     bw_pad(&b);
@@ -1219,6 +1286,8 @@ static sf_status compute_idf_norms(const sf_index_writer *w, const all_segs *a, 
             const ix_segment *s = &a->segs[i];
             uint64_t e0, e1;
             sf_status st = ix_word_range(&w->cur, s, w_, &e0, &e1, err);
+            if (st == SF_OK) /* norms are computed from them: not from damage */
+                st = ix_check_list(&w->cur, s, w_, 0, err);
             if (st != SF_OK)
                 return st;
             for (uint64_t e = e0; e < e1; e++) {
@@ -1363,39 +1432,59 @@ static sf_status compact_fill(void *vctx, int fd, uint64_t at, ix_segment *seg, 
     sf_index *x = &c->w->cur;
     const uint64_t k = x->codebook.k, vb = x->vec_bytes;
     uint64_t keys_bytes = 0, n_img = 0;
-    c->n_vectors = 0;
-    for (uint64_t m = 0; m < x->n_slots; m++) {
-        if (!ix_live(x->live, m))
-            continue;
-        sf_index_image im;
-        sf_status st = sf_index_get_image(x, (size_t)m, &im, err);
-        if (st != SF_OK)
-            return st;
-        c->new_id[m] = (uint32_t)n_img++;
-        keys_bytes += im.key_len;
-        c->n_vectors += im.n_vectors;
-    }
     uint64_t *start = calloc((size_t)k + 1, sizeof *start);
     unsigned char *buf = malloc(WRITE_BUFFER);
-    if (!start || !buf) {
+    seg_sums sums;
+    if (!seg_sums_init(&sums, k) || !start || !buf) {
+        seg_sums_free(&sums);
         free(start);
         free(buf);
         return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory", c->w->path);
     }
     sf_status st = SF_OK;
-    /* Pass 1: live entries per word. */
+    c->n_vectors = 0;
+    for (uint64_t m = 0; m < x->n_slots && st == SF_OK; m++) {
+        if (!ix_live(x->live, m))
+            continue;
+        sf_index_image im;
+        st = sf_index_get_image(x, (size_t)m, &im, err);
+        if (st != SF_OK)
+            break;
+        unsigned char t[IX_IMAGE_ENTRY];
+        image_entry(t, keys_bytes, (uint32_t)im.key_len, im.n_vectors);
+        seg_sums_table(&sums, t, sizeof t);
+        c->new_id[m] = (uint32_t)n_img++;
+        keys_bytes += im.key_len;
+        c->n_vectors += im.n_vectors;
+    }
+    seg_sums_table_pad(&sums);
+    for (uint64_t m = 0; m < x->n_slots && st == SF_OK; m++) {
+        if (!ix_live(x->live, m))
+            continue;
+        sf_index_image im;
+        sf_index_get_image(x, (size_t)m, &im, err);
+        seg_sums_table(&sums, im.key, im.key_len);
+    }
+    seg_sums_table_pad(&sums);
+    /* Pass 1: live entries per word and their sums at their new places,
+     * from lists checked against theirs (damage is not carried over into
+     * a file whose checksums would vouch for it). */
     for (uint64_t w_ = 0; w_ < k && st == SF_OK; w_++) {
         uint64_t count = 0;
         for (size_t i = 0; i < x->n_segments && st == SF_OK; i++) {
             const ix_segment *s = &x->segs[i];
             uint64_t e0, e1;
             st = ix_word_range(x, s, w_, &e0, &e1, err);
+            if (st == SF_OK)
+                st = ix_check_list(x, s, w_, 1, err);
             for (uint64_t e = e0; st == SF_OK && e < e1; e++) {
+                uint64_t old = s->slot_base + s->ids[e];
                 if (s->ids[e] >= s->n_images)
                     st = sf_error_set(err, SF_ERR_FORMAT, "%s: segment %zu: bad image id",
                                       x->name, i);
-                else
-                    count += (uint64_t)ix_live(x->live, s->slot_base + s->ids[e]);
+                else if (ix_live(x->live, old))
+                    seg_sums_entry(&sums, w_, start[w_] + count++, c->new_id[old],
+                                   s->vecs + e * vb, vb);
             }
         }
         start[w_ + 1] = start[w_] + count;
@@ -1406,6 +1495,7 @@ static sf_status compact_fill(void *vctx, int fd, uint64_t at, ix_segment *seg, 
                           "%llu", x->name, (unsigned long long)start[k],
                           (unsigned long long)c->n_vectors);
     if (st != SF_OK) {
+        seg_sums_free(&sums);
         free(start);
         free(buf);
         return st;
@@ -1413,12 +1503,13 @@ static sf_status compact_fill(void *vctx, int fd, uint64_t at, ix_segment *seg, 
     seg->n_images = n_img;
     seg->n_entries = start[k];
     ix_seg_layout L;
-    ix_seg_layout_compute(k, n_img, start[k], keys_bytes, vb, UINT64_C(1) << 62, &L);
+    ix_seg_layout_compute(2, k, n_img, start[k], keys_bytes, vb, UINT64_C(1) << 62, &L);
     seg->size = L.size;
 
     bw b;
     bw_init(&b, fd, c->w->path, at, buf, err);
-    bw_segment_head(&b, n_img, keys_bytes, k, vb, start);
+    bw_segment_head(&b, n_img, keys_bytes, k, vb, start, &sums);
+    seg_sums_free(&sums);
     uint64_t key_off = 0;
     for (uint64_t m = 0; m < x->n_slots; m++) {
         if (!ix_live(x->live, m))
@@ -1426,9 +1517,7 @@ static sf_status compact_fill(void *vctx, int fd, uint64_t at, ix_segment *seg, 
         sf_index_image im;
         sf_index_get_image(x, (size_t)m, &im, err);
         unsigned char t[IX_IMAGE_ENTRY];
-        sf_put_u64(t, key_off);
-        sf_put_u32(t + 8, (uint32_t)im.key_len);
-        sf_put_u32(t + 12, im.n_vectors);
+        image_entry(t, key_off, (uint32_t)im.key_len, im.n_vectors);
         bw_write(&b, t, sizeof t);
         key_off += im.key_len;
     }

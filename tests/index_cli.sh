@@ -241,4 +241,35 @@ run alpha sf-index create -C cb.sfcb --alpha 1e300 alpha.six
 expect_rc 2 "--alpha 1e300"
 has alpha.err "asmk.alpha: 1e300 is out of range" "--alpha 1e300 named"
 check "--alpha 1e300: no index" [ ! -e alpha.six ]
+
+# An index written before list checksums (segments SFIXSEG1, made by
+# 3352184 from the streams below: 12 + 8 images, img00003 removed) is
+# checked whole on opening, answers as the same index written now, and
+# compaction rewrites it in the current layout.
+mkdir v1 && cd v1 || exit 99
+$gen --write-codebook 64 16 1 cb.sfcb && $gen --write-stream 12 7 16 a.sfs &&
+    $gen --write-stream 8 8 16 b.sfs 12 || exit 99
+cp "$top_srcdir/tests/data/index-v1.six" old.six && chmod u+w old.six
+sf-index create -C cb.sfcb new.six && sf-index add new.six a.sfs && sf-index add new.six b.sfs &&
+    sf-index remove new.six img00003 || exit 99
+check "layout 1 on file" [ "$(grep -c SFIXSEG1 old.six)" -eq 2 ]
+run v1check sf-index check old.six
+expect_rc 0 "check of a layout-1 index"
+sf-match -i new.six -C cb.sfcb -k 5 a.sfs b.sfs | sf-rank -k 0 > new.tsv
+run v1match sf-match -i old.six -C cb.sfcb -k 5 a.sfs b.sfs
+expect_rc 0 "search of a layout-1 index"
+sf-rank -k 0 v1match.out > old.tsv
+check "a layout-1 index answers as the current layout" cmp -s old.tsv new.tsv
+check "it has answers" [ "$(wc -l < old.tsv)" -ge 19 ]
+cp old.six bad.six
+printf '\377' | dd of=bad.six bs=1 seek=2000 conv=notrunc 2>/dev/null
+run v1bad sf-match -i bad.six -C cb.sfcb -k 5 a.sfs
+expect_rc 3 "search of a damaged layout-1 index"
+has v1bad.err "^sf-match: bad.six: segment 0: checksum mismatch$" "layout-1 damage named"
+run v1compact sf-index compact old.six
+expect_rc 0 "compaction of a layout-1 index"
+check "compaction writes the current layout" [ "$(grep -c SFIXSEG1 old.six)/$(grep -c SFIXSEG2 old.six)" = 0/1 ]
+sf-match -i old.six -C cb.sfcb -k 5 a.sfs b.sfs | sf-rank -k 0 > compacted.tsv
+check "compacted: the same answers" cmp -s compacted.tsv new.tsv
+cd .. || exit 99
 finish

@@ -9,6 +9,7 @@
  *   test_index --write-codebook K DIM SEED FILE
  *   test_index --write-stream N SEED DIM FILE [FIRST]   synthetic local_desc
  *                                                       records, keys imgFIRST..
+ *   test_index --write-stream-global N SEED DIM FILE [FIRST]  with global too
  *   test_index --write-fuzz-corpus DIR
  *   test_index --set-header-k FILE K      rewrite the codebook size an index
  *                                         header claims (and its checksum) */
@@ -1601,8 +1602,9 @@ static int write_codebook(int argc, char **argv)
 }
 
 /* N images of 20..60 descriptors near random centres of a 64-word
- * codebook made with seed 1 (whatever codebook indexes them). */
-static int write_stream(int argc, char **argv)
+ * codebook made with seed 1 (whatever codebook indexes them); with
+ * global set, each with a global descriptor too (their normalised mean). */
+static int write_stream(int argc, char **argv, int global)
 {
     if (argc != 6 && argc != 7)
         return 99;
@@ -1644,12 +1646,28 @@ static int write_stream(int argc, char **argv)
         srec.ndim = 1;
         srec.data = s;
         srec.data_size = count * 4;
+        float *g = calloc(dim, sizeof *g);
+        double norm = 0.0;
+        for (size_t r = 0; r < count; r++)
+            for (size_t t = 0; t < dim; t++)
+                g[t] += d[r * dim + t];
+        for (size_t t = 0; t < dim; t++)
+            norm += (double)g[t] * g[t];
+        for (size_t t = 0; t < dim; t++)
+            g[t] = (float)(g[t] / (sqrt(norm) + 1e-6));
+        sf_record grec = srec;
+        grec.kind = SF_KIND_GLOBAL;
+        grec.shape[0] = dim;
+        grec.data = g;
+        grec.data_size = dim * 4;
         rec.flags = SF_RECORD_LAST;
         if (tu_write_provenance(fp, key) || sf_stream_write_record(fp, &srec, &err) != SF_OK ||
+            (global && sf_stream_write_record(fp, &grec, &err) != SF_OK) ||
             sf_stream_write_record(fp, &rec, &err) != SF_OK) {
             fprintf(stderr, "%s\n", err.message);
             return 99;
         }
+        free(g);
         free(s);
         free(d);
     }
@@ -1747,7 +1765,9 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "--write-codebook") == 0)
         return write_codebook(argc, argv);
     if (argc > 1 && strcmp(argv[1], "--write-stream") == 0)
-        return write_stream(argc, argv);
+        return write_stream(argc, argv, 0);
+    if (argc > 1 && strcmp(argv[1], "--write-stream-global") == 0)
+        return write_stream(argc, argv, 1);
     if (argc == 3 && strcmp(argv[1], "--write-fuzz-corpus") == 0)
         return write_fuzz_corpus(argv[2]);
 
