@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "index_internal.h" /* ix_searcher_skip_checks: links libsf_core */
 #include "sf_asmk.h"
 #include "sf_index.h"
 #include "sf_search.h"
@@ -370,6 +371,79 @@ static int query(int argc, char **argv)
     free(a.packed);
     free(hits);
     free(ms);
+    return 0;
+}
+
+/* What checking lists against their sums costs: each query searched by a
+ * searcher that skips the checks, by one that checks each list when it
+ * first reads it (a long-running process), and by a fresh one (every list
+ * checked: a process's first query), in turns, the order rotating. */
+static int checks(int argc, char **argv)
+{
+    const char *path = argv[2];
+    int nq = atoi(opt(argc, argv, "--queries", "20"));
+    size_t words = (size_t)atol(opt(argc, argv, "--words", "3000"));
+    int threads = atoi(opt(argc, argv, "--threads", "0"));
+    const size_t top = 100;
+    rng = 777;
+    setup_words();
+    sf_error err;
+    sf_index *idx;
+    if (sf_index_open(path, &idx, &err) != SF_OK)
+        return die("open", &err);
+    sf_index_search_options o;
+    sf_index_search_options_default(&o);
+    o.threads = threads;
+    const sf_index *sh[1] = { idx };
+    sf_index_searcher *unchecked, *checked;
+    if (sf_index_searcher_create(sh, 1, &o, &unchecked, &err) != SF_OK ||
+        sf_index_searcher_create(sh, 1, &o, &checked, &err) != SF_OK)
+        return die("searcher", &err);
+    ix_searcher_skip_checks(unchecked, 1);
+    uint32_t *stamp = calloc(K, sizeof *stamp);
+    sf_asmk_agg a;
+    memset(&a, 0, sizeof a);
+    a.words = malloc(words * sizeof *a.words);
+    a.packed = malloc(words * NP * sizeof *a.packed);
+    sf_index_hit *hits = malloc(top * sizeof *hits);
+    double *ms[3];
+    for (int m = 0; m < 3; m++)
+        ms[m] = malloc((size_t)nq * sizeof *ms[m]);
+    for (int q = -1; q < nq; q++) {
+        make_agg(&a, words, stamp, (uint32_t)q + 2);
+        sf_index_searcher *cold;
+        if (sf_index_searcher_create(sh, 1, &o, &cold, &err) != SF_OK)
+            return die("searcher", &err);
+        sf_index_searcher *order[3] = { unchecked, checked, cold };
+        for (int i = 0; i < 3; i++) { /* who goes first (cache) rotates */
+            int m = (i + q + 3) % 3;
+            size_t n_hits;
+            double q0 = now();
+            if (sf_index_searcher_search(order[m], &a, top, hits, &n_hits, &err) != SF_OK)
+                return die("search", &err);
+            if (q >= 0)
+                ms[m][q] = 1000 * (now() - q0);
+        }
+        sf_index_searcher_free(cold);
+    }
+    const char *name[3] = { "unchecked", "checked once per searcher", "checked, fresh searcher" };
+    double med[3];
+    for (int m = 0; m < 3; m++) {
+        qsort(ms[m], (size_t)nq, sizeof *ms[m], cmp_d);
+        med[m] = ms[m][nq / 2];
+        printf("checks: %-27s median %.2f ms, min %.2f ms, ratio %.3f\n", name[m], med[m],
+               ms[m][0], med[m] / med[0]);
+        free(ms[m]);
+    }
+    printf("checks: %zu images, %d queries of %zu words, the three in turns (threads %d)\n",
+           sf_index_n_images(idx), nq, words, threads);
+    sf_index_searcher_free(unchecked);
+    sf_index_searcher_free(checked);
+    sf_index_close(idx);
+    free(stamp);
+    free(a.words);
+    free(a.packed);
+    free(hits);
     return 0;
 }
 
@@ -739,6 +813,8 @@ int main(int argc, char **argv)
         return global_bench(argc, argv);
     if (argc >= 4 && strcmp(argv[1], "build") == 0)
         return build(argc, argv);
+    if (argc >= 3 && strcmp(argv[1], "checks") == 0)
+        return checks(argc, argv);
     if (argc >= 3 && strcmp(argv[1], "query") == 0)
         return query(argc, argv);
     if (argc >= 4 && strcmp(argv[1], "add") == 0)
@@ -748,6 +824,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "usage: bench_index build INDEX N [--batch B] [--idf] [--vectors V]\n"
                     "       bench_index query INDEX [--queries Q] [--words W] [--threads T]\n"
                     "                         [--top K] [--same] [--rerank N]\n"
+                    "       bench_index checks INDEX [--queries Q] [--words W] [--threads T]\n"
                     "       bench_index add INDEX N [--vectors V]\n"
                     "       bench_index quantize [--k K] [--no-baseline]\n"
                     "       bench_index global INDEX N [--dim D] [--queries Q] [--top K]\n");

@@ -7,7 +7,8 @@
 # is compared with the Python reference's 66 ms there.  A query's time is
 # its search (ms_1thread, ms_default) plus quantising its 1000 descriptors
 # against the 65536 words (measured once, first): ms_total.  ms_rerank100:
-# scoring 100 random images alone, as global-mode re-ranking does.
+# scoring 100 random images alone, as global-mode re-ranking does.  Each
+# size also prints what checking the lists costs (bench_index checks).
 #
 # Last, the global first stage at 1M (BENCH_GLOBAL images, 128-d): the
 # index's global stage (sf-match -i INDEX --index-global) against the
@@ -69,6 +70,10 @@ for n in $sizes; do
     rr=$(sed -n 's/^rerank:.*median \([0-9.]*\) ms.*/\1/p' "$dir/query.log")
     total=$(awk "BEGIN { printf \"%.1f\", $quant + $def }")
     printf '%9s %9s %9s %9s %11s %11s %9s %11s\n' "$n" "$bytes" "$build" "$compact" "$one" "$def" "$total" "$rr"
+    # What checking the lists against their sums costs (sf-index(5), WHAT
+    # READERS CHECK): the same queries unchecked, checked once per
+    # searcher, and all checked (a process's first query).
+    "$prog" checks "$dir/index.six" --queries $q | sed -n 's/^checks: \(.*ratio.*\)/    checks, \1/p'
     if [ "$n" -eq 3000 ]; then
         echo "  3000 images: search $(awk "BEGIN { printf \"%.0f\", $ref_ms / $def }")x faster than the reference's $ref_ms ms; with quantisation $(awk "BEGIN { printf \"%.2f\", $ref_ms / $total }")x"
     fi

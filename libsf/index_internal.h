@@ -99,9 +99,14 @@ static inline uint64_t ix_vec_value(const unsigned char *v, uint64_t vec_bytes)
 static inline uint64_t ix_weight(uint64_t e) { return 2 * e + 1; }
 
 /* Sums over entries [e0, e1) of the ids, of the vectors (arrays that
- * start the numbering: a segment's). */
+ * start the numbering: a segment's).  ix_entries_sum_of: the two added
+ * (each entry's id and vector value added, then weighted), which a search
+ * checks against a list's id sum plus vector sum with half the products;
+ * a change to any one word still shows. */
 uint64_t ix_ids_sum_of(const uint32_t *ids, uint64_t e0, uint64_t e1);
 uint64_t ix_vecs_sum_of(const unsigned char *vecs, uint64_t e0, uint64_t e1, uint64_t vec_bytes);
+uint64_t ix_entries_sum_of(const uint32_t *ids, const unsigned char *vecs, uint64_t e0,
+                           uint64_t e1, uint64_t vec_bytes);
 
 /* ---- Parsed index ---- */
 
@@ -225,6 +230,11 @@ static inline uint64_t ix_vecs_sum(const ix_segment *s, uint64_t e0, uint64_t e1
 sf_status ix_check_list(const sf_index *idx, const ix_segment *s, uint64_t w, int vectors,
                         sf_error *err);
 sf_status ix_list_mismatch(const sf_index *idx, const ix_segment *s, uint64_t w, sf_error *err);
+/* For bench_index only (not exported): make searcher s skip the list
+ * checks, to measure what they cost against the same index in the same
+ * process. */
+void ix_searcher_skip_checks(sf_index_searcher *s, int skip);
+
 /* Check s's image table and keys against their checksum, once per process. */
 sf_status ix_check_table(const sf_index *idx, const ix_segment *s, sf_error *err);
 

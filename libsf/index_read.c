@@ -607,6 +607,22 @@ static uint64_t vecs_sum_generic(const unsigned char *vecs, uint64_t e0, uint64_
     return sum;
 }
 
+static uint64_t entries_sum_generic(const uint32_t *ids, const unsigned char *vecs, uint64_t e0,
+                                    uint64_t e1, uint64_t vec_bytes)
+{
+    uint64_t sum = 0;
+    if (vec_bytes == 16)
+        for (uint64_t e = e0; e < e1; e++) {
+            uint64_t v[2];
+            memcpy(v, vecs + 16 * e, 16);
+            sum += (ids[e] + v[0] + v[1]) * ix_weight(e);
+        }
+    else
+        for (uint64_t e = e0; e < e1; e++)
+            sum += (ids[e] + ix_vec_value(vecs + vec_bytes * e, vec_bytes)) * ix_weight(e);
+    return sum;
+}
+
 #if defined(__x86_64__)
 /* Eight entries at a time with AVX-512 (vpmullq: 64-bit products). */
 #define AVX512 __attribute__((target("avx512f,avx512dq")))
@@ -656,18 +672,46 @@ AVX512 static uint64_t vecs_sum_avx512(const unsigned char *vecs, uint64_t e0, u
         return vecs16_sum_avx512(vecs, e0, e1);
     return vecs_sum_generic(vecs, e0, e1, vec_bytes);
 }
+
+/* Both at once for 16-byte vectors: the ids permuted into the vectors'
+ * lane order. */
+AVX512 static uint64_t entries_sum_avx512(const uint32_t *ids, const unsigned char *vecs,
+                                          uint64_t e0, uint64_t e1, uint64_t vec_bytes)
+{
+    if (vec_bytes != 16)
+        return entries_sum_generic(ids, vecs, e0, e1, vec_bytes);
+    uint64_t e = e0;
+    __m512i acc = _mm512_setzero_si512();
+    __m512i w = _mm512_set_epi64((long long)ix_weight(e + 7), (long long)ix_weight(e + 3),
+                                 (long long)ix_weight(e + 6), (long long)ix_weight(e + 2),
+                                 (long long)ix_weight(e + 5), (long long)ix_weight(e + 1),
+                                 (long long)ix_weight(e + 4), (long long)ix_weight(e));
+    const __m512i step = _mm512_set1_epi64(16);
+    const __m512i order = _mm512_set_epi64(7, 3, 6, 2, 5, 1, 4, 0);
+    for (; e + 8 <= e1; e += 8) {
+        __m512i a = _mm512_loadu_si512((const void *)(vecs + 16 * e));
+        __m512i b = _mm512_loadu_si512((const void *)(vecs + 16 * e + 64));
+        __m512i id = _mm512_permutexvar_epi64(
+            order, _mm512_cvtepu32_epi64(_mm256_loadu_si256((const __m256i *)(const void *)(ids + e))));
+        __m512i x = _mm512_add_epi64(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
+        acc = _mm512_add_epi64(acc, _mm512_mullo_epi64(_mm512_add_epi64(x, id), w));
+        w = _mm512_add_epi64(w, step);
+    }
+    return (uint64_t)_mm512_reduce_add_epi64(acc) + entries_sum_generic(ids, vecs, e, e1, 16);
+}
 #endif
 
 typedef struct sum_impl {
     uint64_t (*ids)(const uint32_t *, uint64_t, uint64_t);
     uint64_t (*vecs)(const unsigned char *, uint64_t, uint64_t, uint64_t);
+    uint64_t (*entries)(const uint32_t *, const unsigned char *, uint64_t, uint64_t, uint64_t);
 } sum_impl;
 
 static const sum_impl *pick_sums(void)
 {
-    static const sum_impl generic = { ids_sum_generic, vecs_sum_generic };
+    static const sum_impl generic = { ids_sum_generic, vecs_sum_generic, entries_sum_generic };
 #if defined(__x86_64__)
-    static const sum_impl avx512 = { ids_sum_avx512, vecs_sum_avx512 };
+    static const sum_impl avx512 = { ids_sum_avx512, vecs_sum_avx512, entries_sum_avx512 };
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))
         return &avx512;
@@ -694,6 +738,12 @@ uint64_t ix_ids_sum_of(const uint32_t *ids, uint64_t e0, uint64_t e1)
 uint64_t ix_vecs_sum_of(const unsigned char *vecs, uint64_t e0, uint64_t e1, uint64_t vec_bytes)
 {
     return sums_impl()->vecs(vecs, e0, e1, vec_bytes);
+}
+
+uint64_t ix_entries_sum_of(const uint32_t *ids, const unsigned char *vecs, uint64_t e0,
+                           uint64_t e1, uint64_t vec_bytes)
+{
+    return sums_impl()->entries(ids, vecs, e0, e1, vec_bytes);
 }
 
 sf_status ix_list_mismatch(const sf_index *idx, const ix_segment *s, uint64_t w, sf_error *err)

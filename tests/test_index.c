@@ -31,6 +31,7 @@
 
 #include <xxhash.h>
 
+#include "index_internal.h"
 #include "sf.h"
 #include "sf_codebook.h"
 #include "sf_index.h"
@@ -1978,6 +1979,69 @@ static int set_header_k_of(const char *path, const char *k)
     return 0;
 }
 
+/* The list sums as sf-index(5) defines them, written out plainly: the
+ * fast paths (AVX-512 where the CPU has it, any start and length) must
+ * give the same values, and a flipped byte must change them. */
+static void check_list_sums(void)
+{
+    const uint64_t n = 300;
+    const uint64_t sizes[] = { 4, 8, 12, 16, 20, 64, 512 };
+    uint32_t *ids = malloc(n * sizeof *ids);
+    unsigned char *vecs = malloc(n * 512);
+    uint64_t x = 12345;
+    for (uint64_t i = 0; i < n; i++) {
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        ids[i] = (uint32_t)(x >> 32);
+    }
+    for (uint64_t i = 0; i < n * 512; i++) {
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        vecs[i] = (unsigned char)(x >> 56);
+    }
+    for (size_t z = 0; z < sizeof sizes / sizeof *sizes; z++) {
+        const uint64_t vb = sizes[z];
+        for (uint64_t e0 = 0; e0 < 20; e0 += 3)
+            for (uint64_t e1 = e0; e1 < n; e1 += 1 + e1 / 4) {
+                uint64_t id = 0, vec = 0;
+                for (uint64_t e = e0; e < e1; e++) {
+                    uint64_t v = 0, j = 0;
+                    for (; j + 8 <= vb; j += 8) {
+                        uint64_t w = 0;
+                        for (int b = 7; b >= 0; b--)
+                            w = (w << 8) | vecs[vb * e + j + (uint64_t)b];
+                        v += w;
+                    }
+                    if (j < vb)
+                        v += (uint64_t)vecs[vb * e + j] | (uint64_t)vecs[vb * e + j + 1] << 8 |
+                             (uint64_t)vecs[vb * e + j + 2] << 16 |
+                             (uint64_t)vecs[vb * e + j + 3] << 24;
+                    id += ids[e] * (2 * e + 1);
+                    vec += v * (2 * e + 1);
+                }
+                CHECK(ix_ids_sum_of(ids, e0, e1) == id, "id sum of [%llu, %llu)",
+                      (unsigned long long)e0, (unsigned long long)e1);
+                CHECK(ix_vecs_sum_of(vecs, e0, e1, vb) == vec,
+                      "vector sum of [%llu, %llu), %llu bytes", (unsigned long long)e0,
+                      (unsigned long long)e1, (unsigned long long)vb);
+                CHECK(ix_entries_sum_of(ids, vecs, e0, e1, vb) == id + vec,
+                      "entries sum of [%llu, %llu), %llu bytes", (unsigned long long)e0,
+                      (unsigned long long)e1, (unsigned long long)vb);
+            }
+        /* Every single-byte change in a list shows in its sums. */
+        for (uint64_t at = 0; at < 40 * vb; at += 1 + at / 7) {
+            uint64_t before = ix_vecs_sum_of(vecs, 0, 40, vb);
+            uint64_t both = ix_entries_sum_of(ids, vecs, 0, 40, vb);
+            vecs[at] ^= (unsigned char)(1u << (at % 8));
+            CHECK(ix_vecs_sum_of(vecs, 0, 40, vb) != before, "flip at byte %llu (%llu-byte vectors)",
+                  (unsigned long long)at, (unsigned long long)vb);
+            CHECK(ix_entries_sum_of(ids, vecs, 0, 40, vb) != both, "flip at byte %llu, entries",
+                  (unsigned long long)at);
+            vecs[at] ^= (unsigned char)(1u << (at % 8));
+        }
+    }
+    free(ids);
+    free(vecs);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "--set-header-k") == 0)
@@ -2000,6 +2064,7 @@ int main(int argc, char **argv)
 
     check_header_bounds(); /* first, while the process is small */
     check_global();
+    check_list_sums();
     golden_load();
     check_parity("", 1, 0, N_DB);
     check_parity("nobin_", 0, 0, N_DB);
