@@ -41,7 +41,8 @@ ref_ms=66
 
 echo "sf index benchmark, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 [ -n "$global_only" ] || "$prog" quantize | tee "$dir/quantize.log"
-quant=$(sed -n 's/^quantize: 1000 descriptors, 5 nearest.*: \([0-9.]*\) ms$/\1/p' "$dir/quantize.log")
+quant=
+[ -n "$global_only" ] || quant=$(sed -n 's/^quantize: 1000 descriptors, 5 nearest.*: \([0-9.]*\) ms$/\1/p' "$dir/quantize.log")
 [ -n "$global_only" ] ||
 printf '%9s %9s %9s %9s %11s %11s %9s %11s\n' images bytes/img build_s compact_s ms_1thread ms_default ms_total ms_rerank100
 last_n=; last_ms=
