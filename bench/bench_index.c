@@ -40,6 +40,8 @@
 #include "index_internal.h" /* ix_searcher_skip_checks: links libsf_core */
 #include "sf_asmk.h"
 #include "sf_index.h"
+#include "sf_search.h"
+#include "sf_stream.h"
 
 #define K 65536
 #define DIM 128
@@ -620,8 +622,195 @@ static int quantize(int argc, char **argv)
     return 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* A normalised random global descriptor. */
+static void random_global(float *g, size_t dim)
+{
+    double n = 0;
+    for (size_t t = 0; t < dim; t++) {
+        g[t] = (float)((double)(next() >> 11) / 9007199254740992.0 - 0.5);
+        n += (double)g[t] * g[t];
+    }
+    for (size_t t = 0; t < dim; t++)
+        g[t] = (float)(g[t] / sqrt(n));
+}
+
+/* The global first stage: an index holding N global descriptors (and no
+ * lists) against the stream form it replaces, both measured here: reading
+ * the stream of N global records into a matrix (what every run of
+ * sf-match --global DB does), its scan per query, and the index's scan of
+ * its mapped global parts. */
+static int global_bench(int argc, char **argv)
+{
+    const char *path = argv[2];
+    size_t n = (size_t)atol(argv[3]);
+    size_t dim = (size_t)atol(opt(argc, argv, "--dim", "128"));
+    int nq = atoi(opt(argc, argv, "--queries", "20"));
+    size_t top = (size_t)atol(opt(argc, argv, "--top", "100"));
+    rng = 7;
+    char sfs[4200];
+    snprintf(sfs, sizeof sfs, "%s.sfs", path);
+    sf_error err;
+    sf_index_params p;
+    sf_index_params_default(&p);
+    sf_index_codebook_id cb = { K, DIM, 1 };
+    float *g = malloc(dim * sizeof *g);
+    FILE *fp = fopen(sfs, "wb");
+    sf_index_writer *w = NULL;
+    unlink(path);
+    if (!g || !fp || sf_index_create(path, &p, &cb, NULL, &err) != SF_OK ||
+        sf_index_writer_open(path, &cb, NULL, &w, &err) != SF_OK) {
+        fprintf(stderr, "global: setup: %s\n", err.message);
+        return 1;
+    }
+    double t0 = now();
+    for (size_t i = 0; i < n; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "img%08zu", i);
+        random_global(g, dim);
+        sf_asmk_agg agg = { 0, DIM, 1, NULL, NULL, NULL };
+        uint64_t shape[1] = { dim };
+        sf_record rec;
+        sf_record_make(&rec, key, SF_KIND_GLOBAL, SF_DTYPE_F32, 1, shape, g);
+        if (sf_index_writer_add_global(w, key, &agg, g, dim, NULL, &err) != SF_OK ||
+            sf_stream_write_image(fp, &rec, 1, &err) != SF_OK) {
+            fprintf(stderr, "global: %s\n", err.message);
+            return 1;
+        }
+    }
+    if (sf_index_writer_commit(w, &err) != SF_OK ||
+        sf_stream_write_end(fp, "bench_index", n, &err) != SF_OK || fclose(fp) != 0) {
+        fprintf(stderr, "global: %s\n", err.message);
+        return 1;
+    }
+    sf_index_writer_free(w);
+    printf("global: %zu images of %zu-d written to the index and a stream in %.1f s\n", n, dim,
+           now() - t0);
+
+    /* Queries: random descriptors, each one record of an image. */
+    float *qg = malloc((size_t)nq * dim * sizeof *qg);
+    sf_record *qrec = malloc((size_t)nq * sizeof *qrec);
+    sf_stream_image *qimg = calloc((size_t)nq, sizeof *qimg);
+    for (int q = 0; q < nq; q++) {
+        uint64_t shape[1] = { dim };
+        random_global(qg + (size_t)q * dim, dim);
+        sf_record_make(&qrec[q], "query", SF_KIND_GLOBAL, SF_DTYPE_F32, 1, shape,
+                       qg + (size_t)q * dim);
+        qimg[q].key = "query";
+        qimg[q].key_len = 5;
+        qimg[q].recs = &qrec[q];
+        qimg[q].count = 1;
+    }
+    sf_search_options so;
+    sf_search_options_default(&so);
+    so.top_k = top;
+    double *ms = malloc((size_t)nq * sizeof *ms);
+
+    /* Baseline: the stream form, as sf-match --global DB runs it. */
+    t0 = now();
+    sf_search_db *db = NULL;
+    sf_stream_reader *r = NULL;
+    fp = fopen(sfs, "rb");
+    if (!fp || sf_search_db_create(SF_SEARCH_GLOBAL, &so, &db, &err) != SF_OK ||
+        sf_stream_reader_create(&r, fp, sfs, &err) != SF_OK) {
+        fprintf(stderr, "global: %s\n", err.message);
+        return 1;
+    }
+    const sf_stream_image *img;
+    while (sf_stream_read_image(r, &img, &err) == SF_OK && img)
+        if (sf_search_db_add(db, img, &err) != SF_OK) {
+            fprintf(stderr, "global: %s\n", err.message);
+            return 1;
+        }
+    sf_stream_reader_free(r);
+    fclose(fp);
+    double load = now() - t0;
+    sf_search_result *res = calloc((size_t)nq, sizeof *res);
+    for (int q = 0; q < nq; q++) {
+        sf_search_result_init(&res[q]);
+        t0 = now();
+        if (sf_search_global(db, &qimg[q], &so, &res[q], &err) != SF_OK) {
+            fprintf(stderr, "global: %s\n", err.message);
+            return 1;
+        }
+        ms[q] = 1e3 * (now() - t0);
+    }
+    qsort(ms, (size_t)nq, sizeof *ms, cmp_double);
+    double base_ms = ms[nq / 2];
+    printf("global stream form: load %.0f ms per run (read the stream, build the matrix), "
+           "then median %.2f ms per query (%d queries, top %zu)\n",
+           1e3 * load, base_ms, nq, top);
+    sf_search_db_free(db);
+
+    /* The index: open, first query (checks the global parts), then warm. */
+    sf_index *x = NULL;
+    sf_search_result ir;
+    sf_search_result_init(&ir);
+    int same = 1;
+    double first = 0, best_ms[2] = { 0, 0 };
+    for (int threads = 0; threads <= 1; threads++) {
+        sf_index_close(x);
+        x = NULL;
+        t0 = now();
+        if (sf_index_open(path, &x, &err) != SF_OK) {
+            fprintf(stderr, "global: %s\n", err.message);
+            return 1;
+        }
+        for (int q = -1; q < nq; q++) {
+            double t1 = now();
+            int qq = q < 0 ? 0 : q;
+            if (sf_search_global_index(x, &qimg[qq], &so, threads, &ir, &err) != SF_OK) {
+                fprintf(stderr, "global: %s\n", err.message);
+                return 1;
+            }
+            if (q < 0) {
+                if (threads == 0)
+                    first = 1e3 * (now() - t0);
+                continue;
+            }
+            ms[q] = 1e3 * (now() - t1);
+            /* The rankings must be the stream form's, bit for bit. */
+            const sf_hit_list *a = &res[q].hits, *b = &ir.hits;
+            if (a->count != b->count)
+                same = 0;
+            for (size_t i = 0; same && i < a->count; i++)
+                if (a->scores[i] != b->scores[i] || strcmp(a->keys[i], b->keys[i]) != 0)
+                    same = 0;
+        }
+        qsort(ms, (size_t)nq, sizeof *ms, cmp_double);
+        best_ms[threads] = ms[nq / 2];
+    }
+    printf("global index: open + first query %.0f ms (checks the global parts once per "
+           "process), then median %.2f ms per query (%s threads), %.2f ms (1 thread)\n",
+           first, best_ms[0], "default", best_ms[1]);
+    printf("global first stage at %zu: index %.2f ms per query vs stream form %.2f ms per "
+           "query + %.0f ms per run; scan %.2fx, first query of a run %.1fx; rankings %s\n",
+           n, best_ms[0], base_ms, 1e3 * load, base_ms / best_ms[0],
+           (1e3 * load + base_ms) / first, same ? "identical" : "DIFFERENT");
+    sf_index_close(x);
+    sf_search_result_release(&ir);
+    for (int q = 0; q < nq; q++)
+        sf_search_result_release(&res[q]);
+    free(res);
+    free(ms);
+    free(qg);
+    free(qrec);
+    free(qimg);
+    free(g);
+    unlink(sfs);
+    unlink(path);
+    return same ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 4 && strcmp(argv[1], "global") == 0)
+        return global_bench(argc, argv);
     if (argc >= 4 && strcmp(argv[1], "build") == 0)
         return build(argc, argv);
     if (argc >= 3 && strcmp(argv[1], "checks") == 0)
@@ -637,6 +826,7 @@ int main(int argc, char **argv)
                     "                         [--top K] [--same] [--rerank N]\n"
                     "       bench_index checks INDEX [--queries Q] [--words W] [--threads T]\n"
                     "       bench_index add INDEX N [--vectors V]\n"
-                    "       bench_index quantize [--k K] [--no-baseline]\n");
+                    "       bench_index quantize [--k K] [--no-baseline]\n"
+                    "       bench_index global INDEX N [--dim D] [--queries Q] [--top K]\n");
     return 2;
 }

@@ -10,7 +10,15 @@
 # scoring 100 random images alone, as global-mode re-ranking does.  Each
 # size also prints what checking the lists costs (bench_index checks).
 #
-# Usage: bench/index.sh [SIZES]   (default "3000 10000 100000 1000000")
+# Last, the global first stage at 1M (BENCH_GLOBAL images, 128-d): the
+# index's global stage (sf-match -i INDEX --index-global) against the
+# stream form it replaces (sf-match --global DB: read the stream into a
+# matrix every run, then scan it), both measured in this run, rankings
+# checked identical.
+#
+# Usage: bench/index.sh [SIZES]   (default "3000 10000 100000 1000000";
+#                                  "global": the global first stage only)
+#   BENCH_GLOBAL: images of the global first stage (default 1000000; 0: skip)
 #   BENCH_INDEX: the bench_index program (default: beside this script,
 #                then on PATH)
 #   BENCH_DIR:   scratch directory (default: $TMPDIR or /tmp); each index
@@ -20,6 +28,9 @@
 # the query time is then extrapolated from the largest size measured.
 set -eu
 sizes=${1:-"3000 10000 100000 1000000"}
+global_only=
+[ "$sizes" = global ] && { sizes=; global_only=1; }
+gn=${BENCH_GLOBAL:-1000000}
 here=$(cd "$(dirname "$0")" && pwd)
 prog=${BENCH_INDEX:-$here/bench_index}
 [ -x "$prog" ] || prog=bench_index
@@ -29,8 +40,10 @@ trap 'rm -rf "$dir"' EXIT INT TERM
 ref_ms=66
 
 echo "sf index benchmark, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
-"$prog" quantize | tee "$dir/quantize.log"
-quant=$(sed -n 's/^quantize: 1000 descriptors, 5 nearest.*: \([0-9.]*\) ms$/\1/p' "$dir/quantize.log")
+[ -n "$global_only" ] || "$prog" quantize | tee "$dir/quantize.log"
+quant=
+[ -n "$global_only" ] || quant=$(sed -n 's/^quantize: 1000 descriptors, 5 nearest.*: \([0-9.]*\) ms$/\1/p' "$dir/quantize.log")
+[ -n "$global_only" ] ||
 printf '%9s %9s %9s %9s %11s %11s %9s %11s\n' images bytes/img build_s compact_s ms_1thread ms_default ms_total ms_rerank100
 last_n=; last_ms=
 for n in $sizes; do
@@ -75,3 +88,14 @@ case " $sizes " in
     fi
     ;;
 esac
+
+if [ "$gn" -gt 0 ]; then
+    need_kb=$((gn * 11 / 10 + 100000))   # index and stream, 0.5 kB per image each
+    free_kb=$(df -Pk "$dir" | awk 'NR == 2 { print $4 }')
+    mem_kb=$(awk '/MemAvailable/ { print $2 }' /proc/meminfo)
+    if [ "$need_kb" -gt "$free_kb" ] || [ $((gn * 2)) -gt $((mem_kb * 3 / 4)) ]; then
+        echo "global first stage at $gn: skipped (needs ${need_kb} kB of disk, has ${free_kb}; $((gn * 2)) kB of memory, has ${mem_kb})"
+    else
+        "$prog" global "$dir/global.six" "$gn" --queries 20
+    fi
+fi

@@ -390,6 +390,11 @@ static int cmd_info(sf_cli *cli, const char *path)
     printf("bytes: %llu\n", (unsigned long long)in.bytes);
     printf("bytes per image: %.0f\n", in.n_images ? (double)in.bytes / (double)in.n_images : 0.0);
     printf("segments: %zu\n", in.n_segments);
+    size_t missing, gdim = sf_index_global_dim(idx, &missing);
+    if (gdim)
+        printf("global: %zu\n", gdim);
+    else
+        printf("global: none (%zu images without)\n", missing);
     printf("binary: %s\n", p->asmk.binary ? "true" : "false");
     printf("idf: %s\n", p->asmk.use_idf ? "true" : "false");
     printf("alpha: %.9g\n", (double)p->asmk.alpha);

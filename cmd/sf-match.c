@@ -24,6 +24,7 @@ enum {
     OPT_MIN_MATCHES,
     OPT_ALLOW_LOCAL_IDF,
     OPT_NO_PAIRS,
+    OPT_INDEX_GLOBAL,
 };
 
 static const struct option longopts[] = {
@@ -40,6 +41,7 @@ static const struct option longopts[] = {
     { "same-template", no_argument, NULL, OPT_SAME_TEMPLATE },
     { "min-matches", required_argument, NULL, OPT_MIN_MATCHES },
     { "no-pairs", no_argument, NULL, OPT_NO_PAIRS },
+    { "index-global", no_argument, NULL, OPT_INDEX_GLOBAL },
     SF_CLI_MISMATCH_LONGOPT,
     { NULL, 0, NULL, 0 },
 };
@@ -52,6 +54,8 @@ static const char options_help[] =
     "                       ratio test); score: the number of matches\n"
     "      --global FILE    rank the images of the stream FILE by global descriptor;\n"
     "                       with -i, re-rank the first --rerank of them with ASMK\n"
+    "      --index-global   with one -i: rank by the global descriptors the index\n"
+    "                       holds (no stream); --rerank N re-ranks with its ASMK\n"
     "\nOptions:\n"
     "  -k, --top N          hits per query, best first (default 100; 0: all)\n"
     "  -C, --codebook FILE  the index's codebook (default: the one it was built with)\n"
@@ -65,7 +69,7 @@ static const char options_help[] =
     "      --no-pairs       pairwise: leave out the matched pairs, keep the counts\n"
     SF_CLI_MISMATCH_HELP;
 
-enum mode { MODE_NONE, MODE_INDEX, MODE_PAIRWISE, MODE_GLOBAL };
+enum mode { MODE_NONE, MODE_INDEX, MODE_PAIRWISE, MODE_GLOBAL, MODE_INDEX_GLOBAL };
 
 typedef struct matcher {
     sf_cli *cli;
@@ -199,6 +203,37 @@ static int open_indexes(matcher *m)
     return SF_EXIT_OK;
 }
 
+/* The index alone, for ranking by its global descriptors without
+ * re-ranking: no codebook needed. */
+static int open_global_index(matcher *m)
+{
+    sf_error err;
+    m->indexes = calloc(1, sizeof *m->indexes);
+    if (!m->indexes)
+        sf_cli_out_of_memory(m->cli);
+    if (sf_index_open(m->index_paths[0], &m->indexes[0], &err) != SF_OK) {
+        sf_cli_error(m->cli, "%s", err.message);
+        return SF_EXIT_FATAL;
+    }
+    m->features = sf_index_features(m->indexes[0]);
+    return SF_EXIT_OK;
+}
+
+/* An index that cannot answer by global descriptor fails every query
+ * the same way: said once. */
+static int check_global_stage(matcher *m)
+{
+    size_t missing;
+    const sf_index *x = m->indexes[0];
+    if (sf_index_n_images(x) > 0 && sf_index_global_dim(x, &missing) == 0) {
+        sf_cli_error(m->cli, "%s: no global stage: %zu of its %zu images were added without "
+                     "a global record (sf-lit --global)", m->index_paths[0], missing,
+                     sf_index_n_images(x));
+        return SF_EXIT_FATAL;
+    }
+    return SF_EXIT_OK;
+}
+
 /* ---- Searching ---- */
 
 /* The records of one query's result into out: its hits, then the matches
@@ -242,6 +277,8 @@ static int query_image(void *ctx, const sf_stream_image *img, const char *name,
         st = sf_search_index(img, &m->opt, &m->result, &err);
     else if (m->mode == MODE_PAIRWISE)
         st = sf_search_pairwise(m->db, img, &m->opt, &m->result, &err);
+    else if (m->mode == MODE_INDEX_GLOBAL)
+        st = sf_search_global_index(m->indexes[0], img, &m->opt, m->threads, &m->result, &err);
     else
         st = sf_search_global(m->db, img, &m->opt, &m->result, &err);
     if (st != SF_OK) {
@@ -279,14 +316,14 @@ int main(int argc, char **argv)
     memset(&m, 0, sizeof m);
     m.cli = &cli;
     sf_cli_init(&cli, "sf-match", argc, argv);
-    cli.synopsis = "(-i INDEX... | --pairwise DB | --global DB [-i INDEX...]) [OPTION]... "
-                   "[STREAM]...";
+    cli.synopsis = "(-i INDEX... | --pairwise DB | --global DB [-i INDEX...] | "
+                   "-i INDEX --index-global) [OPTION]... [STREAM]...";
     cli.summary = "Find the database images that match each query image of feature streams.";
     cli.options_help = options_help;
     sf_search_options_default(&m.opt);
     m.opt.ma = cli.config.ma_query;
     sf_search_result_init(&m.result);
-    int global_with_index = 0;
+    int global_with_index = 0, index_global = 0;
     /* The last option met that only serves an index, or pairwise mode. */
     const char *index_only = NULL, *pairwise_only = NULL, *rerank_only = NULL;
     int c;
@@ -350,6 +387,7 @@ int main(int argc, char **argv)
                                                          1000000000);
             pairwise_only = "--min-matches";
             break;
+        case OPT_INDEX_GLOBAL: index_global = 1; break;
         case SF_OPT_ALLOW_MISMATCH: cli.allow_mismatch = 1; break;
         case OPT_NO_PAIRS:
             m.no_pairs = 1;
@@ -357,6 +395,14 @@ int main(int argc, char **argv)
             break;
         default: sf_cli_usage_error(&cli, "unexpected option");
         }
+    }
+    if (index_global) {
+        if (m.mode == MODE_PAIRWISE || m.mode == MODE_GLOBAL)
+            sf_cli_usage_error(&cli, "--index-global ranks the index's own global descriptors: "
+                               "no --pairwise or --global DB");
+        if (m.n_indexes != 1)
+            sf_cli_usage_error(&cli, "--index-global takes one index (-i)");
+        m.mode = MODE_INDEX_GLOBAL;
     }
     if (m.mode == MODE_NONE && m.n_indexes > 0)
         m.mode = MODE_INDEX;
@@ -371,13 +417,20 @@ int main(int argc, char **argv)
         sf_cli_usage_error(&cli, "%s goes with an index (-i)", index_only);
     if (pairwise_only && m.mode != MODE_PAIRWISE)
         sf_cli_usage_error(&cli, "%s goes with --pairwise", pairwise_only);
-    if (rerank_only && !global_with_index)
-        sf_cli_usage_error(&cli, "%s goes with --global and -i", rerank_only);
+    if (rerank_only && !global_with_index && !index_global)
+        sf_cli_usage_error(&cli, "%s goes with --global and -i, or --index-global",
+                           rerank_only);
+    if (index_global && !rerank_only && index_only && strcmp(index_only, "--threads") != 0)
+        sf_cli_usage_error(&cli, "%s goes with --index-global only with --rerank", index_only);
     sf_cli_stream_output(&cli);
 
     int status = SF_EXIT_OK;
-    if (m.mode == MODE_INDEX || global_with_index)
+    if (m.mode == MODE_INDEX || global_with_index || (index_global && rerank_only))
         status = open_indexes(&m);
+    else if (index_global)
+        status = open_global_index(&m);
+    if (status == SF_EXIT_OK && index_global)
+        status = check_global_stage(&m);
     int db_status = SF_EXIT_OK;
     if (status == SF_EXIT_OK && m.db_path) {
         /* Database images that failed are reported; the others serve. */

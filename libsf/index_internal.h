@@ -26,6 +26,11 @@
  * whole when the index is opened) and no longer written. */
 #define IX_SEG_MAGIC "SFIXSEG2"
 #define IX_SEG_MAGIC_V1 "SFIXSEG1"
+/* Layout 3: layout 2 plus a global part (one f32 vector per image) after
+ * the vectors; written only for segments whose images all have one, so
+ * that an index without global descriptors stays byte for byte as before. */
+#define IX_SEG_MAGIC_V3 "SFIXSEG3"
+#define IX_MAX_GLOBAL_DIM 65536
 #define IX_SEG_HEADER 64
 #define IX_SEG_ENTRY 48   /* one segment in the commit record */
 #define IX_IMAGE_ENTRY 16 /* one image in a segment's table */
@@ -57,13 +62,14 @@ typedef struct ix_seg_layout {
     uint64_t keys;   /* keys_bytes */
     uint64_t ids;    /* n_entries u32, image number within the segment */
     uint64_t vecs;   /* n_entries x vec_bytes */
+    uint64_t global; /* layout 3: n_images x global dim f32 */
     uint64_t size;   /* whole segment */
 } ix_seg_layout;
 
 /* 0 when the sizes overflow or exceed limit. */
 int ix_seg_layout_compute(int version, uint64_t k, uint64_t n_images, uint64_t n_entries,
-                          uint64_t keys_bytes, uint64_t vec_bytes, uint64_t limit,
-                          ix_seg_layout *out);
+                          uint64_t keys_bytes, uint64_t vec_bytes, uint64_t global_dim,
+                          uint64_t limit, ix_seg_layout *out);
 
 /* ---- List checksums (layout 2) ----
  *
@@ -108,7 +114,7 @@ typedef struct ix_segment {
     uint64_t offset, size, checksum;
     uint64_t n_images, n_entries, keys_bytes;
     uint64_t slot_base; /* id of its first image */
-    int version;        /* its layout: 1 or 2 */
+    int version;        /* its layout: 1, 2 or 3 */
     /* Layout 2: XXH64 of the image table and keys, from its header, and
      * whether this process has checked it (0 no, 1 yes; set atomically by
      * whichever reader first needs them, on a const index). */
@@ -121,6 +127,11 @@ typedef struct ix_segment {
     const char *keys;
     const uint32_t *ids;
     const unsigned char *vecs;
+    /* Layout 3: the global part, its dimension and XXH64 (from the
+     * header), checked once per process as the table is. */
+    const float *global;
+    uint64_t global_dim, global_sum;
+    int global_checked;
 } ix_segment;
 
 struct sf_index {
@@ -226,6 +237,13 @@ void ix_searcher_skip_checks(sf_index_searcher *s, int skip);
 
 /* Check s's image table and keys against their checksum, once per process. */
 sf_status ix_check_table(const sf_index *idx, const ix_segment *s, sf_error *err);
+
+/* Check s's global part against its checksum, once per process. */
+sf_status ix_check_global(const sf_index *idx, const ix_segment *s, sf_error *err);
+
+/* The global dimension of the first segment holding live images and
+ * global descriptors (0: none); *missing: the live images without one. */
+uint64_t ix_global_held(const sf_index *idx, uint64_t *missing);
 
 /* Segment holding id, and the image's table entry. */
 const ix_segment *ix_segment_of(const sf_index *idx, uint64_t id);

@@ -58,8 +58,8 @@ static int add_part(uint64_t *acc, uint64_t n, uint64_t size, uint64_t limit)
 }
 
 int ix_seg_layout_compute(int version, uint64_t k, uint64_t n_images, uint64_t n_entries,
-                          uint64_t keys_bytes, uint64_t vec_bytes, uint64_t limit,
-                          ix_seg_layout *out)
+                          uint64_t keys_bytes, uint64_t vec_bytes, uint64_t global_dim,
+                          uint64_t limit, ix_seg_layout *out)
 {
     /* Everything stays far below UINT64_MAX: limit is a file size. */
     if (limit > (UINT64_C(1) << 62) || k >= (UINT64_C(1) << 40))
@@ -79,6 +79,9 @@ int ix_seg_layout_compute(int version, uint64_t k, uint64_t n_images, uint64_t n
         return 0;
     out->vecs = at;
     if (!add_part(&at, n_entries, vec_bytes, limit))
+        return 0;
+    out->global = at;
+    if (version >= 3 && !add_part(&at, n_images, 4 * global_dim, limit))
         return 0;
     out->size = at;
     return 1;
@@ -258,7 +261,13 @@ int ix_segment_bind(ix_segment *s, const unsigned char *h, uint64_t k, uint64_t 
 {
     s->base = h;
     s->keys_bytes = sf_get_u64(h + 24);
-    if (memcmp(h, IX_SEG_MAGIC, 8) == 0)
+    uint64_t gdim = 0;
+    if (memcmp(h, IX_SEG_MAGIC_V3, 8) == 0) {
+        s->version = 3;
+        gdim = sf_get_u32(h + 52);
+        if (gdim == 0 || gdim > IX_MAX_GLOBAL_DIM)
+            return 0;
+    } else if (memcmp(h, IX_SEG_MAGIC, 8) == 0)
         s->version = 2;
     else if (memcmp(h, IX_SEG_MAGIC_V1, 8) == 0)
         s->version = 1;
@@ -269,7 +278,7 @@ int ix_segment_bind(ix_segment *s, const unsigned char *h, uint64_t k, uint64_t 
         return 0;
     ix_seg_layout L;
     if (!ix_seg_layout_compute(s->version, k, s->n_images, s->n_entries, s->keys_bytes,
-                               vec_bytes, s->size, &L) ||
+                               vec_bytes, gdim, s->size, &L) ||
         L.size != s->size)
         return 0;
     if (s->n_images > UINT32_MAX) /* ids in the lists are uint32 */
@@ -282,6 +291,10 @@ int ix_segment_bind(ix_segment *s, const unsigned char *h, uint64_t k, uint64_t 
     s->keys = (const char *)(h + L.keys);
     s->ids = (const uint32_t *)(const void *)(h + L.ids);
     s->vecs = h + L.vecs;
+    s->global_dim = gdim;
+    s->global_sum = gdim ? sf_get_u64(h + 56) : 0;
+    s->global = gdim ? (const float *)(const void *)(h + L.global) : NULL;
+    s->global_checked = 0;
     return 1;
 }
 
@@ -773,6 +786,20 @@ sf_status ix_check_table(const sf_index *idx, const ix_segment *s, sf_error *err
     return SF_OK;
 }
 
+sf_status ix_check_global(const sf_index *idx, const ix_segment *s, sf_error *err)
+{
+    if (!s->global || __atomic_load_n(&s->global_checked, __ATOMIC_ACQUIRE))
+        return SF_OK;
+    const unsigned char *g = (const unsigned char *)s->global;
+    if (XXH64(g, (size_t)(s->size - (uint64_t)(g - s->base)), 0) != s->global_sum)
+        return sf_error_set(err, SF_ERR_CHECKSUM,
+                            "%s: segment at byte %llu: its global descriptors do not match "
+                            "their checksum (the index is damaged)",
+                            idx->name, (unsigned long long)s->offset);
+    __atomic_store_n((int *)&s->global_checked, 1, __ATOMIC_RELEASE);
+    return SF_OK;
+}
+
 const ix_segment *ix_segment_of(const sf_index *idx, uint64_t id)
 {
     size_t lo = 0, hi = idx->n_segments;
@@ -909,6 +936,8 @@ static sf_status verify_segment(const sf_index *idx, size_t i, uint32_t *counts,
     sf_status st0 = segment_checksum(idx, i, err);
     if (st0 == SF_OK)
         st0 = ix_check_table(idx, s, err);
+    if (st0 == SF_OK)
+        st0 = ix_check_global(idx, s, err);
     if (st0 != SF_OK)
         return st0;
     if (ix_dir_start(s, 0) != 0 || ix_dir_start(s, idx->codebook.k) != s->n_entries ||

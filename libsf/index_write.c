@@ -39,7 +39,8 @@
  *   7 slot half written (torn)            8 slot written, not synced
  *   9 commit complete
  *  11 compact: new file half written     12 new file written, not synced
- *  13 synced, not renamed                14 renamed, directory not synced */
+ *  13 synced, not renamed                14 renamed, directory not synced
+ *  15 segment written up to its global part */
 static int crash_wanted(int point)
 {
     const char *e = getenv("SF_INDEX_TEST_CRASH");
@@ -230,12 +231,18 @@ static inline void seg_sums_entry(seg_sums *x, uint64_t w, uint64_t e, uint32_t 
     x->vec[w] += ix_vec_value(vec, vb) * ix_weight(e);
 }
 
+/* gdim 0: layout 2, no global part; else layout 3 with the global part's
+ * checksum gsum. */
 static void bw_segment_head(bw *b, uint64_t n_img, uint64_t keys_bytes, uint64_t k, size_t vb,
-                            const uint64_t *start, seg_sums *sums)
+                            const uint64_t *start, seg_sums *sums, uint64_t gdim, uint64_t gsum)
 {
     unsigned char h[IX_SEG_HEADER];
     memset(h, 0, sizeof h);
-    memcpy(h, IX_SEG_MAGIC, 8);
+    memcpy(h, gdim ? IX_SEG_MAGIC_V3 : IX_SEG_MAGIC, 8);
+    if (gdim) {
+        sf_put_u32(h + 52, (uint32_t)gdim);
+        sf_put_u64(h + 56, gsum);
+    }
     sf_put_u64(h + 8, n_img);
     sf_put_u64(h + 16, start[k]);
     sf_put_u64(h + 24, keys_bytes);
@@ -498,6 +505,7 @@ typedef struct new_image {
     uint64_t key_off; /* in nkeys */
     uint32_t key_len;
     uint32_t n_vectors;
+    int has_global; /* its global descriptor is (staged, or in its segment) */
 } new_image;
 
 /* Hash table entry: key hash and id + 1 (0 empty, UINT64_MAX deleted). */
@@ -545,6 +553,14 @@ struct sf_index_writer {
     uint32_t *st_word, *st_img;
     unsigned char *st_vecs;
     size_t st_n, st_cap;
+
+    /* Global descriptors: their dimension (0 while none is held), the
+     * live images without one, and those of the images not yet in a
+     * segment (gdim floats each, in image order; rows of images without
+     * one unused). */
+    uint64_t gdim, g_missing;
+    float *st_glob;
+    size_t st_glob_cap;
 
     int dirty;
 };
@@ -695,7 +711,17 @@ static sf_status load_committed(sf_index_writer *w, sf_error *err)
     w->cur.file_size = (uint64_t)sb.st_size;
     w->cur_slot = pick.which; /* the other one is written next */
     w->end = ix_align(end);
+    w->gdim = ix_global_held(&w->cur, &w->g_missing);
     return SF_OK;
+}
+
+/* Whether id's global descriptor is held. */
+static int id_has_global(const sf_index_writer *w, uint64_t id)
+{
+    if (id >= w->cur.n_slots)
+        return w->nimg[id - w->cur.n_slots].has_global;
+    const ix_segment *s = ix_segment_of(&w->cur, id);
+    return s && s->global;
 }
 
 /* Live bitmap and key table from the committed state. */
@@ -882,6 +908,7 @@ void sf_index_writer_free(sf_index_writer *w)
     free(w->st_word);
     free(w->st_img);
     free(w->st_vecs);
+    free(w->st_glob);
     free(w);
 }
 
@@ -900,6 +927,22 @@ static sf_status flush_segment(sf_index_writer *w, sf_error *err)
     const uint64_t key_base = imgs[0].key_off;
     const uint64_t keys_bytes = w->nkeys_len - key_base;
     const size_t n = w->st_n;
+    /* A global part only when every image has one: a segment either
+     * answers for all its images or for none. */
+    size_t with_global = 0;
+    for (size_t i = 0; i < n_img; i++)
+        with_global += imgs[i].has_global != 0;
+    const uint64_t gdim = with_global == n_img ? w->gdim : 0;
+    const size_t gbytes = (size_t)(n_img * gdim * 4);
+    uint64_t gsum = 0;
+    if (gdim) {
+        static const unsigned char zero[IX_ALIGN];
+        XXH64_state_t gh;
+        XXH64_reset(&gh, 0);
+        XXH64_update(&gh, w->st_glob, gbytes);
+        XXH64_update(&gh, zero, (size_t)(ix_align(gbytes) - gbytes));
+        gsum = XXH64_digest(&gh);
+    }
 
     uint64_t *start = calloc((size_t)k + 1, sizeof *start);
     uint32_t *perm = malloc((n ? n : 1) * sizeof *perm);
@@ -942,12 +985,13 @@ static sf_status flush_segment(sf_index_writer *w, sf_error *err)
     seg.n_entries = n;
     seg.slot_base = w->cur.n_slots + w->n_flushed;
     ix_seg_layout L;
-    ix_seg_layout_compute(2, k, n_img, n, keys_bytes, vb, UINT64_C(1) << 62, &L);
+    ix_seg_layout_compute(gdim ? 3 : 2, k, n_img, n, keys_bytes, vb, gdim, UINT64_C(1) << 62,
+                          &L);
     seg.size = L.size;
 
     bw b;
     bw_init(&b, w->fd, w->path, seg.offset, buf, err);
-    bw_segment_head(&b, n_img, keys_bytes, k, vb, start, &sums);
+    bw_segment_head(&b, n_img, keys_bytes, k, vb, start, &sums, gdim, gsum);
     seg_sums_free(&sums);
     for (size_t i = 0; i < n_img; i++) {
         unsigned char t[IX_IMAGE_ENTRY];
@@ -973,6 +1017,14 @@ static sf_status flush_segment(sf_index_writer *w, sf_error *err)
     for (size_t e = 0; e < n; e++)
         bw_write(&b, w->st_vecs + (size_t)perm[e] * vb, (size_t)vb);
     bw_pad(&b);
+    if (gdim) {
+        if (crash_wanted(15)) {
+            bw_flush(&b);
+            _exit(86);
+        }
+        bw_write(&b, w->st_glob, gbytes);
+        bw_pad(&b);
+    }
     part[2] = bw_part(&b);
     bw_flush(&b);
     free(start);
@@ -994,6 +1046,13 @@ static sf_status flush_segment(sf_index_writer *w, sf_error *err)
     }
     w->new_segs[w->n_new_segs++] = seg;
     w->end = ix_align(seg.offset + seg.size);
+    if (!gdim && with_global) /* their descriptors are not kept */
+        for (size_t i = 0; i < n_img; i++)
+            if (w->nimg[w->n_flushed + i].has_global) {
+                w->nimg[w->n_flushed + i].has_global = 0;
+                if (ix_live(w->live, w->cur.n_slots + w->n_flushed + i))
+                    w->g_missing++;
+            }
     w->n_flushed = w->n_nimg;
     w->st_n = 0;
     return SF_OK;
@@ -1032,6 +1091,8 @@ static sf_status drop_key(sf_index_writer *w, const char *key, size_t len, uint6
         return st;
     set_live(w, ref - 1, 0);
     w->n_live--;
+    if (!id_has_global(w, ref - 1))
+        w->g_missing--;
     w->tab[pos].ref = REF_DELETED;
     *had = 1;
     return SF_OK;
@@ -1058,11 +1119,34 @@ static sf_status grow(void **p, size_t *cap, size_t need, size_t elem, const cha
 sf_status sf_index_writer_add(sf_index_writer *w, const char *key, const sf_asmk_agg *agg,
                               int *replaced, sf_error *err)
 {
+    return sf_index_writer_add_global(w, key, agg, NULL, 0, replaced, err);
+}
+
+sf_status sf_index_writer_add_global(sf_index_writer *w, const char *key,
+                                     const sf_asmk_agg *agg, const float *global,
+                                     size_t gdim, int *replaced, sf_error *err)
+{
     if (replaced)
         *replaced = 0;
     sf_status st = usable(w, err);
     if (st != SF_OK || (st = check_key(w, key, err)) != SF_OK)
         return st;
+    if (!global)
+        gdim = 0;
+    if (global && (gdim == 0 || gdim > IX_MAX_GLOBAL_DIM))
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                            "%s: %s: a global descriptor of %zu (1..%d)", w->path, key, gdim,
+                            IX_MAX_GLOBAL_DIM);
+    if (global && w->gdim && gdim != w->gdim)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                            "%s: %s: a global descriptor of %zu for an index whose global "
+                            "descriptors have %llu", w->path, key, gdim,
+                            (unsigned long long)w->gdim);
+    /* Staying silent would end the global stage of every later search. */
+    if (!global && w->gdim && w->g_missing == 0 && w->n_live > 0)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                            "%s: %s: no global descriptor, and every image of the index has "
+                            "one (sf-lit --global)", w->path, key);
     if (!w->has_codebook)
         return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
                             "%s: the writer was opened without a codebook", w->path);
@@ -1108,6 +1192,9 @@ sf_status sf_index_writer_add(sf_index_writer *w, const char *key, const sf_asmk
     if ((st = grow((void **)&w->st_vecs, &cap, w->st_n + n, vb, w->path, err)) != SF_OK)
         return st;
     w->st_cap = cap;
+    if (gdim && (st = grow((void **)&w->st_glob, &w->st_glob_cap, w->n_nimg - w->n_flushed + 1,
+                           gdim * sizeof(float), w->path, err)) != SF_OK)
+        return st;
 
     uint64_t hash = XXH64(key, len, 0);
     int had;
@@ -1128,6 +1215,13 @@ sf_status sf_index_writer_add(sf_index_writer *w, const char *key, const sf_asmk
     im->key_off = w->nkeys_len;
     im->key_len = (uint32_t)len;
     im->n_vectors = (uint32_t)n;
+    im->has_global = global != NULL;
+    if (global) {
+        memcpy(w->st_glob + (w->n_nimg - 1 - w->n_flushed) * gdim, global, gdim * sizeof(float));
+        w->gdim = gdim;
+    } else {
+        w->g_missing++;
+    }
     memcpy(w->nkeys + w->nkeys_len, key, len);
     w->nkeys_len += len;
     set_live(w, id, 1);
@@ -1142,14 +1236,25 @@ sf_status sf_index_writer_add(sf_index_writer *w, const char *key, const sf_asmk
                agg->binary ? (const void *)agg->packed : (const void *)agg->vectors, n * vb);
     w->st_n += n;
     w->dirty = 1;
-    if (w->st_n * (vb + 8) >= w->stage_bytes)
+    if (w->st_n * (vb + 8) + (w->n_nimg - w->n_flushed) * w->gdim * 4 >= w->stage_bytes)
         return flush_segment(w, err);
     return SF_OK;
 }
 
+static sf_status add_desc(sf_index_writer *w, const sf_asmk_codebook *codebook, const char *key,
+                          const float *desc, size_t n, const float *global, size_t gdim,
+                          int *replaced, sf_error *err);
+
 sf_status sf_index_writer_add_descriptors(sf_index_writer *w, const sf_asmk_codebook *codebook,
                                           const char *key, const float *desc, size_t n,
                                           int *replaced, sf_error *err)
+{
+    return add_desc(w, codebook, key, desc, n, NULL, 0, replaced, err);
+}
+
+static sf_status add_desc(sf_index_writer *w, const sf_asmk_codebook *codebook, const char *key,
+                          const float *desc, size_t n, const float *global, size_t gdim,
+                          int *replaced, sf_error *err)
 {
     if (replaced)
         *replaced = 0;
@@ -1168,7 +1273,7 @@ sf_status sf_index_writer_add_descriptors(sf_index_writer *w, const sf_asmk_code
     sf_status st = sf_asmk_quantize_aggregate(codebook, desc, n, ma, w->cur.params.asmk.binary,
                                               &agg, err);
     if (st == SF_OK)
-        st = sf_index_writer_add(w, key, &agg, replaced, err);
+        st = sf_index_writer_add_global(w, key, &agg, global, gdim, replaced, err);
     sf_asmk_agg_release(&agg);
     return st;
 }
@@ -1195,8 +1300,12 @@ sf_status sf_index_writer_add_image(sf_index_writer *w, const sf_asmk_codebook *
                             "local_desc is not a K x %llu float32 array "
                             "(made for another codebook?)",
                             (unsigned long long)w->cur.codebook.dim);
-    st = sf_index_writer_add_descriptors(w, codebook, img->key, desc->data,
-                                         (size_t)desc->shape[0], replaced, err);
+    const sf_record *g = sf_stream_image_find(img, SF_KIND_GLOBAL);
+    if (g && (g->dtype != SF_DTYPE_F32 || g->ndim != 1 || g->shape[0] == 0))
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                            "global is not one float32 vector");
+    st = add_desc(w, codebook, img->key, desc->data, (size_t)desc->shape[0],
+                  g ? g->data : NULL, g ? (size_t)g->shape[0] : 0, replaced, err);
     /* The first image says what the index holds from now on. */
     if (st == SF_OK && !held && img->has_provenance && img->provenance.stage == SF_STAGE_LIT)
         w->features = sf_provenance_features(&img->provenance);
@@ -1500,15 +1609,41 @@ static sf_status compact_fill(void *vctx, int fd, uint64_t at, ix_segment *seg, 
         free(buf);
         return st;
     }
+    /* The global descriptors are carried over when every live image has
+     * one, checked first like the lists. */
+    const uint64_t gdim = sf_index_global_dim(x, NULL);
+    uint64_t gsum = 0;
+    if (gdim) {
+        static const unsigned char zero[IX_ALIGN];
+        XXH64_state_t gh;
+        XXH64_reset(&gh, 0);
+        for (size_t i = 0; i < x->n_segments && st == SF_OK; i++) {
+            const ix_segment *s = &x->segs[i];
+            for (uint64_t j = 0; j < s->n_images && st == SF_OK; j++)
+                if (ix_live(x->live, s->slot_base + j) &&
+                    (st = ix_check_global(x, s, err)) == SF_OK)
+                    XXH64_update(&gh, s->global + j * gdim, (size_t)gdim * 4);
+        }
+        const uint64_t gbytes = n_img * gdim * 4;
+        XXH64_update(&gh, zero, (size_t)(ix_align(gbytes) - gbytes));
+        gsum = XXH64_digest(&gh);
+    }
+    if (st != SF_OK) {
+        seg_sums_free(&sums);
+        free(start);
+        free(buf);
+        return st;
+    }
     seg->n_images = n_img;
     seg->n_entries = start[k];
     ix_seg_layout L;
-    ix_seg_layout_compute(2, k, n_img, start[k], keys_bytes, vb, UINT64_C(1) << 62, &L);
+    ix_seg_layout_compute(gdim ? 3 : 2, k, n_img, start[k], keys_bytes, vb, gdim,
+                          UINT64_C(1) << 62, &L);
     seg->size = L.size;
 
     bw b;
     bw_init(&b, fd, c->w->path, at, buf, err);
-    bw_segment_head(&b, n_img, keys_bytes, k, vb, start, &sums);
+    bw_segment_head(&b, n_img, keys_bytes, k, vb, start, &sums, gdim, gsum);
     seg_sums_free(&sums);
     uint64_t key_off = 0;
     for (uint64_t m = 0; m < x->n_slots; m++) {
@@ -1553,6 +1688,15 @@ static sf_status compact_fill(void *vctx, int fd, uint64_t at, ix_segment *seg, 
                 }
             }
         bw_pad(&b);
+        if (pass == 2 && gdim) {
+            for (size_t i = 0; i < x->n_segments; i++) {
+                const ix_segment *s = &x->segs[i];
+                for (uint64_t j = 0; j < s->n_images; j++)
+                    if (ix_live(x->live, s->slot_base + j))
+                        bw_write(&b, s->global + j * gdim, (size_t)gdim * 4);
+            }
+            bw_pad(&b);
+        }
         part[pass] = bw_part(&b);
         if (pass == 1 && crash_wanted(11)) {
             bw_flush(&b);

@@ -224,6 +224,35 @@ sf_status sf_index_search(const sf_index *const *shards, size_t n_shards,
                           const sf_asmk_agg *query, const sf_index_search_options *opt,
                           size_t top_k, sf_index_hit *hits, size_t *n_hits, sf_error *err);
 
+/* ---- Global descriptors (the first stage of a global search) ----
+ *
+ * An index may hold one f32 global descriptor per image (sf-lit --global),
+ * added with the image (sf_index_writer_add_global, _add_image) and kept
+ * through removals and compaction.  It has a global stage when every live
+ * image has one, all of one dimension: then its live images can be ranked
+ * by global descriptor in place, with no stream to read. */
+
+/* The dimension of the global stage; 0 when there is none.  *missing (may
+ * be NULL) gets the number of live images without a global descriptor. */
+size_t sf_index_global_dim(const sf_index *index, size_t *missing);
+
+/* Image id's global descriptor (global_dim floats, owned by the index),
+ * checked against its checksum; SF_ERR_NOT_FOUND when it has none. */
+sf_status sf_index_global_get(const sf_index *index, size_t id, const float **global,
+                              sf_error *err);
+
+/* Rank the live images by the dot product of their global descriptors
+ * with query (dim floats), exactly in fp32 as sf_search_global ranks a
+ * stream database: the best top_k (0: all) into hits (room for
+ * min(top_k, live images)), best first, equal scores by ascending id.
+ * threads as sf_index_search_options (0: all cores where it pays).
+ * Refuses (SF_ERR_INVALID_ARGUMENT) an index without a global stage and a
+ * query of another dimension; every global part read is checked against
+ * its checksum first (once per process; SF_ERR_CHECKSUM). */
+sf_status sf_index_global_search(const sf_index *index, const float *query, size_t dim,
+                                 size_t top_k, int threads, sf_index_hit *hits, size_t *n_hits,
+                                 sf_error *err);
+
 /* ---- Writing ----
  *
  * One writer at a time holds an exclusive lock (flock) on the index.
@@ -282,12 +311,23 @@ sf_status sf_index_writer_add_descriptors(sf_index_writer *writer,
  *   SF_ERR_INVALID_ARGUMENT otherwise, with a message that leaves naming
  *   the image to the caller, as those of sf_index_writer_add_descriptors
  *   do.
+ * Its global record, when it has one, is staged with it
+ * (sf_index_writer_add_global and its refusals).
  * The first image staged with an sf-lit provenance, in an index that
  * holds no fingerprint, records its own (sf_index_writer_features).  An
  * image these checks refuse changes nothing. */
 sf_status sf_index_writer_add_image(sf_index_writer *writer, const sf_asmk_codebook *codebook,
                                     const sf_stream_image *img, int allow_mismatch,
                                     int *replaced, sf_error *err);
+/* sf_index_writer_add with the image's global descriptor (global_dim
+ * floats; global NULL and global_dim 0: none).  Refused
+ * (SF_ERR_INVALID_ARGUMENT, nothing staged): a dimension other than the
+ * global descriptors the index holds; and an image without one while every
+ * live image has one (it would end the index's global stage).  An image
+ * without one in an index whose images have none is staged as before. */
+sf_status sf_index_writer_add_global(sf_index_writer *writer, const char *key,
+                                     const sf_asmk_agg *agg, const float *global,
+                                     size_t global_dim, int *replaced, sf_error *err);
 /* Stage the removal of a live image; SF_ERR_NOT_FOUND if there is none. */
 sf_status sf_index_writer_remove(sf_index_writer *writer, const char *key, sf_error *err);
 /* The features fingerprint the index holds (sf_index_features of the

@@ -118,6 +118,15 @@ sf_status sf_search_global(const sf_search_db *db, const sf_stream_image *query,
                            const sf_search_options *options, sf_search_result *result,
                            sf_error *err);
 
+/* The same ranking from the global descriptors an index holds
+ * (sf_index_global_search; threads as there): equal to sf_search_global's
+ * over a stream database holding the index's live images in id order.
+ * With options->searcher, which must search this one index, the first
+ * options->rerank candidates are re-ranked with its ASMK scores. */
+sf_status sf_search_global_index(const sf_index *index, const sf_stream_image *query,
+                                 const sf_search_options *options, int threads,
+                                 sf_search_result *result, sf_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -58,6 +58,14 @@ awk -F'\t' '{ print $1 "\t" $3 "\t" $4 }' rr.tsv | sort > rr3.txt
 check "re-ranked scores equal query-mode scores" [ "$(comm -23 rr3.txt asmk.txt | wc -l)" = 0 ]
 check "re-ranked lists descend" [ "$(awk -F'\t' '$1 == q && $4 > s; { q = $1; s = $4 }' rr.tsv | wc -l)" = 0 ]
 sf-rank --groups "$key" rr.sfs > rr_eval.txt 2>/dev/null
+# The index's own global stage gives the stream form's rankings exactly,
+# all of them, and re-ranked.
+check "the index has a global stage" sh -c "sf-index info photos.six | grep -q '^global: [0-9][0-9]*$'"
+sf-match --global photos.sfs -k 0 photos.sfs | sf-rank -k 0 > gall.tsv
+sf-match -i photos.six --index-global -k 0 photos.sfs | sf-rank -k 0 > iall.tsv
+check "index global stage: the stream form's rankings ($(wc -l < gall.tsv) lines)" cmp -s gall.tsv iall.tsv
+sf-match -i photos.six --index-global --rerank 10 -k 10 photos.sfs | sf-rank -k 10 > irr.tsv
+check "index global stage re-ranked: as with the stream" cmp -s rr.tsv irr.tsv
 # An index holding only some of the images: the others are left out of
 # the re-ranked lists, with one warning for the whole run.
 head -20 list.txt > half.txt

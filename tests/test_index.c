@@ -1676,6 +1676,226 @@ static int write_stream(int argc, char **argv, int global)
     return tu_close_stream(fp, (uint64_t)n);
 }
 
+/* ---- The global stage ---- */
+
+#define GDIM 24
+#define GN 60
+
+static float gval(int i, int t) { return (float)sin(0.37 * i + 1.3 * t) + 0.01f * (float)(i % 7); }
+
+/* Images i in [lo, hi) with global descriptors (none with nog), no
+ * vectors; stage_bytes small: several segments.  Returns the writer's
+ * status of the last add, or of the commit. */
+static sf_status gadd(const char *path, int lo, int hi, int nog, size_t gdim, sf_error *err)
+{
+    sf_index_writer_options o;
+    sf_index_writer_options_default(&o);
+    o.stage_bytes = 1000;
+    sf_index_codebook_id cb = { 16, 8, 42 };
+    sf_index_writer *w = NULL;
+    sf_status st = sf_index_writer_open(path, &cb, &o, &w, err);
+    for (int i = lo; i < hi && st == SF_OK; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "g%04d", i);
+        float g[GDIM + 8];
+        for (size_t t = 0; t < gdim; t++)
+            g[t] = gval(i, (int)t);
+        sf_asmk_agg agg = { 0, 8, 1, NULL, NULL, NULL };
+        st = sf_index_writer_add_global(w, key, &agg, nog ? NULL : g, nog ? 0 : gdim, NULL, err);
+    }
+    if (st == SF_OK)
+        st = sf_index_writer_commit(w, err);
+    sf_index_writer_free(w);
+    return st;
+}
+
+/* Every live image's score, brute force in double, against hits. */
+static void gcheck_hits(const sf_index *x, const float *q, const sf_index_hit *h, size_t n,
+                        const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        int id = atoi(h[i].key + 1);
+        double d = 0.0;
+        for (int t = 0; t < GDIM; t++)
+            d += (double)gval(id, t) * q[t];
+        CHECK(fabs(d - h[i].score) < 1e-5, "%s: hit %zu (%.*s): %g, brute force %g", what, i,
+              (int)h[i].key_len, h[i].key, h[i].score, d);
+        CHECK(sf_index_is_live(x, h[i].id), "%s: hit %zu is not live", what, i);
+        CHECK(i == 0 || h[i].score < h[i - 1].score ||
+                  (h[i].score == h[i - 1].score && h[i].id > h[i - 1].id),
+              "%s: hits %zu, %zu out of order", what, i - 1, i);
+    }
+}
+
+static int same_hits(const sf_index_hit *a, size_t na, const sf_index_hit *b, size_t nb)
+{
+    if (na != nb)
+        return 0;
+    for (size_t i = 0; i < na; i++)
+        if (a[i].key_len != b[i].key_len || memcmp(a[i].key, b[i].key, a[i].key_len) != 0 ||
+            memcmp(&a[i].score, &b[i].score, sizeof a[i].score) != 0)
+            return 0;
+    return 1;
+}
+
+/* Hits kept past their index's closing. */
+typedef struct gref {
+    char key[GN][16];
+    double score[GN];
+    size_t n;
+} gref;
+
+static void gref_keep(gref *r, const sf_index_hit *h, size_t n)
+{
+    r->n = n;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(r->key[i], sizeof r->key[i], "%.*s", (int)h[i].key_len, h[i].key);
+        r->score[i] = h[i].score;
+    }
+}
+
+static int same_ref(const gref *r, const sf_index_hit *h, size_t n)
+{
+    if (n != r->n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (h[i].key_len != strlen(r->key[i]) || memcmp(h[i].key, r->key[i], h[i].key_len) ||
+            memcmp(&h[i].score, &r->score[i], sizeof r->score[i]))
+            return 0;
+    return 1;
+}
+
+static void check_global(void)
+{
+    gref ref;
+    char path[4096];
+    path_in_tmp(path, sizeof path, "global.six");
+    sf_index_params p;
+    sf_index_params_default(&p);
+    sf_index_codebook_id cb = { 16, 8, 42 };
+    sf_error err;
+    CHECK(sf_index_create(path, &p, &cb, NULL, &err) == SF_OK, "create: %s", err.message);
+    CHECK(gadd(path, 0, GN, 0, GDIM, &err) == SF_OK, "add: %s", err.message);
+    sf_index *x = reopen(path);
+    sf_index_info info;
+    sf_index_get_info(x, &info, &err);
+    CHECK(info.n_segments > 2, "%zu segments: want several", info.n_segments);
+    size_t missing = 99;
+    CHECK(sf_index_global_dim(x, &missing) == GDIM && missing == 0, "global dim %zu, missing %zu",
+          sf_index_global_dim(x, NULL), missing);
+    const float *row;
+    CHECK(sf_index_global_get(x, 17, &row, &err) == SF_OK && row[5] == gval(17, 5),
+          "image 17's global descriptor");
+    float q[GDIM];
+    for (int t = 0; t < GDIM; t++)
+        q[t] = gval(1000, t);
+    sf_index_hit all[GN], top[GN], two[GN], again[GN];
+    size_t na, nt, n2, ng;
+    CHECK(sf_index_global_search(x, q, GDIM, 0, 1, all, &na, &err) == SF_OK && na == GN,
+          "search all: %zu hits, %s", na, err.message);
+    gcheck_hits(x, q, all, na, "all");
+    CHECK(sf_index_global_search(x, q, GDIM, 9, 1, top, &nt, &err) == SF_OK && nt == 9 &&
+              same_hits(top, nt, all, 9),
+          "the top 9 are the first 9 of all");
+    CHECK(sf_index_global_search(x, q, GDIM, 0, 2, two, &n2, &err) == SF_OK &&
+              same_hits(two, n2, all, na),
+          "two threads rank as one");
+    CHECK(sf_index_global_search(x, q, GDIM - 1, 0, 1, two, &n2, &err) ==
+              SF_ERR_INVALID_ARGUMENT,
+          "a query of another dimension is refused");
+    CHECK(sf_index_verify(x, &err) == SF_OK, "verify: %s", err.message);
+    sf_index_close(x);
+
+    /* Refusals: nothing staged, the stage stays. */
+    CHECK(gadd(path, 100, 101, 1, 0, &err) == SF_ERR_INVALID_ARGUMENT &&
+              strstr(err.message, "no global descriptor, and every image"),
+          "an image without global is refused: %s", err.message);
+    CHECK(gadd(path, 100, 101, 0, GDIM - 2, &err) == SF_ERR_INVALID_ARGUMENT,
+          "another dimension is refused: %s", err.message);
+
+    /* Removals and compaction. */
+    sf_index_writer *w = NULL;
+    CHECK(sf_index_writer_open(path, &cb, NULL, &w, &err) == SF_OK, "open: %s", err.message);
+    for (int i = 0; i < GN; i += 3) {
+        char key[32];
+        snprintf(key, sizeof key, "g%04d", i);
+        sf_index_writer_remove(w, key, &err);
+    }
+    CHECK(sf_index_writer_commit(w, &err) == SF_OK, "remove: %s", err.message);
+    x = reopen(path);
+    CHECK(sf_index_global_search(x, q, GDIM, 0, 2, two, &n2, &err) == SF_OK && n2 == GN - 20,
+          "after removals: %zu hits", n2);
+    gcheck_hits(x, q, two, n2, "removed");
+    size_t j = 0;
+    for (size_t i = 0; i < na; i++)
+        if (atoi(all[i].key + 1) % 3 != 0)
+            CHECK(j < n2 && all[i].score == two[j++].score, "removal changed the order");
+    CHECK(sf_index_writer_compact(w, &err) == SF_OK, "compact: %s", err.message);
+    sf_index_writer_free(w);
+    sf_index *c = reopen(path);
+    sf_index_get_info(c, &info, &err);
+    CHECK(info.n_segments == 1 && sf_index_global_dim(c, NULL) == GDIM,
+          "compacted: %zu segments, global %zu", info.n_segments, sf_index_global_dim(c, NULL));
+    CHECK(sf_index_global_search(c, q, GDIM, 0, 0, again, &ng, &err) == SF_OK &&
+              same_hits(again, ng, two, n2),
+          "compaction keeps the answers");
+    CHECK(sf_index_verify(c, &err) == SF_OK, "verify compacted: %s", err.message);
+    gref_keep(&ref, again, ng);
+    sf_index_close(c);
+    sf_index_close(x);
+
+    /* Crash at point 15 (a segment written up to its global part): the
+     * previous commit stands, stage and answers intact; the next writer
+     * goes on.  And at every compaction point. */
+    int points[] = { 15, 2, 3, 11, 12, 13, 14 };
+    for (size_t k = 0; k < sizeof points / sizeof *points; k++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            char v[8];
+            snprintf(v, sizeof v, "%d", points[k]);
+            setenv("SF_INDEX_TEST_CRASH", v, 1);
+            sf_error e;
+            if (points[k] >= 11 && points[k] <= 14) {
+                sf_index_writer *cw = NULL;
+                if (sf_index_writer_open(path, NULL, NULL, &cw, &e) == SF_OK)
+                    sf_index_writer_compact(cw, &e);
+                _exit(0);
+            }
+            gadd(path, 200, 230, 0, GDIM, &e);
+            _exit(0);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 86, "crash %d: exit %d", points[k],
+              WEXITSTATUS(status));
+        x = reopen(path);
+        CHECK(sf_index_n_images(x) == GN - 20 && sf_index_global_dim(x, NULL) == GDIM &&
+                  sf_index_global_search(x, q, GDIM, 0, 1, again, &ng, &err) == SF_OK &&
+                  same_ref(&ref, again, ng) && sf_index_verify(x, &err) == SF_OK,
+              "after crash %d: %zu images, the answers changed or verify fails: %s", points[k],
+              sf_index_n_images(x), err.message);
+        sf_index_close(x);
+    }
+    CHECK(gadd(path, 200, 230, 0, GDIM, &err) == SF_OK, "add after crashes: %s", err.message);
+    x = reopen(path);
+    CHECK(sf_index_n_images(x) == GN - 20 + 30 && sf_index_global_dim(x, NULL) == GDIM,
+          "after crashes: %zu images", sf_index_n_images(x));
+    sf_index_close(x);
+
+    /* An index whose images have none: no stage until they are gone. */
+    path_in_tmp(path, sizeof path, "global_none.six");
+    CHECK(sf_index_create(path, &p, &cb, NULL, &err) == SF_OK, "create: %s", err.message);
+    CHECK(gadd(path, 0, 5, 1, 0, &err) == SF_OK, "add without: %s", err.message);
+    CHECK(gadd(path, 5, 20, 0, GDIM, &err) == SF_OK, "add with: %s", err.message);
+    x = reopen(path);
+    CHECK(sf_index_global_dim(x, &missing) == 0 && missing == 5, "no stage: %zu missing", missing);
+    CHECK(sf_index_global_search(x, q, GDIM, 0, 1, again, &ng, &err) == SF_ERR_INVALID_ARGUMENT &&
+              strstr(err.message, "no global stage: 5 of its 20 images"),
+          "no stage is refused: %s", err.message);
+    sf_index_close(x);
+    printf("global stage: exact, kept through removals, compaction and crashes\n");
+}
+
 static void save(const char *dir, const char *name, const void *data, size_t size)
 {
     char p[4096];
@@ -1843,6 +2063,7 @@ int main(int argc, char **argv)
         return 99;
 
     check_header_bounds(); /* first, while the process is small */
+    check_global();
     check_list_sums();
     golden_load();
     check_parity("", 1, 0, N_DB);
