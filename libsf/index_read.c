@@ -627,6 +627,17 @@ static uint64_t entries_sum_generic(const uint32_t *ids, const unsigned char *ve
 /* Eight entries at a time with AVX-512 (vpmullq: 64-bit products). */
 #define AVX512 __attribute__((target("avx512f,avx512dq")))
 
+/* The lanes added modulo 2^64 (_mm512_reduce_add_epi64 adds them as
+ * signed values: overflow is undefined there). */
+AVX512 static uint64_t lanes_sum(__m512i acc)
+{
+    uint64_t lane[8], sum = 0;
+    _mm512_storeu_si512((void *)lane, acc);
+    for (int i = 0; i < 8; i++)
+        sum += lane[i];
+    return sum;
+}
+
 AVX512 static uint64_t ids_sum_avx512(const uint32_t *ids, uint64_t e0, uint64_t e1)
 {
     uint64_t e = e0;
@@ -641,7 +652,7 @@ AVX512 static uint64_t ids_sum_avx512(const uint32_t *ids, uint64_t e0, uint64_t
         acc = _mm512_add_epi64(acc, _mm512_mullo_epi64(x, w));
         w = _mm512_add_epi64(w, step);
     }
-    return (uint64_t)_mm512_reduce_add_epi64(acc) + ids_sum_generic(ids, e, e1);
+    return lanes_sum(acc) + ids_sum_generic(ids, e, e1);
 }
 
 /* 16-byte vectors: two registers hold eight; unpacking pairs each one's
@@ -662,7 +673,7 @@ AVX512 static uint64_t vecs16_sum_avx512(const unsigned char *vecs, uint64_t e0,
         acc = _mm512_add_epi64(acc, _mm512_mullo_epi64(x, w));
         w = _mm512_add_epi64(w, step);
     }
-    return (uint64_t)_mm512_reduce_add_epi64(acc) + vecs_sum_generic(vecs, e, e1, 16);
+    return lanes_sum(acc) + vecs_sum_generic(vecs, e, e1, 16);
 }
 
 AVX512 static uint64_t vecs_sum_avx512(const unsigned char *vecs, uint64_t e0, uint64_t e1,
@@ -697,7 +708,7 @@ AVX512 static uint64_t entries_sum_avx512(const uint32_t *ids, const unsigned ch
         acc = _mm512_add_epi64(acc, _mm512_mullo_epi64(_mm512_add_epi64(x, id), w));
         w = _mm512_add_epi64(w, step);
     }
-    return (uint64_t)_mm512_reduce_add_epi64(acc) + entries_sum_generic(ids, vecs, e, e1, 16);
+    return lanes_sum(acc) + entries_sum_generic(ids, vecs, e, e1, 16);
 }
 #endif
 
