@@ -250,9 +250,12 @@ static int tile_offer(screen_job *job, size_t row0, size_t w0, const int32_t *sc
         a##i##1 = _mm512_dpbusd_epi32(a##i##1, v1, b);                                       \
         a##i##2 = _mm512_dpbusd_epi32(a##i##2, v2, b);                                       \
     } while (0)
+/* Thresholds are read from memory here, not held in registers across the
+ * loop: its 24 sums and 3 word vectors leave too few. */
 #define CMP3(i)                                                                              \
-    (_mm512_cmpge_epi32_mask(a##i##0, t##i) | _mm512_cmpge_epi32_mask(a##i##1, t##i) |       \
-     _mm512_cmpge_epi32_mask(a##i##2, t##i))
+    (_mm512_cmpge_epi32_mask(a##i##0, _mm512_set1_epi32(thr[i])) |                           \
+     _mm512_cmpge_epi32_mask(a##i##1, _mm512_set1_epi32(thr[i])) |                           \
+     _mm512_cmpge_epi32_mask(a##i##2, _mm512_set1_epi32(thr[i])))
 #define STORE3(i)                                                                            \
     do {                                                                                     \
         _mm512_storeu_si512(buf + (i) * TILE_WORDS, a##i##0);                                \
@@ -275,10 +278,6 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static int scan_rows(scre
         for (size_t rg = g0; rg < g1; rg++) {
             const int8_t *x = job->xq + rg * TILE_ROWS * xs;
             const int32_t *thr = job->thr + rg * TILE_ROWS;
-            __m512i t0 = _mm512_set1_epi32(thr[0]), t1 = _mm512_set1_epi32(thr[1]),
-                    t2 = _mm512_set1_epi32(thr[2]), t3 = _mm512_set1_epi32(thr[3]),
-                    t4 = _mm512_set1_epi32(thr[4]), t5 = _mm512_set1_epi32(thr[5]),
-                    t6 = _mm512_set1_epi32(thr[6]), t7 = _mm512_set1_epi32(thr[7]);
             for (size_t t = tb; t < te; t++) {
                 const uint8_t *c0 = s->packed + t * TILE_GROUPS * gbytes;
                 const int32_t *nn = job->nneg + t * TILE_WORDS;
@@ -319,14 +318,6 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static int scan_rows(scre
                 STORE3(7);
                 if (tile_offer(job, rg * TILE_ROWS, t * TILE_WORDS, buf) != 0)
                     return -1;
-                t0 = _mm512_set1_epi32(thr[0]);
-                t1 = _mm512_set1_epi32(thr[1]);
-                t2 = _mm512_set1_epi32(thr[2]);
-                t3 = _mm512_set1_epi32(thr[3]);
-                t4 = _mm512_set1_epi32(thr[4]);
-                t5 = _mm512_set1_epi32(thr[5]);
-                t6 = _mm512_set1_epi32(thr[6]);
-                t7 = _mm512_set1_epi32(thr[7]);
             }
         }
     }
