@@ -452,12 +452,15 @@ sf_status sf_quant_screen_run(const sf_quant_screen *s, const float *c, const fl
     sf_status st = SF_OK;
     if (!xq || !nneg || !job.rows || !job.thr || !job.status)
         st = sf_error_set(err, SF_ERR_NOMEM, "quantize: out of memory for %zu descriptors", n);
+    /* N_w within 1 of cn_w / 2s (the bound allows 1): a product by the
+     * reciprocal is off by far less than the other half. */
+    const double inv2s = 1 / job.two_s;
     for (size_t w = 0; st == SF_OK && w < s->k_pad; w++) {
         if (w >= s->k) {
             nneg[w] = -PAD_N;
             continue;
         }
-        double v = nearbyint((double)norms[w] / job.two_s);
+        double v = nearbyint((double)norms[w] * inv2s);
         if (!(fabs(v) <= PAD_N / 2))
             st = SF_ERR_UNSUPPORTED;
         else
