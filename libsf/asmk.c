@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gemm_internal.h"
+#include "quantize_internal.h"
 #include "sf_asmk.h"
 #include "sf_internal.h"
 
@@ -35,6 +36,7 @@ struct sf_asmk_codebook {
     float *centroids; /* k x dim */
     float *norms;     /* |c|^2, k, summed in dimension order */
     int tiny_ok;      /* sf_gemm_tiny_exact */
+    sf_quant_screen *screen; /* NULL: sgemm only (quantize_internal.h) */
 };
 
 struct ivf_list {
@@ -98,14 +100,10 @@ sf_status sf_asmk_codebook_create(const float *centroids, size_t k, size_t dim,
         return sf_error_set(err, SF_ERR_NOMEM, "codebook: out of memory for %zu x %zu", k, dim);
     }
     memcpy(cb->centroids, centroids, total * sizeof(float));
-    for (size_t j = 0; j < k; j++) {
-        const float *c = centroids + j * dim;
-        float s = 0.0f;
-        for (size_t d = 0; d < dim; d++)
-            s += c[d] * c[d];
-        cb->norms[j] = s;
-    }
+    for (size_t j = 0; j < k; j++)
+        cb->norms[j] = sf_quant_sq_norm(centroids + j * dim, dim);
     cb->tiny_ok = sf_gemm_tiny_exact(cb->centroids, k, dim);
+    cb->screen = sf_quant_screen_create(cb->centroids, cb->norms, k, dim, cb->tiny_ok);
     *out = cb;
     return SF_OK;
 }
@@ -116,6 +114,7 @@ void sf_asmk_codebook_free(sf_asmk_codebook *codebook)
         return;
     free(codebook->centroids);
     free(codebook->norms);
+    sf_quant_screen_free(codebook->screen);
     free(codebook);
 }
 
@@ -285,14 +284,9 @@ static size_t gcd_size(size_t a, size_t b)
     return a;
 }
 
-sf_status sf_asmk_codebook_quantize(const sf_asmk_codebook *cb, const float *desc, size_t n,
-                                    int ma, int32_t *words, sf_error *err)
+static sf_status quantize_sgemm(const sf_asmk_codebook *cb, const float *desc, size_t n,
+                                int ma, int32_t *words, sf_error *err)
 {
-    if (ma < 1 || (size_t)ma > cb->k)
-        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
-                            "quantize: %d nearest words asked of a %zu-word codebook", ma, cb->k);
-    if (n == 0)
-        return SF_OK;
     const size_t dim = cb->dim, k = cb->k;
 
     quant_job job = { .cb = cb, .ma = ma, .scan = pick_row_scan() };
@@ -337,13 +331,8 @@ sf_status sf_asmk_codebook_quantize(const sf_asmk_codebook *cb, const float *des
     if (!xnorm || !job.bd || !job.bi || (t.parts > 1 && !head))
         st = sf_error_set(err, SF_ERR_NOMEM, "quantize: out of memory");
     if (st == SF_OK) {
-        for (size_t r = 0; r < n; r++) {
-            const float *x = desc + r * dim;
-            float s = 0.0f;
-            for (size_t d = 0; d < dim; d++)
-                s += x[d] * x[d];
-            xnorm[r] = s;
-        }
+        for (size_t r = 0; r < n; r++)
+            xnorm[r] = sf_quant_sq_norm(desc + r * dim, dim);
         job.xnorm = xnorm;
         st = sf_gemm_tiles_run(&t, err);
     }
@@ -363,6 +352,38 @@ sf_status sf_asmk_codebook_quantize(const sf_asmk_codebook *cb, const float *des
     free(job.bd);
     free(xnorm);
     return st;
+}
+
+sf_status sf_asmk_codebook_quantize_with(const sf_asmk_codebook *cb, const float *desc,
+                                         size_t n, int ma, sf_asmk_quant_method method,
+                                         int32_t *words, sf_error *err)
+{
+    if (ma < 1 || (size_t)ma > cb->k)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                            "quantize: %d nearest words asked of a %zu-word codebook", ma, cb->k);
+    if (method != SF_ASMK_QUANT_AUTO && method != SF_ASMK_QUANT_SGEMM &&
+        method != SF_ASMK_QUANT_SCREEN)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, "quantize: method %d",
+                            (int)method);
+    if (method == SF_ASMK_QUANT_SCREEN && !cb->screen)
+        return sf_error_set(err, SF_ERR_UNSUPPORTED,
+                            "quantize: no int8 screen here (it needs AVX512-VNNI, and sgemm "
+                            "sums in dimension order up to 256 dimensions)");
+    if (n == 0)
+        return SF_OK;
+    if (method != SF_ASMK_QUANT_SGEMM && cb->screen) {
+        sf_status st = sf_quant_screen_run(cb->screen, cb->centroids, cb->norms, desc, n, ma,
+                                           words, err);
+        if (st != SF_ERR_UNSUPPORTED)
+            return st;
+    }
+    return quantize_sgemm(cb, desc, n, ma, words, err);
+}
+
+sf_status sf_asmk_codebook_quantize(const sf_asmk_codebook *cb, const float *desc, size_t n,
+                                    int ma, int32_t *words, sf_error *err)
+{
+    return sf_asmk_codebook_quantize_with(cb, desc, n, ma, SF_ASMK_QUANT_AUTO, words, err);
 }
 
 /* ---- Aggregation ---- */

@@ -46,9 +46,27 @@ const float *sf_asmk_codebook_centroids(const sf_asmk_codebook *codebook);
  * centroid index.  Distances are |x|^2 + |c|^2 - 2 x.c in float32, as
  * blocked matrix products (oneDNN sgemm) on up to one thread per online
  * core; a descriptor gets the same words whatever the batch size and the
- * thread count.  1 <= ma <= k. */
+ * thread count.  On CPUs with AVX512-VNNI an int8 screen with a proven
+ * error bound finds the candidates first and only they are measured in
+ * float32: the same words, faster.  1 <= ma <= k. */
 sf_status sf_asmk_codebook_quantize(const sf_asmk_codebook *codebook, const float *desc,
                                     size_t n, int ma, int32_t *words, sf_error *err);
+
+/* How the nearest words are found; every method gives the same words. */
+typedef enum sf_asmk_quant_method {
+    SF_ASMK_QUANT_AUTO = 0,   /* the screen where it runs, else sgemm */
+    SF_ASMK_QUANT_SGEMM = 1,  /* float32 distances to every word (oneDNN sgemm) */
+    SF_ASMK_QUANT_SCREEN = 2  /* int8 screen (AVX512-VNNI) with an error bound, candidates
+                               * re-checked in float32; SF_ERR_UNSUPPORTED on a CPU without
+                               * it or a codebook it cannot serve exactly */
+} sf_asmk_quant_method;
+
+/* sf_asmk_codebook_quantize by the given method (AUTO is what it uses).
+ * SCREEN falls back to sgemm for descriptors outside its bound's reach
+ * (non-finite values, ma > 32). */
+sf_status sf_asmk_codebook_quantize_with(const sf_asmk_codebook *codebook, const float *desc,
+                                         size_t n, int ma, sf_asmk_quant_method method,
+                                         int32_t *words, sf_error *err);
 
 /* ---- Aggregation ---- */
 
