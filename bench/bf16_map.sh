@@ -33,8 +33,9 @@ for prec in f32 bf16; do
     sf-index create -C cb.sfcb $prec.six && sf-index add $prec.six $prec.sfs
     sf-match -i $prec.six -k 0 $prec.sfs > $prec.hits
     sf-rank --groups "$P/groups.tsv" $prec.hits > $prec.eval 2>&1 || true
-    echo "$prec: $(grep -i 'map' $prec.eval | head -n 1)"
+    echo "$prec: $(grep '^groups' $prec.eval | head -n 1)"
 done
-awk 'FNR == 1 { f++ } /mAP/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9.]+$/) { v[f] = $i; break } }
+# "groups QUERIES mAP mP@1 ...", under a "# protocol queries mAP ..." header
+awk 'FNR == 1 { f++ } $1 == "groups" && NF >= 3 { v[f] = $3 }
      END { d = v[2] - v[1]; printf "mAP f32 %s, bf16 %s: difference %+.4f (target |d| <= 0.005): %s\n",
            v[1], v[2], d, (d <= 0.005 && d >= -0.005) ? "met" : "NOT met" }' f32.eval bf16.eval
