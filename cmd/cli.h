@@ -131,7 +131,7 @@ int sf_cli_provenance(sf_cli *cli, const char *name, sf_status st, const sf_erro
     "                       'list' shows the installed ones\n"                  \
     "      --backend-path DIRS  look for backends here first (colon-separated)\n" \
     "      --threads N      compute threads (default: all cores)\n"             \
-    "      --precision P    f32 (the default; no backend has bf16 yet)\n"
+    "      --precision P    f32 (the default) or bf16 (onednn, AVX512-BF16)\n"
 
 typedef struct sf_cli_network {
     const char *backend_name;  /* NULL: $SF_BACKEND, then compute.backend */

@@ -38,12 +38,9 @@ int sf_cli_network_option(sf_cli *cli, sf_cli_network *nw, int opt, const char *
         sf_cli_set(cli, "compute.threads", arg);
         return 1;
     case SF_OPT_PRECISION:
-        if (strcmp(arg, "f32") == 0)
-            nw->precision = SF_PRECISION_F32;
-        else if (strcmp(arg, "bf16") == 0)
-            nw->precision = SF_PRECISION_BF16;
-        else
+        if (strcmp(arg, "f32") != 0 && strcmp(arg, "bf16") != 0)
             sf_cli_usage_error(cli, "--precision: expected f32 or bf16, got '%s'", arg);
+        sf_cli_set(cli, "compute.precision", arg);
         return 1;
     }
     return 0;
@@ -78,6 +75,14 @@ void sf_cli_network_open(sf_cli *cli, sf_cli_network *nw)
         name = cli->config.backend;
     if (strcmp(name, "list") == 0)
         list_backends(cli, nw);
+    /* compute.precision: the flag's value, else the preset's. */
+    if (strcmp(cli->config.precision, "f32") == 0)
+        nw->precision = SF_PRECISION_F32;
+    else if (strcmp(cli->config.precision, "bf16") == 0)
+        nw->precision = SF_PRECISION_BF16;
+    else
+        sf_cli_usage_error(cli, "compute.precision: expected f32 or bf16, got '%s'",
+                           cli->config.precision);
     if (!cli->config.model[0])
         sf_cli_usage_error(cli, "no model: give -m FILE (fire.pth, or sf-model random -o FILE)");
     if (sf_model_load(&nw->model, cli->config.model, &err) != SF_OK) {

@@ -92,6 +92,8 @@ static const struct key keys[] = {
         "worker threads; 0 = one per core"),
     STRING("compute.model", model,
            "FIRe checkpoint file; empty = the program's default"),
+    STRING("compute.precision", precision,
+           "f32, or bf16 (backbone and LIT products in bfloat16; onednn on AVX512-BF16)"),
     INT("asmk.codebook_size", codebook_size, 1, SF_INDEX_MAX_WORDS,
         "visual words in the k-means codebook"),
     INT("asmk.kmeans_iterations", kmeans_iterations, 1, 10000,
@@ -139,6 +141,7 @@ void sf_config_init(sf_config *cfg)
     cfg->features_num = 0; /* the checkpoint's runtime.features_num */
     cfg->global = 0;
     cfg->threads = 0;
+    strcpy(cfg->precision, "f32");
     cfg->codebook_size = 65536;
     cfg->kmeans_iterations = 10;
     cfg->kmeans_seed = 0;

@@ -24,23 +24,29 @@ sf_status sf_network_create(sf_network **out, sf_backend *backend, const sf_mode
     sf_status st = sf_backbone_layout_get(sf_model_params(model), &layout, err);
     if (st != SF_OK)
         return st;
-    /* No backend computes in bfloat16 yet: refuse rather than silently run
+    const sf_backend_iface *iface = sf_backend_iface_of(backend);
+    int precision = options ? options->precision : SF_PRECISION_F32;
+    /* A backend computes in what it declares, or is not asked to: never
      * float32 under a bf16 label. */
-    if (options && options->precision != SF_PRECISION_F32)
+    if (precision != SF_PRECISION_F32 &&
+        (precision != SF_PRECISION_BF16 || !(iface->precisions & (1u << precision))))
         return sf_error_set(err, SF_ERR_UNSUPPORTED,
-                            "backend %s has no bfloat16 path yet; use --precision f32",
+                            precision == SF_PRECISION_BF16
+                                ? "backend %s has no bfloat16 path; use --precision f32 "
+                                  "(the onednn backend has one)"
+                                : "backend %s: unknown precision",
                             sf_backend_name(backend));
     sf_network *net = calloc(1, sizeof *net);
     if (!net)
         return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
-    net->iface = sf_backend_iface_of(backend);
+    net->iface = iface;
     net->model = model;
     sf_backend_net desc = {
         .params = sf_model_params(model),
         .model = model,
         .tensor = lookup,
         .threads = sf_threads_resolve(options ? options->threads : 0),
-        .precision = options ? options->precision : 0,
+        .precision = precision,
     };
     if ((st = net->iface->net_create(&desc, &net->handle, err)) != SF_OK) {
         free(net);

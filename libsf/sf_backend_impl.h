@@ -24,7 +24,7 @@ extern "C" {
 
 /* Bump on any change to the structures below; libsf refuses other values.
  * The install directory carries it (pkglibdir/backends-<ABI>). */
-#define SF_BACKEND_ABI_VERSION 1
+#define SF_BACKEND_ABI_VERSION 2
 
 /* The network a backend builds: parameters and a way to find tensors by
  * their state_dict name.  Everything stays valid until net_free. */
@@ -61,6 +61,12 @@ typedef struct sf_backend_iface {
      * when the caller does not want it. */
     sf_status (*lit)(void *handle, const float *features, int height, int width,
                      float *superfeatures, float *attention, sf_error *err);
+
+    /* The precisions net_create accepts besides float32: bit
+     * (1u << SF_PRECISION_x) each.  0: float32 only, and libsf refuses the
+     * others before net_create.  A backend that has the bit may still
+     * refuse at net_create (a CPU without the instructions). */
+    uint32_t precisions;
 } sf_backend_iface;
 
 typedef const sf_backend_iface *(*sf_backend_init_fn)(void);

@@ -36,6 +36,7 @@ typedef struct sf_config {
     char backend[SF_CONFIG_MAX_STRING];    /* compute.backend: "" = best available */
     int threads;                           /* compute.threads: 0 = all cores */
     char model[SF_CONFIG_MAX_STRING];      /* compute.model: checkpoint path */
+    char precision[8];                     /* compute.precision: "f32" or "bf16" */
 
     /* asmk: codebook and index (spec section 7) */
     int codebook_size;                     /* asmk.codebook_size: 65536 */

@@ -92,8 +92,31 @@ check "missing model: exit 3 and names the file" sh -c "[ $rc -eq 3 ] && grep -q
 sf-lit -m "$G/model.pth" --backend nosuch < /dev/null > out 2> err; rc=$?
 check "missing backend: exit 3" [ "$rc" -eq 3 ]
 check "missing backend: names it" grep -q "no backend named 'nosuch'" err
-sf-extract -m "$G/model.pth" --precision bf16 < /dev/null > out 2> err; rc=$?
-check "bf16 is refused, not silently run as f32" sh -c "[ $rc -eq 3 ] && grep -q 'no bfloat16 path' err"
+sf-extract -m "$G/model.pth" --backend reference --precision bf16 < /dev/null > out 2> err; rc=$?
+check "bf16: the reference backend refuses it, not silently run as f32" \
+    sh -c "[ $rc -eq 3 ] && grep -q 'backend reference has no bfloat16 path' err && [ ! -s out ]"
+printf 'compute:\n  precision: bf16\n' > bf16.yaml
+sf-extract -m "$G/model.pth" --backend reference -c bf16.yaml < /dev/null > out 2> err; rc=$?
+check "bf16: compute.precision in a preset asks for it too" \
+    sh -c "[ $rc -eq 3 ] && grep -q 'no bfloat16 path' err"
+sf-extract -m "$G/model.pth" --backend reference -c bf16.yaml --precision f32 < /dev/null > out 2> err; rc=$?
+check "bf16: --precision f32 wins over the preset" \
+    sh -c "! grep -q bfloat16 err && grep -q 'empty input' err"
+sf-extract -m "$G/model.pth" --precision f16 < /dev/null > out 2> err; rc=$?
+check "--precision f16: usage error" sh -c "[ $rc -eq 2 ] && grep -q 'expected f32 or bf16' err"
+# oneDNN's view of the CPU, capped below AVX512-BF16: a clear refusal.
+DNNL_MAX_CPU_ISA=AVX512_CORE sf-extract -m "$G/model.pth" --backend onednn --precision bf16 \
+    < /dev/null > out 2> err; rc=$?
+check "bf16 without AVX512-BF16: refused with the reason" \
+    sh -c "[ $rc -eq 3 ] && grep -q 'needs a CPU with AVX512-BF16' err"
+if grep -q avx512_bf16 /proc/cpuinfo 2>/dev/null; then
+    sf-decode r18-small.npy > r18.sfs
+    G=$SF_GOLDEN_DIR/r18-small
+    sf-extract -m "$G/model.pth" --backend onednn --precision bf16 < r18.sfs > bf16.sfs 2> err &&
+        sf-lit -m "$G/model.pth" --backend onednn --precision bf16 --global < bf16.sfs > bf16.lit 2>> err
+    rc=$?
+    check "bf16 runs with onednn here" sh -c "[ $rc -eq 0 ] && [ -s bf16.lit ] && [ ! -s err ]"
+fi
 sf-extract --backend list > list 2> err
 check "--backend list shows both backends" sh -c "grep -q '^reference	usable' list && grep -q '^onednn	' list"
 printf 'garbage' | sf-extract -m "$G/model.pth" --backend reference > out 2> err; rc=$?

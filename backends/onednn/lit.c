@@ -20,6 +20,174 @@ static size_t lit_floats_bytes(int n, int c, int d)
     return round_up(sizeof(float) * (size_t)n * (3 * (size_t)d + 2 * (size_t)c + d / 2 + 2));
 }
 
+/* ---- bf16 products ---- */
+
+/* rows x cols of op(src) into dst (contiguous, bf16); src has ld floats a
+ * row, and holds op(src) transposed when trans. */
+static void pack_bf16(const float *src, int ld, int trans, int rows, int cols, uint16_t *dst)
+{
+    if (!trans) {
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < cols; j++)
+                dst[(size_t)i * cols + j] = to_bf16(src[(size_t)i * ld + j]);
+        return;
+    }
+    /* Tiles, so that neither side strides through memory a whole row at
+     * a time. */
+    for (int i0 = 0; i0 < rows; i0 += 32)
+        for (int j0 = 0; j0 < cols; j0 += 32)
+            for (int j = j0; j < cols && j < j0 + 32; j++)
+                for (int i = i0; i < rows && i < i0 + 32; i++)
+                    dst[(size_t)i * cols + j] = to_bf16(src[(size_t)j * ld + i]);
+}
+
+static uint16_t *packed(const float *src, int ld, int trans, int rows, int cols)
+{
+    uint16_t *p = alloc_aligned(sizeof(uint16_t) * (size_t)rows * cols);
+    if (p)
+        pack_bf16(src, ld, trans, rows, cols, p);
+    return p;
+}
+
+static sf_status lit_load_bf16(onednn_net *nt, sf_error *err)
+{
+    const int C = nt->C, D = nt->D, H2 = D / 2;
+    nt->wqk16 = packed(nt->wqk, C, 0, D, C);      /* Q = LN(S) Wqk */
+    nt->wv16 = packed(nt->wv, C, 0, D, C);        /* Vt = W_v Xn */
+    nt->wvt16 = packed(nt->wv, C, 1, C, D);       /* S += Z W_v^T */
+    nt->mlp0t16 = packed(nt->mlp0_w, D, 1, D, H2);
+    nt->mlp2t16 = packed(nt->mlp2_w, H2, 1, H2, D);
+    if (!nt->wqk16 || !nt->wv16 || !nt->wvt16 || !nt->mlp0t16 || !nt->mlp2t16)
+        return sf_error_set(err, SF_ERR_NOMEM, "oneDNN backend: out of memory");
+    return SF_OK;
+}
+
+static void mm_destroy(mmprim *p)
+{
+    dnnl_memory_destroy(p->a);
+    dnnl_memory_destroy(p->b);
+    dnnl_memory_destroy(p->c);
+    dnnl_memory_destroy(p->scratch);
+    dnnl_primitive_destroy(p->p);
+    memset(p, 0, sizeof *p);
+}
+
+void lit_free(onednn_net *nt)
+{
+    for (int i = 0; i < nt->n_mm; i++)
+        mm_destroy(&nt->mm[i]);
+    nt->n_mm = 0;
+    free(nt->wqk16);
+    free(nt->wv16);
+    free(nt->wvt16);
+    free(nt->mlp0t16);
+    free(nt->mlp2t16);
+    free(nt->pack);
+    free(nt->pack_scratch);
+}
+
+/* The matmul primitive for m x n x k (cached; the cache starts over when
+ * full: a few image sizes each need a handful). */
+static sf_status mm_get(onednn_net *nt, int m, int n, int k, int sum, mmprim **out, sf_error *err)
+{
+    for (int i = 0; i < nt->n_mm; i++) {
+        mmprim *p = &nt->mm[i];
+        if (p->m == m && p->n == n && p->k == k && p->sum == sum) {
+            *out = p;
+            return SF_OK;
+        }
+    }
+    if (nt->n_mm == MAX_MM) {
+        for (int i = 0; i < nt->n_mm; i++)
+            mm_destroy(&nt->mm[i]);
+        nt->n_mm = 0;
+    }
+    mmprim *p = &nt->mm[nt->n_mm];
+    memset(p, 0, sizeof *p);
+    sf_status st = SF_OK;
+    dnnl_memory_desc_t amd, bmd, cmd;
+    dnnl_dims_t ad = { m, k }, bd = { k, n }, cd = { m, n };
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    TRY_DNNL(dnnl_memory_desc_init_by_tag(&amd, 2, ad, dnnl_bf16, dnnl_ab), "memory descriptor");
+    TRY_DNNL(dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_bf16, dnnl_ab), "memory descriptor");
+    TRY_DNNL(dnnl_memory_desc_init_by_tag(&cmd, 2, cd, dnnl_f32, dnnl_ab), "memory descriptor");
+    TRY_DNNL(dnnl_matmul_desc_init(&md, &amd, &bmd, NULL, &cmd), "matmul descriptor");
+    TRY_DNNL(dnnl_primitive_attr_create(&attr), "primitive attributes");
+    TRY_DNNL(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user),
+             "scratchpad mode");
+    if (sum) {
+        TRY_DNNL(dnnl_post_ops_create(&po), "post-ops");
+        TRY_DNNL(dnnl_post_ops_append_sum(po, 1.0f), "sum post-op");
+        TRY_DNNL(dnnl_primitive_attr_set_post_ops(attr, po), "post-ops");
+    }
+    TRY_DNNL(dnnl_primitive_desc_create(&pd, &md, attr, nt->eng, NULL), "matmul");
+    const dnnl_memory_desc_t *spd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if ((st = ensure(&nt->scratch, &nt->scratch_size, dnnl_memory_desc_get_size(spd), err)) != SF_OK)
+        goto done;
+    TRY_DNNL(dnnl_primitive_create(&p->p, pd), "matmul");
+    TRY_DNNL(dnnl_memory_create(&p->a, &amd, nt->eng, DNNL_MEMORY_NONE), "memory");
+    TRY_DNNL(dnnl_memory_create(&p->b, &bmd, nt->eng, DNNL_MEMORY_NONE), "memory");
+    TRY_DNNL(dnnl_memory_create(&p->c, &cmd, nt->eng, DNNL_MEMORY_NONE), "memory");
+    TRY_DNNL(dnnl_memory_create(&p->scratch, spd, nt->eng, DNNL_MEMORY_NONE), "memory");
+    p->m = m;
+    p->n = n;
+    p->k = k;
+    p->sum = sum;
+    nt->n_mm++;
+    *out = p;
+done:
+    if (st != SF_OK)
+        mm_destroy(p);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_post_ops_destroy(po);
+    dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+/* C (m x n, contiguous) = op(A) op(B), or += with beta 1 (sgemm's
+ * conventions), in bf16 with f32 sums.  a16/b16: the operands already
+ * packed (m x k, k x n), or NULL to pack a/b here. */
+static sf_status gemm16(onednn_net *nt, char ta, char tb, int m, int n, int k, const float *a,
+                        const uint16_t *a16, int lda, const float *b, const uint16_t *b16,
+                        int ldb, float beta, float *c, sf_error *err)
+{
+    sf_status st = SF_OK;
+    size_t na = a16 ? 0 : round_up(sizeof(uint16_t) * (size_t)m * k);
+    size_t nb = b16 ? 0 : sizeof(uint16_t) * (size_t)k * n;
+    uint16_t *buf;
+    if (na + nb) {
+        if ((st = ensure((void **)&nt->pack_scratch, &nt->pack_scratch_size, na + nb, err)) != SF_OK)
+            return st;
+        buf = nt->pack_scratch;
+        if (!a16) {
+            pack_bf16(a, lda, ta == 'T', m, k, buf);
+            a16 = buf;
+        }
+        if (!b16) {
+            pack_bf16(b, ldb, tb == 'T', k, n, (uint16_t *)((char *)buf + na));
+            b16 = (uint16_t *)((char *)buf + na);
+        }
+    }
+    mmprim *p;
+    if ((st = mm_get(nt, m, n, k, beta != 0.0f, &p, err)) != SF_OK)
+        return st;
+    TRY_DNNL(dnnl_memory_set_data_handle(p->a, (void *)a16), "memory");
+    TRY_DNNL(dnnl_memory_set_data_handle(p->b, (void *)b16), "memory");
+    TRY_DNNL(dnnl_memory_set_data_handle(p->c, c), "memory");
+    TRY_DNNL(dnnl_memory_set_data_handle(p->scratch, nt->scratch), "memory");
+    dnnl_exec_arg_t args[4] = { { DNNL_ARG_SRC, p->a },
+                                { DNNL_ARG_WEIGHTS, p->b },
+                                { DNNL_ARG_DST, p->c },
+                                { DNNL_ARG_SCRATCHPAD, p->scratch } };
+    TRY_DNNL(dnnl_primitive_execute(p->p, nt->strm, 4, args), "matmul");
+    TRY_DNNL(dnnl_stream_wait(nt->strm), "stream wait");
+done:
+    return st;
+}
+
 sf_status lit_load(onednn_net *nt, const sf_backend_net *net, sf_error *err)
 {
     const int C = nt->C, D = nt->D, N = nt->N;
@@ -55,7 +223,7 @@ sf_status lit_load(onednn_net *nt, const sf_backend_net *net, sf_error *err)
                                  wk->data, C, 0.0f, nt->wqk, C);
     if (s != dnnl_success)
         return dnnl_fail(err, "sgemm", s);
-    return SF_OK;
+    return nt->bf16 ? lit_load_bf16(nt, err) : SF_OK;
 }
 
 /* ---- LIT ---- */
@@ -76,10 +244,109 @@ static sf_status sgemm(char ta, char tb, int m, int n, int k, const float *a, in
  *     m_n = sum_l A[n,l] rstd_l mean_l.
  * The cancellation in the subtractions is that of mean against spread in a
  * feature column, mild for the backbone's ReLU outputs. */
+/* LIT in bf16: the same steps as onednn_lit with the products in bf16
+ * (f32 sums); LayerNorm, softmax, the normalisations, residuals and the
+ * MLP's bias and ReLU stay f32.  norm_inputs is never folded into the
+ * products here: folding subtracts mean_l qg_n from a product whose bf16
+ * error scales with the uncentred X, so Xn is formed (C x L f32, then
+ * bf16) and multiplied directly. */
+static sf_status lit_bf16(onednn_net *nt, const float *features, int height, int width,
+                          float *superfeatures, float *attention, sf_error *err)
+{
+    const int C = nt->C, D = nt->D, N = nt->N, H2 = D / 2;
+    const int L = height * width;
+    const int vpath = (size_t)L <= (size_t)nt->T * N;
+    size_t need = (size_t)N * L + 2 * (size_t)L + (size_t)C * L + (vpath ? (size_t)D * L : 0);
+    sf_status st = ensure((void **)&nt->arena, &nt->arena_size, sizeof(float) * need, err);
+    if (st == SF_OK)
+        st = ensure((void **)&nt->pack, &nt->pack_size,
+                    sizeof(uint16_t) * ((size_t)C * L + (vpath ? (size_t)L * D : 0)), err);
+    if (st != SF_OK)
+        return st;
+    float *A = nt->arena, *mean = A + (size_t)N * L, *rstd = mean + L;
+    float *Xn = rstd + L, *Vt = Xn + (size_t)C * L;
+    float *S = nt->lit_small, *tmp = S + (size_t)N * D, *U = tmp + (size_t)N * D;
+    float *Q = U + (size_t)N * D, *Z = Q + (size_t)N * C, *hid = Z + (size_t)N * C;
+    float *inv = hid + (size_t)N * H2;
+    __m256 *acc = (__m256 *)((char *)nt->lit_small + lit_floats_bytes(N, C, D));
+    double *rowsum = nt->rowsum, *m = rowsum + N;
+    uint16_t *xn16 = nt->pack, *vtt16 = xn16 + (size_t)C * L;
+    int prev = set_threads(nt);
+
+    ln_stats(features, C, L, mean, rstd);
+    ln_apply(features, C, L, mean, rstd, nt->ln_in_w, nt->ln_in_b, Xn);
+    pack_bf16(Xn, L, 0, C, L, xn16);
+    if (vpath) {
+        /* Vt = W_v Xn (D x L), kept as Vt^T (L x D) for A V. */
+        if ((st = gemm16(nt, 'N', 'N', D, L, C, NULL, nt->wv16, C, NULL, xn16, L, 0.0f, Vt,
+                         err)) != SF_OK)
+            goto done;
+        pack_bf16(Vt, L, 1, L, D, vtt16);
+    }
+    memcpy(S, nt->templates, sizeof(float) * (size_t)N * D);
+    for (int it = 0; it < nt->T; it++) {
+        float *att = it == nt->T - 1 ? attention : NULL;
+        ln_rows(S, N, D, nt->ln_t_w, nt->ln_t_b, tmp);
+        if ((st = gemm16(nt, 'N', 'N', N, C, D, tmp, NULL, D, NULL, nt->wqk16, C, 0.0f, Q,
+                         err)) != SF_OK ||
+            (st = gemm16(nt, 'N', 'N', N, L, C, Q, NULL, C, NULL, xn16, L, 0.0f, A, err)) !=
+                SF_OK)
+            goto done;
+        softmax_columns(A, N, L, NULL, att, rowsum, m, acc);
+        for (int n = 0; n < N; n++)
+            inv[n] = (float)(1.0 / rowsum[n]);
+        if (vpath) {
+            /* S += (A V) / column sums */
+            if ((st = gemm16(nt, 'N', 'N', N, D, L, A, NULL, L, NULL, vtt16, D, 0.0f, U,
+                             err)) != SF_OK)
+                goto done;
+            for (int n = 0; n < N; n++)
+                for (int d = 0; d < D; d++)
+                    S[(size_t)n * D + d] += U[(size_t)n * D + d] * inv[n];
+        } else {
+            /* Z^T = Xn A^T (C x N), over the column sums; S += Z W_v^T */
+            if ((st = gemm16(nt, 'N', 'T', C, N, L, NULL, xn16, L, A, NULL, L, 0.0f, Z,
+                             err)) != SF_OK)
+                goto done;
+            for (int c = 0; c < C; c++)
+                for (int n = 0; n < N; n++)
+                    Z[(size_t)c * N + n] *= inv[n];
+            if ((st = gemm16(nt, 'T', 'N', N, D, C, Z, NULL, N, NULL, nt->wvt16, D, 1.0f, S,
+                             err)) != SF_OK)
+                goto done;
+        }
+        /* S += MLP(LN(S)) */
+        ln_rows(S, N, D, nt->ln_m_w, nt->ln_m_b, tmp);
+        if ((st = gemm16(nt, 'N', 'N', N, H2, D, tmp, NULL, D, NULL, nt->mlp0t16, H2, 0.0f, hid,
+                         err)) != SF_OK)
+            goto done;
+        for (int n = 0; n < N; n++)
+            for (int j = 0; j < H2; j++) {
+                float v = hid[(size_t)n * H2 + j] + nt->mlp0_b[j];
+                hid[(size_t)n * H2 + j] = v > 0 ? v : 0;
+            }
+        for (int n = 0; n < N; n++)
+            memcpy(U + (size_t)n * D, nt->mlp2_b, sizeof(float) * (size_t)D);
+        if ((st = gemm16(nt, 'N', 'N', N, D, H2, hid, NULL, H2, NULL, nt->mlp2t16, D, 1.0f, U,
+                         err)) != SF_OK)
+            goto done;
+        for (size_t i = 0; i < (size_t)N * D; i++)
+            S[i] += U[i];
+    }
+    memcpy(superfeatures, S, sizeof(float) * (size_t)N * D);
+    if (attention)
+        scale_rows(attention, N, L, rowsum, attention);
+done:
+    restore_threads(prev);
+    return st;
+}
+
 sf_status onednn_lit(void *handle, const float *features, int height, int width,
                      float *superfeatures, float *attention, sf_error *err)
 {
     onednn_net *nt = handle;
+    if (nt->bf16)
+        return lit_bf16(nt, features, height, width, superfeatures, attention, err);
     const int C = nt->C, D = nt->D, N = nt->N, H2 = D / 2;
     const int L = height * width;
     /* Small maps: form Xn and V = Xn W_v^T once.  Large ones: A^T V as

@@ -98,6 +98,7 @@ static void onednn_free(void *handle)
         conv_free(&nt->blocks[i].down);
     }
     free(nt->blocks);
+    lit_free(nt);
     free(nt->wqk);
     free(nt->lit_small);
     free(nt->rowsum);
@@ -134,6 +135,24 @@ static sf_status onednn_create(const sf_backend_net *net, void **handle, sf_erro
     nt->D = net->params->lit_dim;
     nt->N = net->params->lit_N;
     nt->T = net->params->lit_T;
+    nt->bf16 = net->precision == SF_PRECISION_BF16;
+    nt->es = nt->bf16 ? sizeof(uint16_t) : sizeof(float);
+    nt->adt = nt->bf16 ? dnnl_bf16 : dnnl_f32;
+    if (net->precision != SF_PRECISION_F32 && !nt->bf16) {
+        free(nt);
+        return sf_error_set(err, SF_ERR_UNSUPPORTED, "oneDNN backend: unknown precision %d",
+                            net->precision);
+    }
+    /* bf16 only where the CPU multiplies in it: oneDNN would otherwise
+     * emulate it (or fall back to reference kernels), slower than f32.
+     * oneDNN's view honours DNNL_MAX_CPU_ISA, which the tests use. */
+    if (nt->bf16 && (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) !=
+                        dnnl_cpu_isa_avx512_core_bf16) {
+        free(nt);
+        return sf_error_set(err, SF_ERR_UNSUPPORTED,
+                            "--precision bf16 needs a CPU with AVX512-BF16 (oneDNN finds none "
+                            "here); use --precision f32");
+    }
     int prev = set_threads(nt);
     TRY_DNNL(dnnl_engine_create(&nt->eng, dnnl_cpu, 0), "engine creation");
     TRY_DNNL(dnnl_stream_create(&nt->strm, nt->eng, dnnl_stream_default_flags), "stream creation");
@@ -218,6 +237,7 @@ static const sf_backend_iface onednn_iface = {
     .net_free = onednn_free,
     .backbone = onednn_backbone,
     .lit = onednn_lit,
+    .precisions = 1u << SF_PRECISION_BF16,
 };
 
 __attribute__((visibility("default"))) const sf_backend_iface *sf_backend_init(void)

@@ -7,6 +7,7 @@
 #include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "sf_backend_impl.h"
 
@@ -74,10 +75,26 @@ typedef struct region {
     int mirrored;
 } region;
 
+/* A bf16 matrix product of LIT: C (m x n, f32) = A (m x k) B (k x n), with
+ * sum: C += instead. */
+typedef struct mmprim {
+    int m, n, k, sum;
+    dnnl_primitive_t p;
+    dnnl_memory_t a, b, c, scratch;
+} mmprim;
+
+#define MAX_MM 64
+
 typedef struct onednn_net {
     sf_net_params params;
     sf_backbone_layout layout;
     int threads;
+    /* bfloat16 (--precision bf16): weights and activations in bf16,
+     * accumulation and everything outside the products in f32.  es and
+     * adt: the activations' element size and type. */
+    int bf16;
+    size_t es;
+    dnnl_data_type_t adt;
     dnnl_engine_t eng;
     dnnl_stream_t strm;
 
@@ -92,6 +109,15 @@ typedef struct onednn_net {
     float *wqk;               /* D x C: W_q^T W_k / sqrt(D) */
     float *lit_small;         /* LIT's N-row matrices */
     double *rowsum;           /* and sums: 2 x N */
+    /* bf16: LIT's weights as the right-hand operands they are (k x n,
+     * contiguous), the products' primitives, and packed operands. */
+    uint16_t *wqk16, *wv16, *wvt16, *mlp0t16, *mlp2t16;
+    mmprim mm[MAX_MM];
+    int n_mm;
+    uint16_t *pack;           /* per call: Xn and Vt^T */
+    size_t pack_size;
+    uint16_t *pack_scratch;   /* per product: the operands not packed yet */
+    size_t pack_scratch_size;
 
     shape_cache shapes[MAX_SHAPES];
     uint64_t tick;
@@ -118,6 +144,17 @@ typedef struct onednn_net {
             goto done;                              \
         }                                           \
     } while (0)
+
+/* float32 to bfloat16, rounding to nearest even (NaN stays NaN). */
+static inline uint16_t to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
 
 static inline size_t round_up(size_t n)
 {
@@ -155,6 +192,7 @@ sf_status onednn_backbone(void *handle, const float *image, int height, int widt
 
 /* lit.c and lit_kernels.c: LIT */
 sf_status lit_load(onednn_net *nt, const sf_backend_net *net, sf_error *err);
+void lit_free(onednn_net *nt);
 sf_status onednn_lit(void *handle, const float *features, int height, int width,
                      float *superfeatures, float *attention, sf_error *err);
 

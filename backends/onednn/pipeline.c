@@ -59,8 +59,8 @@ static int imax(int a, int b)
 
 /* Output rows of a convolution over ih rows of src (already the right
  * rows), with pt/pb padding rows. */
-static sf_status conv_band(onednn_net *nt, shape_cache *sc, conv *cv, int post, const float *src,
-                           int ih, int iw, int pt, int pb, float *dst, int oh, int ow,
+static sf_status conv_band(onednn_net *nt, shape_cache *sc, conv *cv, int post, const void *src,
+                           int ih, int iw, int pt, int pb, void *dst, int oh, int ow,
                            sf_error *err)
 {
     prim_key key;
@@ -91,7 +91,7 @@ static sf_status conv_band(onednn_net *nt, shape_cache *sc, conv *cv, int post, 
 
 /* rows x w pixels of c channels (nhwc) into rows [r0, r0 + rows) of a
  * c x h x w planar tensor. */
-static sf_status to_planar(onednn_net *nt, shape_cache *sc, const float *src, int c, int rows,
+static sf_status to_planar(onednn_net *nt, shape_cache *sc, const void *src, int c, int rows,
                            int w, float *dst, int h, int r0, sf_error *err)
 {
     prim_key key;
@@ -120,8 +120,8 @@ static int band_height(int rows, int w, int c)
 /* Rows of a private intermediate computed in order, keeping the last few
  * for the next band's window (the halo of a 3x3 convolution). */
 typedef struct ring {
-    float *buf;      /* NULL while planning */
-    size_t row;      /* floats per row */
+    char *buf;       /* NULL while planning */
+    size_t row;      /* bytes per row */
     int lo, hi;      /* rows held */
 } ring;
 
@@ -132,7 +132,7 @@ static int ring_advance(ring *r, int lo)
     if (lo >= r->lo && lo < r->hi) {
         if (lo > r->lo && r->buf)
             memmove(r->buf, r->buf + (size_t)(lo - r->lo) * r->row,
-                    sizeof(float) * (size_t)(r->hi - lo) * r->row);
+                    (size_t)(r->hi - lo) * r->row);
         r->lo = lo;
     } else {
         r->lo = r->hi = lo;
@@ -140,7 +140,7 @@ static int ring_advance(ring *r, int lo)
     return r->hi;
 }
 
-static float *ring_at(const ring *r, int row)
+static void *ring_at(const ring *r, int row)
 {
     return r->buf + (size_t)(row - r->lo) * r->row;
 }
@@ -208,13 +208,24 @@ static sf_status region_ensure(region *r, size_t bytes, sf_error *err)
     return SF_OK;
 }
 
-/* image rows [lo, hi) (planar, 3 x h x w) as nhwc. */
-static void image_rows_nhwc(const float *image, int h, int w, int lo, int hi, float *dst)
+/* image rows [lo, hi) (planar, 3 x h x w) as nhwc, in float32 or (bf16)
+ * bfloat16. */
+static void image_rows_nhwc(const float *image, int h, int w, int lo, int hi, void *dst,
+                            int bf16)
 {
     size_t plane = (size_t)h * w;
     for (int y = lo; y < hi; y++) {
         const float *r0 = image + (size_t)y * w, *r1 = r0 + plane, *r2 = r1 + plane;
-        float *d = dst + (size_t)(y - lo) * w * 3;
+        if (bf16) {
+            uint16_t *d = (uint16_t *)dst + (size_t)(y - lo) * w * 3;
+            for (int x = 0; x < w; x++) {
+                d[3 * x] = to_bf16(r0[x]);
+                d[3 * x + 1] = to_bf16(r1[x]);
+                d[3 * x + 2] = to_bf16(r2[x]);
+            }
+            continue;
+        }
+        float *d = (float *)dst + (size_t)(y - lo) * w * 3;
         for (int x = 0; x < w; x++) {
             d[3 * x] = r0[x];
             d[3 * x + 1] = r1[x];
@@ -232,11 +243,11 @@ typedef struct store {
     int sink;        /* the pipeline's result is read from here */
 } store;
 
-static float *store_row(const store *s, int r)
+static void *store_row(const store *s, int r)
 {
     if (s->rg->mirrored)
-        return (float *)(s->rg->base + (size_t)r * s->row % s->rg->size);
-    return (float *)(s->rg->base + (size_t)(r - s->lo) * s->row);
+        return s->rg->base + (size_t)r * s->row % s->rg->size;
+    return s->rg->base + (size_t)(r - s->lo) * s->row;
 }
 
 /* A stage of the backbone: the stem (conv1 + max-pool) or one block. */
@@ -261,7 +272,7 @@ typedef struct pipeline {
     store stores[4];
     int nstores;
     int sink_done;   /* rows of the result already delivered */
-    float *t2, *staging;
+    char *t2, *staging;
     int dry;         /* planning: indices only, nothing computed */
 } pipeline;
 
@@ -323,7 +334,7 @@ static sf_status stem_band(pipeline *pl, pstage *sg, int y0, int y1, sf_error *e
     if (first < hi) {
         int ilo, ihi, ipt, ipb;
         band_rows(first, hi, 7, 2, 3, pl->ih, &ilo, &ihi, &ipt, &ipb);
-        image_rows_nhwc(pl->image, pl->ih, pl->iw, ilo, ihi, pl->staging);
+        image_rows_nhwc(pl->image, pl->ih, pl->iw, ilo, ihi, pl->staging, nt->bf16);
         if ((st = conv_band(nt, pl->sc, &nt->stem, POST_RELU, pl->staging, ihi - ilo, pl->iw, ipt,
                             ipb, ring_at(&sg->t1, first), hi - first, pl->w1, err)) != SF_OK)
             goto done;
@@ -377,7 +388,7 @@ static sf_status block_band(pipeline *pl, int j, int y0, int y1, sf_error *err)
     if (st != SF_OK || pl->dry)
         goto done;
     if (first < hi) {
-        const float *x = store_row(sg->in, xlo);
+        const void *x = store_row(sg->in, xlo);
         if (bottleneck)
             st = conv_band(nt, pl->sc, &bl->c1, POST_RELU, x, xhi - xlo, sg->w, 0, 0,
                            ring_at(&sg->t1, first), hi - first, sg->w, err);
@@ -387,7 +398,7 @@ static sf_status block_band(pipeline *pl, int j, int y0, int y1, sf_error *err)
         if (st != SF_OK)
             goto done;
     }
-    float *dst = store_row(sg->out, y0);
+    void *dst = store_row(sg->out, y0);
     if (bl->has_down &&
         (st = conv_band(nt, pl->sc, &bl->down, 0, store_row(sg->in, y0 * s), (rows - 1) * s + 1,
                         sg->w, 0, 0, dst, rows, sg->ow, err)) != SF_OK)
@@ -450,12 +461,13 @@ static sf_status pipeline_init(pipeline *pl, onednn_net *nt, int height, int wid
     sg->oc = 64;
     /* conv1's ring holds twice the pooled rows, at twice the width. */
     sg->b = band_height(sg->oh, 4 * sg->ow, 64);
-    sg->t1.row = (size_t)pl->w1 * 64;
-    priv += round_up(sizeof(float) * (size_t)imin(pl->h1, 2 * sg->b + 1) * sg->t1.row);
-    size_t staging = sizeof(float) * (size_t)imin(height, 4 * sg->b + 7) * width * 3;
+    const size_t es = nt->es;
+    sg->t1.row = es * (size_t)pl->w1 * 64;
+    priv += round_up((size_t)imin(pl->h1, 2 * sg->b + 1) * sg->t1.row);
+    size_t staging = es * (size_t)imin(height, 4 * sg->b + 7) * width * 3;
     pl->nstores = 1;
     sg->out = &pl->stores[0];
-    sg->out->row = sizeof(float) * (size_t)sg->ow * 64;
+    sg->out->row = es * (size_t)sg->ow * 64;
     for (int j = 1; j < pl->n; j++) {
         pstage *prev = &pl->st[j - 1];
         sg = &pl->st[j];
@@ -473,22 +485,22 @@ static sf_status pipeline_init(pipeline *pl, onednn_net *nt, int height, int wid
             sg->b &= ~3;
         if (bl->has_down) {
             sg->out = &pl->stores[pl->nstores++];
-            sg->out->row = sizeof(float) * (size_t)sg->ow * bl->cout;
+            sg->out->row = es * (size_t)sg->ow * bl->cout;
         } else {
             sg->out = sg->in;
         }
         int ring_rows;
         if (nt->layout.bottleneck) {
             ring_rows = imin(sg->h, (sg->b - 1) * bl->stride + 3);
-            sg->t1.row = (size_t)sg->w * bl->width;
-            size_t t = round_up(sizeof(float) * (size_t)sg->b * sg->ow * bl->width);
+            sg->t1.row = es * (size_t)sg->w * bl->width;
+            size_t t = round_up(es * (size_t)sg->b * sg->ow * bl->width);
             if (t > t2)
                 t2 = t;
         } else {
             ring_rows = imin(sg->oh, sg->b + 2);
-            sg->t1.row = (size_t)sg->ow * bl->width;
+            sg->t1.row = es * (size_t)sg->ow * bl->width;
         }
-        priv += round_up(sizeof(float) * (size_t)ring_rows * sg->t1.row);
+        priv += round_up((size_t)ring_rows * sg->t1.row);
     }
     pl->st[pl->n - 1].out->sink = 1;
     *band_bytes = priv + t2 + round_up(staging);
@@ -516,20 +528,20 @@ static void pipeline_reset(pipeline *pl, char *band, int dry)
             rows = imin(sg->h, (sg->b - 1) * sg->bl->stride + 3);
         else
             rows = imin(sg->oh, sg->b + 2);
-        sg->t1.buf = (float *)band;
-        band += round_up(sizeof(float) * (size_t)rows * sg->t1.row);
+        sg->t1.buf = band;
+        band += round_up((size_t)rows * sg->t1.row);
     }
     if (band) {
-        pl->t2 = (float *)band;
+        pl->t2 = band;
         size_t t2 = 0;
         for (int j = 1; j < pl->n; j++)
             if (pl->st[j].bl->c3.cout) {
-                size_t t = round_up(sizeof(float) * (size_t)pl->st[j].b * pl->st[j].ow *
+                size_t t = round_up(pl->nt->es * (size_t)pl->st[j].b * pl->st[j].ow *
                                     pl->st[j].bl->width);
                 if (t > t2)
                     t2 = t;
             }
-        pl->staging = (float *)(band + t2);
+        pl->staging = band + t2;
     }
 }
 
@@ -558,14 +570,14 @@ static sf_status run_conv1(onednn_net *nt, shape_cache *sc, const float *image, 
 {
     int h1 = conv_out(height, 7, 2, 3), w1 = conv_out(width, 7, 2, 3);
     int b1 = band_height(h1, w1, 64);
-    size_t outb = round_up(sizeof(float) * (size_t)b1 * w1 * 64);
-    size_t stg = sizeof(float) * (size_t)imin(height, (b1 - 1) * 2 + 7) * width * 3;
+    size_t outb = round_up(nt->es * (size_t)b1 * w1 * 64);
+    size_t stg = nt->es * (size_t)imin(height, (b1 - 1) * 2 + 7) * width * 3;
     sf_status st = ensure((void **)&nt->band, &nt->band_size, outb + stg, err);
-    float *band = nt->band, *staging = (float *)((char *)nt->band + outb);
+    char *band = (char *)nt->band, *staging = band + outb;
     for (int r0 = 0; r0 < h1 && st == SF_OK; r0 += b1) {
         int r1 = imin(h1, r0 + b1), lo, hi, pt, pb;
         band_rows(r0, r1, 7, 2, 3, height, &lo, &hi, &pt, &pb);
-        image_rows_nhwc(image, height, width, lo, hi, staging);
+        image_rows_nhwc(image, height, width, lo, hi, staging, nt->bf16);
         st = conv_band(nt, sc, &nt->stem, POST_RELU, staging, hi - lo, width, pt, pb, band,
                        r1 - r0, w1, err);
         if (st == SF_OK)

@@ -18,10 +18,12 @@
 
 /* ---- small oneDNN helpers ---- */
 
-static sf_status md_nhwc(dnnl_memory_desc_t *md, int c, int h, int w, sf_error *err)
+/* An activation: the network's activation type (f32 or bf16), nhwc. */
+static sf_status md_nhwc(const onednn_net *nt, dnnl_memory_desc_t *md, int c, int h, int w,
+                         sf_error *err)
 {
     dnnl_dims_t d = { 1, c, h, w };
-    dnnl_status_t s = dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, dnnl_nhwc);
+    dnnl_status_t s = dnnl_memory_desc_init_by_tag(md, 4, d, nt->adt, dnnl_nhwc);
     return s == dnnl_success ? SF_OK : dnnl_fail(err, "memory descriptor", s);
 }
 
@@ -114,14 +116,16 @@ static sf_status conv_pd(onednn_net *nt, const prim_key *k, const dnnl_memory_de
     dnnl_dims_t strides = { k->s, k->s }, pl = { k->pt, k->pl }, pr = { k->pb, k->pr };
     dnnl_convolution_desc_t cd;
     *pd = NULL;
-    if ((st = md_nhwc(&src, k->cin, k->ih, k->iw, err)) != SF_OK ||
-        (st = md_nhwc(&dst, k->cout, k->oh, k->ow, err)) != SF_OK)
+    if ((st = md_nhwc(nt, &src, k->cin, k->ih, k->iw, err)) != SF_OK ||
+        (st = md_nhwc(nt, &dst, k->cout, k->oh, k->ow, err)) != SF_OK)
         return st;
     if (wmd)
         wei = *wmd;
     else
-        TRY_DNNL(dnnl_memory_desc_init_by_tag(&wei, 4, wd, dnnl_f32, dnnl_format_tag_any),
+        TRY_DNNL(dnnl_memory_desc_init_by_tag(&wei, 4, wd, nt->bf16 ? dnnl_bf16 : dnnl_f32,
+                                              dnnl_format_tag_any),
                  "memory descriptor");
+    /* The bias stays f32 in bf16 too (oneDNN adds it to the f32 sums). */
     TRY_DNNL(dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_x), "memory descriptor");
     TRY_DNNL(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference,
                                                 dnnl_convolution_direct, &src, &wei, &bias,
@@ -300,7 +304,8 @@ sf_status prim_get(onednn_net *nt, shape_cache *sc, const prim_key *key, const c
     dnnl_primitive_attr_t attr = NULL;
     dnnl_memory_desc_t src, dst;
     if (key->op == OP_CONV) {
-        if (key->k == 3 && key->s == 1 && key->post == POST_RELU && key->oh >= 4 &&
+        /* oneDNN has no bf16 Winograd: bf16 runs direct (twice the f32 rate). */
+        if (!nt->bf16 && key->k == 3 && key->s == 1 && key->post == POST_RELU && key->oh >= 4 &&
             wino_pd(nt, key, cv, &pd) == 0)
             p->wino = 1;
         else if ((st = conv_pd_choose(nt, key, cv, &pd, err)) != SF_OK)
@@ -310,8 +315,8 @@ sf_status prim_get(onednn_net *nt, shape_cache *sc, const prim_key *key, const c
         dnnl_pooling_desc_t d;
         dnnl_dims_t strides = { key->s, key->s }, kernel = { key->k, key->k };
         dnnl_dims_t pl = { key->pt, key->pl }, pr = { key->pb, key->pr };
-        if ((st = md_nhwc(&src, key->cin, key->ih, key->iw, err)) != SF_OK ||
-            (st = md_nhwc(&dst, key->cout, key->oh, key->ow, err)) != SF_OK)
+        if ((st = md_nhwc(nt, &src, key->cin, key->ih, key->iw, err)) != SF_OK ||
+            (st = md_nhwc(nt, &dst, key->cout, key->oh, key->ow, err)) != SF_OK)
             goto done;
         TRY_DNNL(dnnl_pooling_forward_desc_init(&d, dnnl_forward_inference, dnnl_pooling_max,
                                                 &src, &dst, strides, kernel, pl, pr),
@@ -325,7 +330,7 @@ sf_status prim_get(onednn_net *nt, shape_cache *sc, const prim_key *key, const c
         dnnl_dims_t dims = { 1, key->cin, key->ih, key->iw };
         dnnl_dims_t strides = { (dnnl_dim_t)key->cin * key->oh * key->iw,
                                 (dnnl_dim_t)key->oh * key->iw, key->iw, 1 };
-        if ((st = md_nhwc(&src, key->cin, key->ih, key->iw, err)) != SF_OK)
+        if ((st = md_nhwc(nt, &src, key->cin, key->ih, key->iw, err)) != SF_OK)
             goto done;
         TRY_DNNL(dnnl_memory_desc_init_by_strides(&dst, 4, dims, dnnl_f32, strides),
                  "memory descriptor");
@@ -346,8 +351,8 @@ sf_status prim_get(onednn_net *nt, shape_cache *sc, const prim_key *key, const c
         p->bsrc_size = round_up(dnnl_memory_desc_get_size(smd));
         if ((st = ensure((void **)&nt->wino_buf, &nt->wino_size,
                          p->bsrc_size + dnnl_memory_desc_get_size(dmd), err)) != SF_OK ||
-            (st = md_nhwc(&src, key->cin, key->ih, key->iw, err)) != SF_OK ||
-            (st = md_nhwc(&dst, key->cout, key->oh, key->ow, err)) != SF_OK ||
+            (st = md_nhwc(nt, &src, key->cin, key->ih, key->iw, err)) != SF_OK ||
+            (st = md_nhwc(nt, &dst, key->cout, key->oh, key->ow, err)) != SF_OK ||
             (st = reorder_prim(nt, &src, smd, &p->rin, err)) != SF_OK ||
             (st = reorder_prim(nt, dmd, &dst, &p->rout, err)) != SF_OK)
             goto done;
