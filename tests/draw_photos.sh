@@ -27,13 +27,13 @@ run draw sf-draw match --color ff00ff -o match.png --query "$a" --hit "$b" m.sfs
 expect_rc 0 "sf-draw match"
 empty draw.out "sf-draw match: stdout"
 empty draw.err "sf-draw match: stderr"
-draw_check match feats.sfs m.sfs "$a" "$b" match.png ff00ff 2 > check.txt 2>&1
+draw_check match feats.sfs m.sfs "$a" "$b" match.png ff00ff 2 > check.txt 2>&1; rc=$?
 check "match picture: size, lines at the matches, photos elsewhere ($(tr '\n' ';' < check.txt))" \
-    [ $? -eq 0 ]
+    [ $rc -eq 0 ]
 cat check.txt | sed 's/^/draw_photos: match: /'
 # The checker can fail: the same picture is not drawn in green.
-draw_check match feats.sfs m.sfs "$a" "$b" match.png 00ff00 2 > /dev/null 2>&1
-check "the checker refuses a picture drawn in another colour" [ $? -eq 1 ]
+draw_check match feats.sfs m.sfs "$a" "$b" match.png 00ff00 2 > /dev/null 2>&1; rc=$?
+check "the checker refuses a picture drawn in another colour" [ $rc -eq 1 ]
 # Default query and hit: the first query, its best hit other than itself.
 sf-draw match --color ff00ff -o default.png m.sfs feats.sfs
 check "default query and hit draw the same picture" cmp -s match.png default.png
@@ -53,17 +53,17 @@ check "--height 128 and JPEG: 160+8+160 x 128" [ "$(draw_check size small.jpg)" 
 run att sf-draw attention -k "$a" --strongest 6 --columns 3 -o att.png feats.sfs
 expect_rc 0 "sf-draw attention --strongest"
 empty att.err "sf-draw attention: stderr"
-draw_check attention feats.sfs "$a" att.png 3 strongest 6 > check.txt 2>&1
-check "attention panels of the 6 strongest ($(tr '\n' ';' < check.txt))" [ $? -eq 0 ]
+draw_check attention feats.sfs "$a" att.png 3 strongest 6 > check.txt 2>&1; rc=$?
+check "attention panels of the 6 strongest ($(tr '\n' ';' < check.txt))" [ $rc -eq 0 ]
 sed 's/^/draw_photos: attention: /' check.txt
-draw_check attention feats.sfs "$b" att.png 3 strongest 6 > /dev/null 2>&1
-check "the checker refuses the other photo's maps" [ $? -eq 1 ]
+draw_check attention feats.sfs "$b" att.png 3 strongest 6 > /dev/null 2>&1; rc=$?
+check "the checker refuses the other photo's maps" [ $rc -eq 1 ]
 sf-draw attention -k "$b" --templates 0,3,7 --scale 0.7071 -o tmpl.png feats.sfs
-draw_check attention feats.sfs "$b" tmpl.png 3 templates 0.7071 0,3,7 > check.txt 2>&1
-check "attention panels of templates 0,3,7 at scale 0.7071 ($(tr '\n' ';' < check.txt))" [ $? -eq 0 ]
+draw_check attention feats.sfs "$b" tmpl.png 3 templates 0.7071 0,3,7 > check.txt 2>&1; rc=$?
+check "attention panels of templates 0,3,7 at scale 0.7071 ($(tr '\n' ';' < check.txt))" [ $rc -eq 0 ]
 sf-draw attention -k "$b" --templates 0,3,7 -o tmpl1.png feats.sfs
-draw_check attention feats.sfs "$b" tmpl1.png 3 templates 1 0,3,7 > check.txt 2>&1
-check "templates default to the scale nearest 1 ($(tr '\n' ';' < check.txt))" [ $? -eq 0 ]
+draw_check attention feats.sfs "$b" tmpl1.png 3 templates 1 0,3,7 > check.txt 2>&1; rc=$?
+check "templates default to the scale nearest 1 ($(tr '\n' ';' < check.txt))" [ $rc -eq 0 ]
 sf-draw attention --mark --strongest 6 --columns 3 -o marked.png < feats.sfs
 check "--mark from standard input: same size" [ "$(draw_check size marked.png)" = "$(draw_check size att.png)" ]
 check "--mark draws rings" differ marked.png att.png
@@ -100,4 +100,13 @@ run mix sf-draw attention --color ff0000 -o x.png feats.sfs
 expect_rc 2 "a match option with attention"
 run nothing sf-draw match -o x.png m.sfs
 expect_rc 2 "match without feature streams"
+
+# ---- the README's pictures: examples/draw.sh makes them as committed ----
+mkdir -p readme
+SF_BIN=$top_builddir/cmd sh "$top_srcdir/examples/draw.sh" "" readme > readme.out 2> readme.err; rc=$?
+check "examples/draw.sh runs ($(head -c 300 readme.err))" [ $rc -eq 0 ]
+for p in match attention; do
+    check "examples/draw.sh: $p.png has the committed picture's size" \
+        [ "$(draw_check size "readme/$p.png")" = "$(draw_check size "$top_srcdir/examples/pictures/$p.png")" ]
+done
 finish
