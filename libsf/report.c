@@ -448,6 +448,7 @@ static const char style[] =
     "li.ignored figure{border-color:#999;border-style:dashed}\n"
     "ol.hits{display:flex;flex-wrap:wrap;gap:.6em;list-style:none;margin:0;padding:0}\n"
     "figcaption{font-size:.8em;word-break:break-all}\n"
+    "span.rank::before{content:\"#\"}span.score::before{content:\"score \"}\n"
     "span.mark{font-weight:bold}li.right span.mark{color:#161}li.wrong span.mark{color:#a11}\n"
     "div.missing{display:flex;align-items:center;justify-content:center;text-align:center;"
     "width:10em;height:7em;background:#eee;color:#a11;font-size:.8em;overflow:hidden}\n";
