@@ -166,7 +166,7 @@ static int has_id(const uint32_t *ids, size_t n, uint32_t id)
 static sf_report_mark mark_of(const sf_gnd_query *g, uint32_t id)
 {
     if (id == SF_EVAL_NO_ID)
-        return SF_REPORT_UNMARKED;
+        return SF_REPORT_UNKNOWN;
     if (has_id(g->easy, g->n_easy, id) || has_id(g->hard, g->n_hard, id))
         return SF_REPORT_RIGHT;
     if (has_id(g->junk, g->n_junk, id))
@@ -446,6 +446,7 @@ static const char style[] =
     "li.right figure{border-color:#2a2;background:#efe}\n"
     "li.wrong figure{border-color:#c22;background:#fee}\n"
     "li.ignored figure{border-color:#999;border-style:dashed}\n"
+    "li.unknown figure{border-color:#c90;border-style:dotted}\n"
     "ol.hits{display:flex;flex-wrap:wrap;gap:.6em;list-style:none;margin:0;padding:0}\n"
     "figcaption{font-size:.8em;word-break:break-all}\n"
     "span.rank::before{content:\"#\"}span.score::before{content:\"score \"}\n"
@@ -468,9 +469,9 @@ static void put_image(page *pg, const sf_report *r, size_t i)
     }
 }
 
-static const char *const mark_class[] = { "unmarked", "right", "wrong", "ignored" };
+static const char *const mark_class[] = { "unmarked", "right", "wrong", "ignored", "unknown" };
 static const char *const mark_text[] = { "", "\xe2\x9c\x93 right", "\xe2\x9c\x97 wrong",
-                                         "itself" };
+                                         "itself", "? not in the key" };
 
 static void put_query(page *pg, const sf_report *r, size_t qi)
 {

@@ -24,10 +24,11 @@ typedef struct sf_report sf_report;
 
 /* What the answer key says of one result. */
 typedef enum sf_report_mark {
-    SF_REPORT_UNMARKED = 0, /* no answer key, or it names not the query or not the result */
+    SF_REPORT_UNMARKED = 0, /* no answer key, or one that does not name the query */
     SF_REPORT_RIGHT = 1,    /* a positive of the query: the rest of its group */
     SF_REPORT_WRONG = 2,    /* any other image the key names */
-    SF_REPORT_IGNORED = 3   /* the query itself, which evaluation leaves out */
+    SF_REPORT_IGNORED = 3,  /* the query itself, which evaluation leaves out */
+    SF_REPORT_UNKNOWN = 4   /* an image the key does not name: a negative for the AP */
 } sf_report_mark;
 
 /* A report of set, which must be ranked (sf_hit_set_rank) with all its

@@ -99,21 +99,22 @@ static void check_page(const char *dir)
      * the key, nor is query zzz. */
     const char *a[] = { "photos/a.jpg", "photos/c.jpg", "photos/b.jpg", "photos/x.jpg" };
     const char *b[] = { "photos/b.jpg", "photos/a.jpg" };
-    const char *c[] = { "photos/c.jpg", "photos/a.jpg" };
+    const char *c[] = { "photos/c.jpg", "photos/x.jpg", "photos/a.jpg" };
     const char *z[] = { "<b>&\"it's\".jpg" };
     add_list(set, "photos/a.jpg", a, 4);
     add_list(set, "photos/b.jpg", b, 2);
-    add_list(set, "photos/c.jpg", c, 2);
+    add_list(set, "photos/c.jpg", c, 3);
     add_list(set, "zzz", z, 1);
     CHECK(sf_hit_set_rank(set, 0, 0, &err) == SF_OK, "rank");
     sf_report *rep;
     CHECK(sf_report_create(set, 2, &rep, &err) == SF_OK, "%s", err.message);
-    /* Queries and shown results, each once, in order: a c b x-not-shown
-     * zzz odd. */
-    CHECK(sf_report_image_count(rep) == 5, "images: %zu", sf_report_image_count(rep));
+    /* Queries and shown results, each once, in order: a c (a's) b (b's)
+     * x (c's) zzz odd. */
+    CHECK(sf_report_image_count(rep) == 6, "images: %zu", sf_report_image_count(rep));
     CHECK(!strcmp(sf_report_image_key(rep, 1), "photos/c.jpg") &&
-              !strcmp(sf_report_image_key(rep, 4), "<b>&\"it's\".jpg") &&
-              sf_report_image_key(rep, 5) == NULL,
+              !strcmp(sf_report_image_key(rep, 3), "photos/x.jpg") &&
+              !strcmp(sf_report_image_key(rep, 5), "<b>&\"it's\".jpg") &&
+              sf_report_image_key(rep, 6) == NULL,
           "image order");
     const char key[] = "a.jpg\tg\nb.jpg\tg\nc.jpg\tsingle_c\n";
     sf_groups *g;
@@ -182,6 +183,8 @@ static void check_page(const char *dir)
     CHECK(section_has(html, "id=\"q3\"", "</section>", "nothing else in its group") &&
               !section_has(html, "id=\"q3\"", "</section>", "data-ap"),
           "c is single: no AP");
+    CHECK(section_has(html, "id=\"q3\"", "</section>", "<li class=\"hit unknown\">"),
+          "x is not in the key");
     CHECK(section_has(html, "id=\"q4\"", "</section>", "not in the answer key") &&
               section_has(html, "id=\"q4\"", "</section>", "<li class=\"hit unmarked\">"),
           "zzz is not in the key");
