@@ -149,16 +149,11 @@ static int thumbnails(const sf_cli *cli, const settings *s, sf_report *rep)
     return status;
 }
 
-/* The pictures of matches a list names, each line checked. */
-static int match_pictures(const sf_cli *cli, const settings *s, sf_report *rep)
+/* The pictures of matches the lines of the --matches list name, each
+ * line checked. */
+static int match_pictures(const sf_cli *cli, const settings *s, sf_report *rep, char **lines,
+                          size_t n)
 {
-    size_t n;
-    const char *why;
-    char **lines = sf_cli_read_lines(cli, s->matches, &n, &why);
-    if (!lines) {
-        sf_cli_error(cli, "%s: %s", s->matches, why);
-        return SF_EXIT_FAILURE;
-    }
     int status = SF_EXIT_OK;
     for (size_t i = 0; i < n; i++) {
         char *q = lines[i];
@@ -183,7 +178,6 @@ static int match_pictures(const sf_cli *cli, const settings *s, sf_report *rep)
             status = SF_EXIT_FAILURE;
         }
     }
-    sf_cli_free_lines(lines, n);
     return status;
 }
 
@@ -234,8 +228,27 @@ int main(int argc, char **argv)
     }
     if (!s.dir || !*s.dir)
         sf_cli_usage_error(&cli, "no output folder: give -o DIR");
+    if (s.root && *s.root) {
+        struct stat st;
+        if (stat(s.root, &st) != 0)
+            sf_cli_usage_error(&cli, "--root: %s: %s", s.root, strerror(errno));
+        if (!S_ISDIR(st.st_mode))
+            sf_cli_usage_error(&cli, "--root: %s: not a directory", s.root);
+    }
     if (optind >= argc && isatty(STDIN_FILENO))
         sf_cli_usage_error(&cli, "no input: name hit streams (sf-match output) or pipe one in");
+    /* Lists that cannot be read are usage errors, as sf-rank's answer
+     * key is: found before anything is written. */
+    char **match_lines = NULL;
+    size_t n_match_lines = 0;
+    if (s.matches) {
+        const char *why;
+        match_lines = sf_cli_read_lines(&cli, s.matches, &n_match_lines, &why);
+        if (!match_lines) {
+            sf_cli_error(&cli, "%s: %s", s.matches, why);
+            return sf_cli_finish(&cli, SF_EXIT_USAGE);
+        }
+    }
     s.decode.size = thumb;
     s.decode.autorotate = 1; /* thumbnails are for people: upright */
     s.decode.max_pixels = cli.config.max_pixels;
@@ -262,8 +275,8 @@ int main(int argc, char **argv)
             int st = make_output_dir(&cli, s.dir);
             if (st == SF_EXIT_OK) {
                 st = thumbnails(&cli, &s, rep);
-                if (s.matches)
-                    st = worse(st, match_pictures(&cli, &s, rep));
+                if (match_lines)
+                    st = worse(st, match_pictures(&cli, &s, rep, match_lines, n_match_lines));
                 if (sf_report_write_html(rep, s.dir, s.title, &err) != SF_OK) {
                     if (err.status == SF_ERR_NOMEM)
                         sf_cli_out_of_memory(&cli);
@@ -277,6 +290,7 @@ int main(int argc, char **argv)
             status = worse(status, st);
         }
     }
+    sf_cli_free_lines(match_lines, n_match_lines);
     sf_report_free(rep);
     sf_hit_set_free(rd.set);
     return sf_cli_finish(&cli, status);

@@ -92,7 +92,7 @@ window.addEventListener('load', function () {
 });
 EOF
     rm -rf "$TMP/profile"
-    timeout 120 "$browser" --headless --no-sandbox --disable-gpu --no-first-run \
+    timeout 120 "$browser" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run \
         --user-data-dir="$TMP/profile" \
         --run-all-compositor-stages-before-draw --virtual-time-budget=10000 \
         --dump-dom "file://$TMP/$1/probe.html" > "$1.dom" 2> "$1.browser.err"
@@ -212,4 +212,11 @@ printf 'x\n' > file
 run u5 sf-report -o file hits.sfs
 expect_rc 3 "-o names a file"
 has u5.err "^sf-report: file: not a directory" "says so"
+run u6 sf-report -o r6 --root no-such-dir hits.sfs
+expect_rc 2 "--root names no folder"
+has u6.err "^sf-report: --root: no-such-dir: " "says so"
+run u7 sf-report -o r6 --matches no-such.tsv hits.sfs
+expect_rc 2 "a --matches list that cannot be read"
+has u7.err "^sf-report: no-such.tsv: " "names it"
+check "no folder after usage errors" [ ! -e r6 ]
 finish
