@@ -410,6 +410,7 @@ char *sf_html_escape(const char *s)
 typedef struct page {
     FILE *fp;
     int nomem;
+    size_t *query_of; /* per image: 1 + the query it is, 0 when none */
 } page;
 
 /* fputs of s escaped. */
@@ -513,8 +514,12 @@ static void put_query(page *pg, const sf_report *r, size_t qi)
         fputs(" <span class=\"score\">", fp);
         put_number(pg, "%.6g", h->score);
         fputs("</span><br><span class=\"key\">", fp);
+        /* A result that is a query too links to its own results. */
+        size_t other = pg->query_of ? pg->query_of[h->image] : 0;
+        if (other)
+            fprintf(fp, "<a href=\"#q%zu\">", other);
         put_text(pg, r->keys[h->image]);
-        fputs("</span>", fp);
+        fputs(other ? "</a></span>" : "</span>", fp);
         if (h->match)
             fprintf(fp, "<br><a class=\"match\" href=\"matches/%06zu.png\">matches</a>", h->match);
         fputs("</figcaption></figure></li>\n", fp);
@@ -581,8 +586,14 @@ sf_status sf_report_write_html(const sf_report *r, const char *dir, const char *
     sf_status st = sf_atomic_file_open(&af, path, err);
     if (st != SF_OK)
         return st;
-    page pg = { af.fp, 0 };
-    put_page(&pg, r, title ? title : "sf report");
+    page pg = { af.fp, 0, calloc(r->n_images ? r->n_images : 1, sizeof(size_t)) };
+    if (!pg.query_of)
+        pg.nomem = 1;
+    for (size_t i = r->n_queries; i-- > 0 && pg.query_of;)
+        pg.query_of[r->queries[i].image] = i + 1; /* the first query of a key */
+    if (!pg.nomem)
+        put_page(&pg, r, title ? title : "sf report");
+    free(pg.query_of);
     if (pg.nomem) {
         sf_atomic_file_abort(&af);
         return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory", path);

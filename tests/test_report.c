@@ -180,6 +180,9 @@ static void check_page(const char *dir)
     CHECK(section_has(html, "id=\"q2\"", "</section>", "data-ap=\"1.000000\"") &&
               section_has(html, "id=\"q2\"", "</section>", "<li class=\"hit right\">"),
           "b finds a");
+    CHECK(section_has(html, "id=\"q2\"", "</section>",
+                      "<a href=\"#q1\">photos/a.jpg</a>"),
+          "a result that is a query links to its results");
     CHECK(section_has(html, "id=\"q3\"", "</section>", "nothing else in its group") &&
               !section_has(html, "id=\"q3\"", "</section>", "data-ap"),
           "c is single: no AP");
