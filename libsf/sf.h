@@ -17,6 +17,7 @@
 #include "sf_hits.h"
 #include "sf_search.h"
 #include "sf_draw.h"
+#include "sf_report.h"
 
 #ifdef __cplusplus
 extern "C" {
