@@ -38,7 +38,8 @@ static const struct option longopts[] = {
 
 static const char options_help[] =
     "  -o, --output FILE    write the codebook here (required unless --info)\n"
-    "  -k, --codebook-size N  visual words (default 65536)\n"
+    "  -k, --codebook-size N  visual words (default: the largest power of two with 32\n"
+    "                       descriptors per word, at most 65536)\n"
     "      --iterations N   k-means iterations (default 10)\n"
     "      --seed N         seed of the sampling and of the k-means initialisation\n"
     "                       (default 0)\n"
@@ -112,10 +113,16 @@ static int train(sf_cli *cli, trainer *t, const char *output)
                           "by sf-lit)", t->scale > 0 ? " at the --scale given" : "");
         return SF_EXIT_FAILURE;
     }
-    if (n < k) {
-        sf_cli_error(cli, "only %zu descriptors for %zu visual words: k-means needs at least "
-                          "as many descriptors as words; use more images or a smaller -k",
-                     n, k);
+    /* No -k (asmk.codebook_size 0): the size follows the data, libsf's rule. */
+    if (k == 0) {
+        k = sf_codebook_default_size(n);
+        sf_cli_warn(cli, "codebook size %zu for %zu descriptors (the largest power of two "
+                         "with %d descriptors per word, at most %d; -k to choose)",
+                    k, n, SF_CODEBOOK_PER_WORD, SF_CODEBOOK_MAX_DEFAULT);
+    }
+    /* Refused before k-means starts, with the largest k that would work. */
+    if (sf_codebook_check_size(k, n, &err) != SF_OK) {
+        sf_cli_error(cli, "%s", err.message);
         return SF_EXIT_FAILURE;
     }
     sf_cli_info(cli, "training %zu visual words on %zu of %llu descriptors (d = %zu) from "
@@ -195,7 +202,11 @@ int main(int argc, char **argv)
                 sf_cli_usage_error(&cli, "--output needs a file name");
             output = optarg;
             break;
-        case 'k': sf_cli_set(&cli, "asmk.codebook_size", optarg); break;
+        case 'k':
+            /* 0 means "follow the data" in a preset; as a flag it is a mistake. */
+            sf_cli_parse_int(&cli, "-k", optarg, 1, SF_INDEX_MAX_WORDS);
+            sf_cli_set(&cli, "asmk.codebook_size", optarg);
+            break;
         case SF_OPT_ALLOW_MISMATCH: cli.allow_mismatch = 1; break;
         case OPT_ITERATIONS: sf_cli_set(&cli, "asmk.kmeans_iterations", optarg); break;
         case OPT_SEED: sf_cli_set(&cli, "asmk.kmeans_seed", optarg); break;
