@@ -33,6 +33,6 @@ echo "== sf-search index: $n photos -> decode, extract, LIT, codebook, ASMK inde
 sf-search index "$@" . "$out/photos.six" 2>&1
 sf-index info "$out/photos.six" | grep -E '^(images|words used|bytes per image):'
 echo "== sf-search query: each photo's 3 best matches among the others =="
-sf-search query -q "$@" -k 3 --no-self "$out/photos.six" *.jpg *.png
-echo "== against groups.tsv (random weights: expect little) =="
-sf-search query -q "$@" --groups groups.tsv "$out/photos.six" *.jpg *.png
+sf-search query -q "$@" -k 3 --no-self --hits "$out/hits.sfs" "$out/photos.six" *.jpg *.png
+echo "== against groups.tsv (sf-rank on the hits; random weights: expect little) =="
+sf-rank --groups groups.tsv "$out/hits.sfs"

@@ -63,7 +63,7 @@ run=$(mktemp) || exit 3
 trap 'rm -f "$run"' EXIT
 rc=$({ { s=0; make -f "$here/photos.mk" WRITE_FLAGS=--no-wait "$@" 2>&1 || s=$?
          echo $s >&3; } | tee "$run" | stamp; } 3>&1)
-count() { grep -c "^$1	" "$run"; }
+count() { grep -c "^$1	" "$run" || true; }
 summary="added $(count add), replaced $(count replace), removed $(count remove),"
 summary="$summary failed $(count fail), skipped $(count skip)"
 failed=$(count fail)

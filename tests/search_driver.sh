@@ -148,4 +148,11 @@ tr '\n' '\0' < mv.list > mv.list0
     "$OLDPWD/mv.six" -- < "$OLDPWD/mv.list0") > mvd.tsv
 check "multiview: sf-search query ranks as the five programs" cmp -s mvp.tsv mvd.tsv
 check "multiview: $n x 10 results" [ "$(wc -l < mvd.tsv)" = "$((n * 10))" ]
+sf-match -q -i mvp.six -k 0 mv.sfs | sf-rank --groups "$src/groups.tsv" > mvp_eval.txt
+(cd "$src" && xargs -0 sf-search query -q --config "$OLDPWD/small.yaml" --groups groups.tsv \
+    --hits "$OLDPWD/mvd_hits.sfs" "$OLDPWD/mv.six" -- < "$OLDPWD/mv.list0") > mvd_eval.txt
+check "multiview: --groups evaluates as sf-rank --groups" cmp -s mvp_eval.txt mvd_eval.txt
+check "multiview: a real evaluation" grep -q '^groups	[0-9]' mvd_eval.txt
+check "multiview: --hits keeps the hits sf-rank ranks as the pipeline's" \
+    sh -c 'sf-rank -k 10 --no-self mvd_hits.sfs | cmp -s - mvp.tsv'
 finish
