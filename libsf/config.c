@@ -72,8 +72,9 @@ struct key {
       .meaning = m }
 
 static const struct key keys[] = {
-    INT("image.size", image_size, 1, 65536,
-        "long side in pixels that images are shrunk to; never enlarged"),
+    INT("image.size", image_size, 0, 65536,
+        "long side in pixels that images are shrunk to, never enlarged; 0 = the model's own "
+        "(1024 without a model)"),
     FLOATS("image.mean", mean, -HUGE_VAL, 0, HUGE_VAL,
            "per-channel R, G, B mean subtracted from pixels scaled to 0..1"),
     FLOATS("image.std", std, 0, 1, HUGE_VAL,
@@ -100,8 +101,9 @@ static const struct key keys[] = {
            "FIRe checkpoint file; empty = the program's default"),
     CHOICE("compute.precision", precision, "f32|bf16",
            "f32, or bf16 (backbone and LIT products in bfloat16; onednn on AVX512-BF16)"),
-    INT("asmk.codebook_size", codebook_size, 1, SF_INDEX_MAX_WORDS,
-        "visual words in the k-means codebook"),
+    INT("asmk.codebook_size", codebook_size, 0, SF_INDEX_MAX_WORDS,
+        "visual words in the k-means codebook; 0 = follow the number of descriptors "
+        "(a power of two with 32 per word, at most 65536)"),
     INT("asmk.kmeans_iterations", kmeans_iterations, 1, 10000,
         "k-means iterations when training the codebook"),
     U64("asmk.kmeans_seed", kmeans_seed,
@@ -127,7 +129,7 @@ void sf_config_init(sf_config *cfg)
 {
     static const double scales[] = { 2.0, 1.414, 1.0, 0.707, 0.5, 0.353, 0.25 };
     memset(cfg, 0, sizeof *cfg);
-    cfg->image_size = 1024;
+    cfg->image_size = 0; /* the model's runtime.image_size (sf_config_use_model) */
     cfg->mean[0] = 0.485f;
     cfg->mean[1] = 0.456f;
     cfg->mean[2] = 0.406f;
@@ -148,7 +150,7 @@ void sf_config_init(sf_config *cfg)
     cfg->global = 0;
     cfg->threads = 0;
     strcpy(cfg->precision, "f32");
-    cfg->codebook_size = 65536;
+    cfg->codebook_size = 0; /* sf_codebook_default_size of the descriptors */
     cfg->kmeans_iterations = 10;
     cfg->kmeans_seed = 0;
     cfg->ma_database = 1;
@@ -157,6 +159,14 @@ void sf_config_init(sf_config *cfg)
     cfg->alpha = 3.0;
     cfg->threshold = 0.0;
     cfg->idf = 0;
+}
+
+void sf_config_use_model(sf_config *cfg, const struct sf_net_params *params)
+{
+    if (cfg->image_size == 0)
+        cfg->image_size = params ? params->image_size : SF_CONFIG_DEFAULT_IMAGE_SIZE;
+    if (cfg->features_num == 0 && params)
+        cfg->features_num = params->features_num;
 }
 
 static void *field(sf_config *cfg, const struct key *k)
