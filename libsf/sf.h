@@ -16,6 +16,7 @@
 #include "sf_index.h"
 #include "sf_hits.h"
 #include "sf_search.h"
+#include "sf_easy.h"
 
 #ifdef __cplusplus
 extern "C" {
