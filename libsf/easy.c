@@ -439,19 +439,24 @@ sf_status sf_finder_query(sf_finder *f, const sf_features *q, size_t top_k, sf_h
     if (q->count && (!q->desc || !q->dim))
         return sf_error_set(err, SF_ERR_INVALID_DATA, "query: %zu features without descriptors",
                             q->count);
+    if (q->count && q->dim > SIZE_MAX / sizeof(float) / q->count)
+        return sf_error_set(err, SF_ERR_INVALID_DATA, "query: %zu x %zu descriptors: too many",
+                            q->count, q->dim);
     if (q->made_with && f->features && q->made_with != f->features)
         return sf_error_set(err, SF_ERR_MISMATCH,
                             "query: features made as %016llx, %s holds %016llx (another model "
                             "or other settings)",
                             (unsigned long long)q->made_with, f->path,
                             (unsigned long long)f->features);
+    /* Nothing to match with: every image would score 0, none is a hit
+     * (as sf_search_index has it). */
+    if (q->count == 0)
+        return SF_OK;
     /* The query as sf-match reads it from a stream: a local_desc record,
      * checked as every reader checks one. */
-    uint64_t shape[2] = { q->count, q->dim ? q->dim : sf_asmk_codebook_dim(f->acb) };
+    uint64_t shape[2] = { q->count, q->dim };
     sf_record desc;
-    static const float none[1];
-    sf_record_make(&desc, "query", SF_KIND_LOCAL_DESC, SF_DTYPE_F32, 2, shape,
-                   q->count ? (const void *)q->desc : (const void *)none);
+    sf_record_make(&desc, "query", SF_KIND_LOCAL_DESC, SF_DTYPE_F32, 2, shape, q->desc);
     sf_status st = sf_record_check_contents(&desc, err);
     if (st != SF_OK)
         return st;

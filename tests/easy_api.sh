@@ -23,6 +23,8 @@ EOF
 # Threads that wait without spinning, as the programs set them for
 # themselves (sf_cli_prefer_passive_threads): the machine may be shared.
 OMP_WAIT_POLICY=PASSIVE; export OMP_WAIT_POLICY
+# The programs' choice of backend; the API's comes from its options.
+unset SF_BACKEND
 sf-model random --arch resnet18 --dim 256 --N 64 --T 2 --seed 1 -o small.sfm || exit 99
 sf-model random --arch resnet18 --dim 256 --N 64 --T 2 --seed 2 -o other.sfm || exit 99
 sf-decode -c preset.yaml < list.txt | sf-extract -m small.sfm -c preset.yaml |
@@ -34,6 +36,10 @@ run compare easy_compare -c preset.yaml small.sfm photos.sfs
 expect_rc 0 "API features equal the pipeline's"
 check "every photo compared, from file and memory ($(cat compare.err | head -3))" \
     [ "$(grep -c '^same ' compare.out)" = "$count" ]
+# Extractors in threads at the same time give the same numbers.
+run threads easy_compare -j 2 -c preset.yaml small.sfm photos.sfs
+expect_rc 0 "two extractors in two threads"
+check "two threads compared every photo" [ "$(grep -c '^same ' threads.out)" = "$((2 * count))" ]
 # The reference backend too, as the programs would run it (one photo:
 # it is slow).
 head -1 list.txt > one.txt
@@ -55,6 +61,11 @@ sf-codebook -q -k 32 --iterations 5 --seed 1 -o words.sfcb photos.sfs || exit 99
 sf-index -q create -C words.sfcb photos.six && sf-index -q add photos.six photos.sfs || exit 99
 sf-match -i photos.six -k 5 photos.sfs | sf-rank -k 5 > pipeline.tsv
 check "pipeline ranking ($(wc -l < pipeline.tsv) lines)" [ "$(wc -l < pipeline.tsv)" -eq $((5 * count)) ]
+
+# ---- what the API refuses ----
+run errors easy_compare -e -c preset.yaml small.sfm photos.six photos/left.jpg
+expect_rc 0 "the API's answers to wrong input ($(grep -A1 '^FAIL' errors.out | head -4))"
+check "error cases run" [ "$(grep -c '^ok: ' errors.out)" -ge 30 ]
 
 # ---- the installed library ----
 make=${MAKE:-make}
