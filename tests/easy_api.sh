@@ -61,6 +61,11 @@ sf-codebook -q -k 32 --iterations 5 --seed 1 -o words.sfcb photos.sfs || exit 99
 sf-index -q create -C words.sfcb photos.six && sf-index -q add photos.six photos.sfs || exit 99
 sf-match -i photos.six -k 5 photos.sfs | sf-rank -k 5 > pipeline.tsv
 check "pipeline ranking ($(wc -l < pipeline.tsv) lines)" [ "$(wc -l < pipeline.tsv)" -eq $((5 * count)) ]
+# Every query's hits, keys and scores, bit for bit.
+sf-match -i photos.six -k 0 photos.sfs > hits.sfs
+run hits easy_compare -c preset.yaml -q photos.six -H hits.sfs small.sfm photos.sfs
+expect_rc 0 "API hits equal sf-match's, bit for bit"
+check "every photo's hits compared" [ "$(grep -c '^same ' hits.out)" = "$count" ]
 
 # ---- what the API refuses ----
 run errors easy_compare -e -c preset.yaml small.sfm photos.six photos/left.jpg

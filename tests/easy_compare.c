@@ -1,14 +1,20 @@
-/* easy_compare [-c PRESET] [-b BACKEND] [-j THREADS] MODEL STREAM: for
- * every image of STREAM (the output of sf-decode | sf-extract | sf-lit --global, keys
- * being the image files' paths), compute the image's features with
- * sf_extractor_run_file and with sf_extractor_run_buffer and compare them
- * with the stream's records bit for bit, and made_with with the image's
- * provenance.  Prints "same KEY COUNT" per image, a line per difference
- * on stderr; exit 0 when every image is the same, 1 otherwise, 2 on a
- * usage error, 3 when the model or the stream does not open.  With -j,
- * THREADS threads do it at the same time, each with an extractor of its
- * own (sf_easy.h says they may).  With -e, the API's answers to wrong
- * input instead, one "ok:" or "FAIL:" line each. */
+/* easy_compare [-c PRESET] [-b BACKEND] [-j THREADS] [-q INDEX -H HITS]
+ *              MODEL STREAM
+ * For every image of STREAM (the output of sf-decode | sf-extract |
+ * sf-lit --global, keys being the image files' paths), compute the
+ * image's features with sf_extractor_run_file and with
+ * sf_extractor_run_buffer and compare them with the stream's records bit
+ * for bit, and made_with with the image's provenance.  Prints "same KEY
+ * COUNT" per image, a line per difference on stderr; exit 0 when every
+ * image is the same, 1 otherwise, 2 on a usage error, 3 when the model or
+ * the stream does not open.
+ *   -j  THREADS threads do it at the same time, each with an extractor of
+ *       its own (sf_easy.h says they may).
+ *   -q  also query INDEX with each image's features (sf_finder_query, all
+ *       hits) and compare keys and scores bit for bit with HITS, the
+ *       output of sf-match -i INDEX -k 0 STREAM.
+ * easy_compare -e [-c PRESET] MODEL INDEX PHOTO: the API's answers to
+ * wrong input instead, one "ok:" or "FAIL:" line each. */
 #include "config.h"
 
 #include <pthread.h>
@@ -64,6 +70,49 @@ static int same_features(const sf_stream_image *img, const char *how, const sf_f
     return ok;
 }
 
+/* -q: an index and sf-match -i INDEX -k 0's output for the same images,
+ * read along. */
+static sf_finder *finder;
+static sf_stream_reader *hits_reader;
+
+/* The API's hits for f equal the next image of the hits stream, keys and
+ * scores bit for bit. */
+static int same_hits(const sf_stream_image *img, const sf_features *f)
+{
+    const sf_stream_image *h;
+    sf_error err;
+    if (sf_stream_read_image(hits_reader, &h, &err) != SF_OK || !h) {
+        fprintf(stderr, "%s: no hits in the hits stream\n", img->key);
+        return 0;
+    }
+    const sf_record *keys = sf_stream_image_find(h, SF_KIND_HIT_KEYS);
+    const sf_record *scores = sf_stream_image_find(h, SF_KIND_HIT_SCORES);
+    sf_hit_list want, got;
+    sf_hit_list_init(&want);
+    sf_hit_list_init(&got);
+    int ok = strcmp(h->key, img->key) == 0 && keys && scores &&
+             sf_hit_list_append_records(&want, keys, scores, &err) == SF_OK;
+    if (!ok)
+        fprintf(stderr, "%s: the hits stream has %s next\n", img->key, h->key);
+    else if (sf_finder_query(finder, f, 0, &got, &err) != SF_OK) {
+        fprintf(stderr, "%s: query: %s\n", img->key, err.message);
+        ok = 0;
+    } else if (got.count != want.count) {
+        fprintf(stderr, "%s: %zu hits, sf-match found %zu\n", img->key, got.count, want.count);
+        ok = 0;
+    }
+    for (size_t i = 0; ok && i < got.count; i++)
+        if (strcmp(got.keys[i], want.keys[i]) != 0 ||
+            memcmp(&got.scores[i], &want.scores[i], sizeof(double)) != 0) {
+            fprintf(stderr, "%s: hit %zu is %s %.17g, sf-match's %s %.17g\n", img->key, i,
+                    got.keys[i], got.scores[i], want.keys[i], want.scores[i]);
+            ok = 0;
+        }
+    sf_hit_list_release(&want);
+    sf_hit_list_release(&got);
+    return ok;
+}
+
 static int compare_image(sf_extractor *x, const sf_stream_image *img)
 {
     sf_features f;
@@ -74,6 +123,8 @@ static int compare_image(sf_extractor *x, const sf_stream_image *img)
         return 0;
     }
     ok &= same_features(img, "file", &f);
+    if (finder)
+        ok &= same_hits(img, &f);
     size_t count = f.count;
     sf_features_release(&f);
     void *data;
@@ -297,9 +348,14 @@ int main(int argc, char **argv)
     sf_extractor_options o;
     sf_extractor_options_init(&o);
     int c, threads = 0, error_cases = 0;
-    while ((c = getopt(argc, argv, "b:c:ej:")) != -1) {
+    const char *index = NULL, *hits = NULL;
+    while ((c = getopt(argc, argv, "b:c:ej:q:H:")) != -1) {
         if (c == 'e')
             error_cases = 1;
+        else if (c == 'q')
+            index = optarg;
+        else if (c == 'H')
+            hits = optarg;
         else if (c == 'b')
             o.backend = optarg;
         else if (c == 'c')
@@ -314,13 +370,30 @@ int main(int argc, char **argv)
         return errors(&o, argv[optind + 1], argv[optind + 2]);
     }
     if (argc - optind != 2) {
-        fprintf(stderr, "usage: easy_compare [-c PRESET] [-b BACKEND] [-j THREADS] MODEL "
-                        "STREAM\n       easy_compare -e [-c PRESET] MODEL INDEX PHOTO\n");
+        fprintf(stderr, "usage: easy_compare [-c PRESET] [-b BACKEND] [-j THREADS] "
+                        "[-q INDEX -H HITS] MODEL STREAM\n       easy_compare -e [-c PRESET] MODEL INDEX PHOTO\n");
         return 2;
     }
     o.model = argv[optind];
-    if (!threads)
-        return compare_stream(&o, argv[optind + 1]);
+    FILE *hits_fp = NULL;
+    if (index) {
+        sf_error err;
+        if (!hits || !(hits_fp = fopen(hits, "rb")) ||
+            sf_stream_reader_create(&hits_reader, hits_fp, hits, &err) != SF_OK ||
+            sf_finder_open(&finder, index, NULL, &err) != SF_OK) {
+            fprintf(stderr, "easy_compare: -q %s -H %s: cannot open\n", index,
+                    hits ? hits : "(none)");
+            return 3;
+        }
+    }
+    if (!threads) {
+        int status = compare_stream(&o, argv[optind + 1]);
+        sf_finder_free(finder);
+        sf_stream_reader_free(hits_reader);
+        if (hits_fp)
+            fclose(hits_fp);
+        return status;
+    }
     /* Extractors of their own in threads of their own, at the same time. */
     job jobs[16];
     int status = 0;
