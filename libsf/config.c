@@ -38,6 +38,7 @@ struct key {
     int dmin_open;          /* dmin itself is excluded */
     int nmin, nmax;         /* lists: value count; strings: nmax = buffer size */
     size_t count_offset;    /* KEY_DOUBLES: the int holding the count */
+    const char *choices;    /* KEY_STRING: the values allowed, "a|b"; NULL: any */
     const char *meaning;
 };
 
@@ -64,6 +65,11 @@ struct key {
       .count_offset = OFF(count, int), .meaning = m }
 #define STRING(n, f, m) \
     { .name = n, .type = KEY_STRING, .offset = OFF(f, char *), .nmax = LEN(f), .meaning = m }
+/* A setting with a fixed set of values is refused where it is read, not
+ * later by whichever program happens to use it. */
+#define CHOICE(n, f, c, m) \
+    { .name = n, .type = KEY_STRING, .offset = OFF(f, char *), .nmax = LEN(f), .choices = c, \
+      .meaning = m }
 
 static const struct key keys[] = {
     INT("image.size", image_size, 1, 65536,
@@ -92,7 +98,7 @@ static const struct key keys[] = {
         "worker threads; 0 = one per core"),
     STRING("compute.model", model,
            "FIRe checkpoint file; empty = the program's default"),
-    STRING("compute.precision", precision,
+    CHOICE("compute.precision", precision, "f32|bf16",
            "f32, or bf16 (backbone and LIT products in bfloat16; onednn on AVX512-BF16)"),
     INT("asmk.codebook_size", codebook_size, 1, SF_INDEX_MAX_WORDS,
         "visual words in the k-means codebook"),
@@ -453,6 +459,19 @@ static int equals_nocase(const char *s, size_t len, const char *word)
     return 1;
 }
 
+/* Whether s is one of the '|'-separated words of choices. */
+static int is_choice(const char *choices, const char *s, size_t len)
+{
+    for (const char *c = choices;;) {
+        size_t n = strcspn(c, "|");
+        if (n == len && memcmp(c, s, len) == 0)
+            return 1;
+        if (!c[n])
+            return 0;
+        c += n + 1;
+    }
+}
+
 /* Store the text of a scalar (non-list) key. */
 static sf_status set_scalar(const struct key *k, sf_config *cfg, const char *s, size_t len,
                             const struct where *at, sf_error *err)
@@ -503,6 +522,9 @@ static sf_status set_scalar(const struct key *k, sf_config *cfg, const char *s, 
         if (len >= (size_t)k->nmax)
             return config_error(at, err, "%s: the value is too long (at most %d bytes)",
                                 k->name, k->nmax - 1);
+        if (k->choices && !is_choice(k->choices, s, len))
+            return config_error(at, err, "%s: expected one of %s, got '%s'", k->name,
+                                k->choices, show(buf, s, len));
         sf_copy_text(field(cfg, k), (size_t)k->nmax, s, len);
         return SF_OK;
     case KEY_FLOATS:

@@ -239,6 +239,8 @@ static void test_load_errors(void)
     LOAD_FAILS("image:\n  mean: [1e300, 0, 0]\n", SF_ERR_CONFIG, "image.mean: 1e300 is too large", NULL);
     /* A key holding a NUL, or too long to fit: unknown, shown safely
      * (this once copied 255 bytes from a 3-byte key). */
+    LOAD_FAILS("compute:\n  precision: fp16\n", SF_ERR_CONFIG,
+               "t.yaml:2: compute.precision: expected one of f32|bf16, got 'fp16'", NULL);
     LOAD_FAILS("\"a\\0b\": 1\n", SF_ERR_CONFIG, "t.yaml:1: unknown key 'a?b'", NULL);
     LOAD_FAILS("image:\n  \"s\\0\": 1\n", SF_ERR_CONFIG, "unknown key 'image.s?'", NULL);
     /* unknown keys, with and without a suggestion */
@@ -453,6 +455,14 @@ static void test_set(void)
     SET_FAILS("image.scales", "1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1", "image.scales: too many values (at most 16)");
     SET_FAILS("image.scales", "[1, 17]", "image.scales: 17 is out of range (> 0 and <= 16)");
     SET_FAILS("image.std", "1,0,1", "image.std: 0 is out of range (> 0)");
+    /* A fixed set of values is refused when read, by every program
+     * (compute.precision was once refused only where a network opened). */
+    CHECK(sf_config_set(&c, "compute.precision", "bf16", &err) == SF_OK &&
+              strcmp(c.precision, "bf16") == 0, "precision bf16: %s", err.message);
+    SET_FAILS("compute.precision", "bf61", "compute.precision: expected one of f32|bf16, got 'bf61'");
+    SET_FAILS("compute.precision", "f3", "compute.precision: expected one of f32|bf16, got 'f3'");
+    SET_FAILS("compute.precision", "f32 ", "compute.precision: expected one of f32|bf16, got 'f32 '");
+    SET_FAILS("compute.precision", "", "compute.precision: expected one of f32|bf16, got ''");
     SET_FAILS("image.sise", "5", "unknown key 'image.sise' (did you mean 'image.size'?)");
     SET_FAILS("threads", "5", "unknown key 'threads' (did you mean 'compute.threads'?)");
     SET_FAILS("image", "5", "'image' is a section, not a key");
