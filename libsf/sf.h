@@ -18,6 +18,7 @@
 #include "sf_search.h"
 #include "sf_draw.h"
 #include "sf_report.h"
+#include "sf_easy.h"
 
 #ifdef __cplusplus
 extern "C" {
