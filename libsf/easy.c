@@ -97,6 +97,11 @@ sf_status sf_extractor_open(sf_extractor **out, const sf_extractor_options *opti
         st = sf_image_library_init(err);
     if (st == SF_OK)
         st = sf_model_load(&x->model, model, err);
+    if (st == SF_OK) {
+        /* Settings left at 0 take the model's, as sf-decode -m and sf-lit do. */
+        sf_config_use_model(&x->config, sf_model_params(x->model));
+        x->decode.size = x->config.image_size;
+    }
     if (st == SF_OK)
         st = sf_backend_open(&x->backend, backend, options->backend_path, err);
     if (st == SF_OK) {
