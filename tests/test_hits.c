@@ -374,7 +374,7 @@ static void check_groups_random(void)
 {
     enum { N = 400 };
     char *tsv = malloc(N * 32), *p = tsv;
-    char group[N][16];
+    char group[N][24];
     for (int i = 0; i < N; i++) {
         uint32_t r = rnd(60);
         if (r < 5)

@@ -359,7 +359,7 @@ static void test_ends(void)
     mem m;
     mem_open(&m);
     for (int i = 0; i < 3; i++) {
-        char key[8];
+        char key[16];
         snprintf(key, sizeof key, "k%d", i);
         sf_record r = mkrec(key, SF_KIND_GLOBAL, SF_DTYPE_F32, 1, &two, v, SF_RECORD_LAST);
         put(&m, &r);
