@@ -4,7 +4,11 @@
  * checked against the independent sf_eval_recall and sf_eval_ranking.
  *
  *   test_hits --write-odd DIR   streams with odd records for
- *                               tests/match_rank_cli.sh */
+ *                               tests/match_rank_cli.sh
+ *   test_hits --hits-from-text OUT  a hit stream from lines of
+ *                               `query TAB key TAB score` on stdin, keys
+ *                               with \t \n \r \\ and \xHH escapes (any
+ *                               bytes), for tests/rank_formats.sh */
 #include "config.h"
 
 #include <math.h>
@@ -525,8 +529,89 @@ static int write_odd(const char *dir)
     return rc ? 99 : 0;
 }
 
+/* s with \t \n \r \\ and \xHH decoded, in place. */
+static void unescape(char *s)
+{
+    char *w = s;
+    for (char *p = s; *p; p++) {
+        if (*p != '\\' || !p[1]) {
+            *w++ = *p;
+            continue;
+        }
+        p++;
+        if (*p == 't')
+            *w++ = '\t';
+        else if (*p == 'n')
+            *w++ = '\n';
+        else if (*p == 'r')
+            *w++ = '\r';
+        else if (*p == 'x' && p[1] && p[2]) {
+            char hex[3] = { p[1], p[2], 0 };
+            *w++ = (char)strtol(hex, NULL, 16);
+            p += 2;
+        } else
+            *w++ = *p;
+    }
+    *w = '\0';
+}
+
+/* The lines of one query, consecutive, make its two hit records. */
+static int hits_from_text(const char *out)
+{
+    FILE *fp = fopen(out, "wb");
+    if (!fp) {
+        perror(out);
+        return 99;
+    }
+    char line[4096], query[4096] = "";
+    sf_hit_list l;
+    sf_hit_list_init(&l);
+    int rc = 0, more = 1;
+    while (more && !rc) {
+        more = fgets(line, sizeof line, stdin) != NULL;
+        char *tab1 = more ? strchr(line, '\t') : NULL, *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
+        if (more && !tab2) {
+            fprintf(stderr, "hits-from-text: not query<TAB>key<TAB>score: %s", line);
+            rc = 99;
+            break;
+        }
+        if (more) {
+            *tab1 = *tab2 = '\0';
+            unescape(line);
+            unescape(tab1 + 1);
+        }
+        if ((!more || strcmp(line, query) != 0) && query[0]) {
+            sf_record kr, sr;
+            char *blob;
+            double *sc;
+            sf_error err;
+            if (sf_hit_list_to_records(&l, query, &kr, &sr, &blob, &sc, &err) != SF_OK)
+                return 99;
+            rc |= put(fp, query, SF_KIND_HIT_KEYS, SF_DTYPE_U8, 1, kr.shape[0], 0, blob, 0);
+            rc |= put(fp, query, SF_KIND_HIT_SCORES, SF_DTYPE_F64, 1, sr.shape[0], 0, sc, 1);
+            free(blob);
+            free(sc);
+            sf_hit_list_clear(&l);
+        }
+        if (more) {
+            sf_error err;
+            snprintf(query, sizeof query, "%s", line);
+            if (sf_hit_list_append(&l, tab1 + 1, strlen(tab1 + 1), strtod(tab2 + 1, NULL),
+                                   &err) != SF_OK) {
+                fprintf(stderr, "hits-from-text: %s\n", err.message);
+                rc = 99;
+            }
+        }
+    }
+    sf_hit_list_release(&l);
+    rc |= tu_close_stream(fp, images_put);
+    return rc ? 99 : 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--hits-from-text") == 0)
+        return hits_from_text(argv[2]);
     if (argc == 3 && strcmp(argv[1], "--write-odd") == 0)
         return write_odd(argv[2]);
     check_rank();
