@@ -824,8 +824,8 @@ static void check_groups(void)
     sf_groups *key;
     CHECK(sf_groups_parse_tsv(key_tsv, sizeof key_tsv - 1, "key", &key, &err) == SF_OK, "%s",
           err.message);
-    size_t group[8], n_groups;
-    sf_group_eval ev;
+    size_t group[8], n_groups = 0;
+    sf_group_eval ev = { 0 };
     CHECK(sf_hit_graph_group(g, 0.5, SF_GROUP_EITHER, group, &n_groups, &err) == SF_OK &&
               sf_group_evaluate(key, g, group, &ev, &err) == SF_OK, "%s", err.message);
     /* Found: {a b c} 3 pairs, {d e} 1: all correct; true: 3 + 1. */
@@ -844,8 +844,8 @@ static void check_groups(void)
               sf_group_evaluate(key, g, group, &ev, &err) == SF_OK, "%s", err.message);
     CHECK(ev.found_pairs == 1 && ev.correct_pairs == 1 && ev.recall == 0.25, "a b at 0.85");
     double *same, *other;
-    size_t ns, no;
-    uint64_t sm, om;
+    size_t ns = 0, no = 0;
+    uint64_t sm = 0, om = 0;
     CHECK(sf_group_scores(key, g, SF_GROUP_EITHER, &same, &ns, &sm, &other, &no, &om, &err) ==
               SF_OK, "%s", err.message);
     /* True pairs held: a-b 0.9, b-c 0.6, d-e 0.7; a-c missing.  Other: c-d 0.4. */
@@ -901,12 +901,14 @@ static void check_groups(void)
         CHECK(add_list(set, q, &l, &err) == SF_OK, "%s", err.message);
     }
     sf_hit_list_release(&l);
-    CHECK(sf_hit_graph_create(set, &g, &err) == SF_OK && sf_hit_graph_n_edges(g) == 2 * n,
-          "chain: %zu pairs", sf_hit_graph_n_edges(g));
+    /* (Arguments are evaluated in any order: g first, then its use.) */
+    CHECK(sf_hit_graph_create(set, &g, &err) == SF_OK, "%s", err.message);
+    CHECK(sf_hit_graph_n_edges(g) == 2 * n, "chain: %zu pairs", sf_hit_graph_n_edges(g));
     size_t *big = malloc(n * sizeof *big);
     size_t wrong = 0;
-    CHECK(sf_hit_graph_group(g, 0.5, SF_GROUP_EITHER, big, &n_groups, &err) == SF_OK &&
-              n_groups == n / 100, "%zu groups of the chain", n_groups);
+    CHECK(sf_hit_graph_group(g, 0.5, SF_GROUP_EITHER, big, &n_groups, &err) == SF_OK, "%s",
+          err.message);
+    CHECK(n_groups == n / 100, "%zu groups of the chain", n_groups);
     for (size_t i = 0; i < n; i++)
         wrong += big[i] != i / 100;
     CHECK(wrong == 0, "%zu images in the wrong group", wrong);
