@@ -161,20 +161,15 @@ static void print_pairs(const sf_cli *cli, const sf_hit_set *set)
 }
 
 /* The text form of a key made by make (CSV field, JSON string), or NULL
- * after reporting why it cannot be written. */
+ * with the reason in err. */
 static char *text_of(const sf_cli *cli, const char *key,
-                     sf_status (*make)(const char *, char **, sf_error *))
+                     sf_status (*make)(const char *, char **, sf_error *), sf_error *err)
 {
     char *t;
-    sf_error err;
-    sf_status st = make(key, &t, &err);
+    sf_status st = make(key, &t, err);
     if (st == SF_ERR_NOMEM)
         sf_cli_out_of_memory(cli);
-    if (st != SF_OK) {
-        sf_cli_error(cli, "%s", err.message);
-        return NULL;
-    }
-    return t;
+    return st == SF_OK ? t : NULL;
 }
 
 /* CSV (RFC 4180: a header, CRLF line ends, fields quoted as needed) or
@@ -189,10 +184,19 @@ static int print_table(const sf_cli *cli, const sf_hit_set *set, int json)
         fputs("query,rank,key,score\r\n", stdout);
     for (size_t i = 0; i < sf_hit_set_count(set); i++) {
         const sf_hit_list *hits = sf_hit_set_hits(set, i);
-        char *q = text_of(cli, sf_hit_set_key(set, i), make);
+        sf_error err;
+        char *q = text_of(cli, sf_hit_set_key(set, i), make, &err);
+        if (!q) {
+            sf_cli_error(cli, "%s; its %zu results left out", err.message, hits->count);
+            status = SF_EXIT_FAILURE;
+            continue;
+        }
         for (size_t j = 0; j < hits->count; j++) {
-            char *k = q ? text_of(cli, hits->keys[j], make) : NULL;
+            char *k = text_of(cli, hits->keys[j], make, &err);
             if (!k) {
+                char shown[256];
+                sf_cli_error(cli, "%s; result %zu of %s left out", err.message, j + 1,
+                             sf_text_printable(sf_hit_set_key(set, i), shown, sizeof shown));
                 status = SF_EXIT_FAILURE;
                 continue;
             }

@@ -134,7 +134,16 @@ expect_rc 1 "JSON Lines with a key that is not UTF-8"
 check "one line for it" [ "$(wc -l < jsonl.err)" -eq 1 ]
 has jsonl.err "photos/bad\\\\xFF.jpg: not valid UTF-8 (byte 11), which a JSON string cannot hold" \
     "the message names the key and the byte"
+has jsonl.err "; result 2 of photos/$cafe.jpg left out$" "which result of which query"
 check "JSON Lines output is valid UTF-8" iconv -f UTF-8 -t UTF-8 jsonl.out -o /dev/null
+{ hit 'q\xfe.jpg' a.jpg 1; hit 'q\xfe.jpg' b.jpg 0.5; hit ok.jpg a.jpg 1; } |
+    "$top_builddir/tests/test_hits" --hits-from-text badq.sfs || exit 99
+run badq sf-rank -f jsonl badq.sfs
+expect_rc 1 "JSON Lines with a query that is not UTF-8"
+check "badq: one line for the query" [ "$(wc -l < badq.err)" -eq 1 ]
+has badq.err 'q\\xFE.jpg: not valid UTF-8 (byte 2), which a JSON string cannot hold; its 2 results left out' \
+    "badq: says how many results are left out"
+check "badq: the other query's result is written" [ "$(cat badq.out)" = '{"query":"ok.jpg","rank":1,"key":"a.jpg","score":1}' ]
 grep -a -v "$bad" ref.tsv > want_jsonl.tsv
 json2tsv jsonl.out > got_jsonl.tsv
 same want_jsonl.tsv got_jsonl.tsv "JSON Lines read back equal the TSV but for the refused result"
