@@ -47,9 +47,9 @@ static const struct {
     const char *name;
     double threshold;
 } modes[] = {
-    { "asmk", 0.1 },
-    { "matches", 10 },
-    { "cosine", 0.8 },
+    { "asmk", 0.055 },
+    { "matches", 945 },
+    { "cosine", 0.99996 },
 };
 
 typedef struct grouper {
