@@ -239,10 +239,12 @@ static const char *grammar_problem(sf_pairs_format format, const char *name, int
                     snprintf(why, why_size, "holds a comma, where %s splits fields", fmt);
                     return why;
                 }
-                if (cp == '\n' || cp == '\r' || ((first || at_end) && py_space(cp))) {
-                    snprintf(why, why_size, "%s white space, which %s strips",
-                             cp == '\n' || cp == '\r' ? "holds a line break or"
-                                                      : "starts or ends with",
+                if (cp == '\n' || cp == '\r') {
+                    snprintf(why, why_size, "holds a line break, where %s ends a line", fmt);
+                    return why;
+                }
+                if ((first || at_end) && py_space(cp)) {
+                    snprintf(why, why_size, "starts or ends with white space, which %s strips",
                              fmt);
                     return why;
                 }
