@@ -51,6 +51,13 @@ if [ ! -f "$SF_PHOTOS_DIR/multiview/groups.tsv" ] && [ -f "$fetch" ]; then
     bash "$fetch" "$SF_PHOTOS_DIR" multiview
 fi
 export SF_GOLDEN_DIR SF_PHOTOS_DIR
+# Test-only tools: COLMAP reads sf-rank's pairs and sqlite3 its database in
+# tests/rank_formats.sh (about 62 MiB installed with what colmap pulls in).
+if [ "$(id -u)" -eq 0 ] && ! { command -v colmap && command -v sqlite3; } >/dev/null 2>&1; then
+    echo "check.sh: installing colmap sqlite3"
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends colmap sqlite3 >/dev/null
+fi
 
 rm -rf _build
 mkdir _build

@@ -1,11 +1,12 @@
-/* sf-rank: turn the hit records of sf-match into rankings (TSV, pairs or
- * a stream), merging the lists that shards produced for the same query,
+/* sf-rank: turn the hit records of sf-match into rankings (TSV, CSV, JSON
+ * Lines, the pairs files of 3-D reconstruction tools, or a stream), merging the lists that shards produced for the same query,
  * or evaluate them against an answer key.  The table of queries, ranking,
  * pairs, name matching and evaluation are libsf's (sf_hits.h, sf_eval.h);
  * this file parses options, reads inputs and prints. */
 #include "config.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@ enum {
     OPT_QUERY_LIST,
     OPT_RECALL,
     OPT_PER_QUERY,
+    OPT_ROOT,
 };
 
 static const struct option longopts[] = {
@@ -34,6 +36,7 @@ static const struct option longopts[] = {
     { "query-list", required_argument, NULL, OPT_QUERY_LIST },
     { "recall", required_argument, NULL, OPT_RECALL },
     { "per-query", no_argument, NULL, OPT_PER_QUERY },
+    { "root", required_argument, NULL, OPT_ROOT },
     { NULL, 0, NULL, 0 },
 };
 
@@ -43,6 +46,10 @@ static const char options_help[] =
     "  -f, --format F       tsv: query, rank, database key, score (the default)\n"
     "                       pairs: query and database key, each pair of images once\n"
     "                       stream: merged hit records, as sf-match writes them\n"
+    "                       csv: as tsv, with a header (RFC 4180)\n"
+    "                       jsonl: JSON Lines, an object per result\n"
+    "                       colmap, hloc, kapture: pairs as those tools read them\n"
+    "      --root DIR       colmap, hloc, kapture: names relative to DIR\n"
     "      --no-self        leave each query out of its own results\n"
     "\nEvaluation (prints a report instead of the rankings; all results are used\n"
     "unless -k is given):\n"
@@ -53,7 +60,19 @@ static const char options_help[] =
     "      --recall LIST    recall at these ranks (default 1,5,10)\n"
     "      --per-query      also print every query's AP\n";
 
-enum format { FORMAT_TSV, FORMAT_PAIRS, FORMAT_STREAM };
+enum format {
+    FORMAT_TSV,
+    FORMAT_PAIRS,
+    FORMAT_STREAM,
+    FORMAT_CSV,
+    FORMAT_JSONL,
+    FORMAT_COLMAP,
+    FORMAT_HLOC,
+    FORMAT_KAPTURE
+};
+
+static const char *const format_names[] = { "tsv", "pairs", "stream", "csv", "jsonl",
+                                            "colmap", "hloc", "kapture" };
 
 /* ---- Reading hit streams ---- */
 
@@ -139,6 +158,115 @@ static void print_pairs(const sf_cli *cli, const sf_hit_set *set)
         putchar('\n');
     }
     free(pairs);
+}
+
+/* The text form of a key made by make (CSV field, JSON string), or NULL
+ * with the reason in err. */
+static char *text_of(const sf_cli *cli, const char *key,
+                     sf_status (*make)(const char *, char **, sf_error *), sf_error *err)
+{
+    char *t;
+    sf_status st = make(key, &t, err);
+    if (st == SF_ERR_NOMEM)
+        sf_cli_out_of_memory(cli);
+    return st == SF_OK ? t : NULL;
+}
+
+/* CSV (RFC 4180: a header, CRLF line ends, fields quoted as needed) or
+ * JSON Lines.  Scores as in TSV; JSON has no NaN or infinity: null.  A
+ * result whose keys cannot be written is left out, with one line. */
+static int print_table(const sf_cli *cli, const sf_hit_set *set, int json)
+{
+    int status = SF_EXIT_OK;
+    sf_status (*make)(const char *, char **, sf_error *) =
+        json ? sf_text_json_string : sf_text_csv_field;
+    if (!json)
+        fputs("query,rank,key,score\r\n", stdout);
+    for (size_t i = 0; i < sf_hit_set_count(set); i++) {
+        const sf_hit_list *hits = sf_hit_set_hits(set, i);
+        sf_error err;
+        char *q = text_of(cli, sf_hit_set_key(set, i), make, &err);
+        if (!q) {
+            sf_cli_error(cli, "%s; its %zu results left out", err.message, hits->count);
+            status = SF_EXIT_FAILURE;
+            continue;
+        }
+        for (size_t j = 0; j < hits->count; j++) {
+            char *k = text_of(cli, hits->keys[j], make, &err);
+            if (!k) {
+                char shown[256];
+                sf_cli_error(cli, "%s; result %zu of %s left out", err.message, j + 1,
+                             sf_text_printable(sf_hit_set_key(set, i), shown, sizeof shown));
+                status = SF_EXIT_FAILURE;
+                continue;
+            }
+            const double sc = hits->scores[j];
+            if (!json)
+                printf("%s,%zu,%s,%.9g\r\n", q, j + 1, k, sc);
+            else if (isfinite(sc))
+                printf("{\"query\":%s,\"rank\":%zu,\"key\":%s,\"score\":%.9g}\n", q, j + 1,
+                       k, sc);
+            else
+                printf("{\"query\":%s,\"rank\":%zu,\"key\":%s,\"score\":null}\n", q, j + 1, k);
+            free(k);
+        }
+        free(q);
+    }
+    return status;
+}
+
+/* The name of key in a pairs file, or NULL after saying why the pair of
+ * a and b is left out. */
+static const char *pair_name(const sf_cli *cli, sf_pairs_format f, const char *key,
+                             const char *root, int field, const char *a, const char *b)
+{
+    const char *name;
+    sf_error err;
+    if (sf_pairs_name(f, key, root, field, &name, &err) != SF_OK) {
+        char sa[256], sb[256];
+        sf_cli_error(cli, "pair %s, %s left out: %s", sf_text_printable(a, sa, sizeof sa),
+                     sf_text_printable(b, sb, sizeof sb), err.message);
+        return NULL;
+    }
+    return name;
+}
+
+/* The pairs of -f pairs as COLMAP, hloc or kapture read them.  COLMAP:
+ * `a b` as -f pairs orders them; hloc and kapture: `query hit` and
+ * `query, hit, score` as first met (their readers take the query first).
+ * A pair a name of which the format cannot hold is left out, with one
+ * line, never written broken. */
+static int print_tool_pairs(const sf_cli *cli, const sf_hit_set *set, enum format format,
+                            const char *root)
+{
+    const sf_pairs_format f = format == FORMAT_COLMAP ? SF_PAIRS_COLMAP
+                              : format == FORMAT_HLOC ? SF_PAIRS_HLOC
+                                                      : SF_PAIRS_KAPTURE;
+    sf_hit_pair *pairs;
+    size_t n;
+    sf_error err;
+    if (sf_hit_set_pairs(set, &pairs, &n, &err) != SF_OK)
+        sf_cli_out_of_memory(cli);
+    if (f == SF_PAIRS_KAPTURE)
+        fputs("# kapture format: 1.1\n# query_image, map_image, score\n", stdout);
+    int status = SF_EXIT_OK;
+    for (size_t i = 0; i < n; i++) {
+        const sf_hit_pair *p = &pairs[i];
+        const char *first = f == SF_PAIRS_COLMAP ? p->a : p->query;
+        const char *second = f == SF_PAIRS_COLMAP ? p->b : p->hit;
+        const char *x = pair_name(cli, f, first, root, 0, first, second);
+        const char *y = x ? pair_name(cli, f, second, root, 1, first, second) : NULL;
+        if (!y) {
+            status = SF_EXIT_FAILURE;
+            continue;
+        }
+        if (f == SF_PAIRS_KAPTURE)
+            printf("%s, %s, %.9g\n", x, y, p->score);
+        else
+            printf("%s %s\n", x, y);
+    }
+    free(pairs);
+    return status;
 }
 
 static void write_stream(sf_cli *cli, const sf_hit_set *set)
@@ -329,6 +457,7 @@ int main(int argc, char **argv)
     enum format format = FORMAT_TSV;
     size_t top_k = 10;
     int top_given = 0, no_self = 0, recall_given = 0, c;
+    const char *root = NULL;
     while ((c = sf_cli_getopt(&cli, argc, argv, "k:f:", longopts)) != -1) {
         switch (c) {
         case 'k':
@@ -336,15 +465,15 @@ int main(int argc, char **argv)
             top_given = 1;
             break;
         case 'f':
-            if (strcmp(optarg, "tsv") == 0)
-                format = FORMAT_TSV;
-            else if (strcmp(optarg, "pairs") == 0)
-                format = FORMAT_PAIRS;
-            else if (strcmp(optarg, "stream") == 0)
-                format = FORMAT_STREAM;
-            else
-                sf_cli_usage_error(&cli, "--format: '%s' is not tsv, pairs or stream", optarg);
+            for (c = 0; c <= FORMAT_KAPTURE && strcmp(optarg, format_names[c]) != 0; c++)
+                ;
+            if (c > FORMAT_KAPTURE)
+                sf_cli_usage_error(&cli, "--format: '%s' is not tsv, csv, jsonl, pairs, colmap, "
+                                   "hloc, kapture or stream%s", optarg,
+                                   strcmp(optarg, "json") == 0 ? " (JSON Lines: jsonl)" : "");
+            format = (enum format)c;
             break;
+        case OPT_ROOT: root = optarg; break;
         case OPT_NO_SELF: no_self = 1; break;
         case OPT_GROUPS: eo.groups = optarg; break;
         case OPT_GND: eo.gnd = optarg; break;
@@ -366,6 +495,8 @@ int main(int argc, char **argv)
     if ((eo.per_query || recall_given) && !evaluating)
         sf_cli_usage_error(&cli, "%s goes with --groups or --gnd",
                            eo.per_query ? "--per-query" : "--recall");
+    if (root && format != FORMAT_COLMAP && format != FORMAT_HLOC && format != FORMAT_KAPTURE)
+        sf_cli_usage_error(&cli, "--root goes with -f colmap, hloc or kapture");
     if (evaluating && !top_given)
         top_k = 0;
     if (format == FORMAT_STREAM && !evaluating)
@@ -390,8 +521,12 @@ int main(int argc, char **argv)
             print_tsv(r.set);
         else if (format == FORMAT_PAIRS)
             print_pairs(&cli, r.set);
-        else
+        else if (format == FORMAT_CSV || format == FORMAT_JSONL)
+            st = print_table(&cli, r.set, format == FORMAT_JSONL);
+        else if (format == FORMAT_STREAM)
             write_stream(&cli, r.set);
+        else
+            st = print_tool_pairs(&cli, r.set, format, root);
         if (st > status)
             status = st;
     }

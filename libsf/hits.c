@@ -344,7 +344,8 @@ sf_status sf_hit_set_pairs(const sf_hit_set *set, sf_hit_pair **pairs, size_t *n
             int c = strcmp(q, hit);
             if (c == 0)
                 continue;
-            sf_hit_pair p = c < 0 ? (sf_hit_pair){ q, hit } : (sf_hit_pair){ hit, q };
+            sf_hit_pair p = { c < 0 ? q : hit, c < 0 ? hit : q, q, hit,
+                              set->lists[i].scores[j] };
             size_t h = pair_hash(p) & (size - 1);
             while (slots[h] && (strcmp(out[slots[h] - 1].a, p.a) != 0 ||
                                 strcmp(out[slots[h] - 1].b, p.b) != 0))

@@ -205,6 +205,45 @@ sf_status sf_eval_hits_gnd(const sf_hit_set *hits, const sf_gnd *gnd, const char
                            sf_eval_hits **out, sf_error *err);
 void sf_eval_hits_free(sf_eval_hits *e);
 
+/* ---- Groups of images (sf_hit_graph) against an answer key ---- */
+
+/* A grouping of the images of graph (group[i] for image i, as
+ * sf_hit_graph_group makes) scored by pairs against the answer key: the
+ * images the key names (sf_eval_names) take part, two of them being a true
+ * pair when the key puts them in one group other than single_*. */
+typedef struct sf_group_eval {
+    size_t n_named;           /* images of the graph that the key names */
+    size_t n_unknown;         /* images it does not name: left out */
+    const char *first_unknown; /* the first of them (borrowed), or NULL */
+    size_t n_key_missing;     /* files of the key no image names */
+    uint64_t true_pairs;      /* pairs the key puts together */
+    uint64_t found_pairs;     /* pairs the grouping puts together */
+    uint64_t correct_pairs;   /* both */
+    double precision, recall; /* correct / found, correct / true; NaN on 0 / 0 */
+} sf_group_eval;
+
+sf_status sf_group_evaluate(const sf_groups *key, const sf_hit_graph *graph,
+                            const size_t *group, sf_group_eval *out, sf_error *err);
+
+/* The scores under rule of the pairs of named images the graph holds, true
+ * pairs in *same (ascending, *n_same) and the others in *other (ascending,
+ * *n_other); pairs without a score under rule are left out and counted in
+ * *same_missing (true pairs, including those the graph does not hold at
+ * all) and *other_missing.  The caller frees *same and *other. */
+sf_status sf_group_scores(const sf_groups *key, const sf_hit_graph *graph, sf_group_rule rule,
+                          double **same, size_t *n_same, uint64_t *same_missing,
+                          double **other, size_t *n_other, uint64_t *other_missing,
+                          sf_error *err);
+
+/* Whether file can be the first field of a `file<TAB>group` line that
+ * sf_groups_parse_tsv reads back as it is: SF_ERR_INVALID_DATA, with the
+ * reason, when it is empty, holds a tab or a line feed, or starts with #. */
+sf_status sf_groups_check_file(const char *file, sf_error *err);
+
+/* The p-quantile (0 <= p <= 1) of n ascending values, interpolating
+ * linearly between the two nearest; NaN when n is 0. */
+double sf_quantile_sorted(const double *sorted, size_t n, double p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,7 +4,11 @@
  * checked against the independent sf_eval_recall and sf_eval_ranking.
  *
  *   test_hits --write-odd DIR   streams with odd records for
- *                               tests/match_rank_cli.sh */
+ *                               tests/match_rank_cli.sh
+ *   test_hits --hits-from-text OUT  a hit stream from lines of
+ *                               `query TAB key TAB score` on stdin, keys
+ *                               with \t \n \r \\ and \xHH escapes (any
+ *                               bytes), for tests/rank_formats.sh */
 #include "config.h"
 
 #include <math.h>
@@ -227,6 +231,10 @@ static void check_hit_set(void)
     for (size_t i = 0; i < np; i++)
         bad += strncmp(pairs[i].a, "db/", 3) != 0 || strcmp(pairs[i].b, sf_hit_set_key(set, i));
     CHECK(bad == 0, "%zu pairs are not (hit, query) in query order", bad);
+    bad = 0;
+    for (size_t i = 0; i < np; i++)
+        bad += strcmp(pairs[i].query, sf_hit_set_key(set, i)) != 0 || pairs[i].hit != pairs[i].a;
+    CHECK(bad == 0, "%zu pairs do not say their query and hit as first met", bad);
     free(pairs);
     sf_hit_set_free(set);
 
@@ -525,8 +533,408 @@ static int write_odd(const char *dir)
     return rc ? 99 : 0;
 }
 
+/* s with \t \n \r \\ and \xHH decoded, in place. */
+static void unescape(char *s)
+{
+    char *w = s;
+    for (char *p = s; *p; p++) {
+        if (*p != '\\' || !p[1]) {
+            *w++ = *p;
+            continue;
+        }
+        p++;
+        if (*p == 't')
+            *w++ = '\t';
+        else if (*p == 'n')
+            *w++ = '\n';
+        else if (*p == 'r')
+            *w++ = '\r';
+        else if (*p == 'x' && p[1] && p[2]) {
+            char hex[3] = { p[1], p[2], 0 };
+            *w++ = (char)strtol(hex, NULL, 16);
+            p += 2;
+        } else
+            *w++ = *p;
+    }
+    *w = '\0';
+}
+
+/* The lines of one query, consecutive, make its two hit records. */
+static int hits_from_text(const char *out)
+{
+    FILE *fp = fopen(out, "wb");
+    if (!fp) {
+        perror(out);
+        return 99;
+    }
+    char line[4096], query[4096] = "";
+    sf_hit_list l;
+    sf_hit_list_init(&l);
+    int rc = 0, more = 1;
+    while (more && !rc) {
+        more = fgets(line, sizeof line, stdin) != NULL;
+        char *tab1 = more ? strchr(line, '\t') : NULL, *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
+        if (more && !tab2) {
+            fprintf(stderr, "hits-from-text: not query<TAB>key<TAB>score: %s", line);
+            rc = 99;
+            break;
+        }
+        if (more) {
+            *tab1 = *tab2 = '\0';
+            unescape(line);
+            unescape(tab1 + 1);
+        }
+        if ((!more || strcmp(line, query) != 0) && query[0]) {
+            sf_record kr, sr;
+            char *blob;
+            double *sc;
+            sf_error err;
+            if (sf_hit_list_to_records(&l, query, &kr, &sr, &blob, &sc, &err) != SF_OK)
+                return 99;
+            rc |= put(fp, query, SF_KIND_HIT_KEYS, SF_DTYPE_U8, 1, kr.shape[0], 0, blob, 0);
+            rc |= put(fp, query, SF_KIND_HIT_SCORES, SF_DTYPE_F64, 1, sr.shape[0], 0, sc, 1);
+            free(blob);
+            free(sc);
+            sf_hit_list_clear(&l);
+        }
+        if (more) {
+            sf_error err;
+            snprintf(query, sizeof query, "%s", line);
+            if (sf_hit_list_append(&l, tab1 + 1, strlen(tab1 + 1), strtod(tab2 + 1, NULL),
+                                   &err) != SF_OK) {
+                fprintf(stderr, "hits-from-text: %s\n", err.message);
+                rc = 99;
+            }
+        }
+    }
+    sf_hit_list_release(&l);
+    rc |= tu_close_stream(fp, images_put);
+    return rc ? 99 : 0;
+}
+
+/* ---- Text for other tools ---- */
+
+static int csv_is(const char *s, const char *want)
+{
+    char *t;
+    sf_error err;
+    if (sf_text_csv_field(s, &t, &err) != SF_OK)
+        return 0;
+    int ok = strcmp(t, want) == 0;
+    if (!ok)
+        printf("  csv of '%s': got '%s', want '%s'\n", s, t, want);
+    free(t);
+    return ok;
+}
+
+static int json_is(const char *s, const char *want)
+{
+    char *t = NULL;
+    sf_error err;
+    sf_status st = sf_text_json_string(s, &t, &err);
+    int ok = want ? st == SF_OK && strcmp(t, want) == 0 : st == SF_ERR_INVALID_DATA && !t;
+    if (!ok)
+        printf("  json of '%s': got '%s' (%s), want '%s'\n", s, st == SF_OK ? t : "",
+               st == SF_OK ? "ok" : err.message, want ? want : "refused");
+    free(t);
+    return ok;
+}
+
+/* The name key gets (NULL: refused, and the message holds why). */
+static int name_is(sf_pairs_format f, const char *key, const char *root, int field,
+                   const char *want, const char *why)
+{
+    const char *name;
+    sf_error err;
+    sf_status st = sf_pairs_name(f, key, root, field, &name, &err);
+    int ok = want ? st == SF_OK && strcmp(name, want) == 0
+                  : st == SF_ERR_INVALID_DATA && !name && strstr(err.message, why);
+    if (!ok)
+        printf("  format %d, '%s' under '%s': got '%s' (%s), want '%s' (%s)\n", (int)f, key,
+               root ? root : "(none)", st == SF_OK ? name : "", st == SF_OK ? "" : err.message,
+               want ? want : "refused", why ? why : "");
+    return ok;
+}
+
+static void check_text(void)
+{
+    CHECK(csv_is("a.jpg", "a.jpg") && csv_is("", "\"\"") && csv_is("a,b", "\"a,b\"") &&
+              csv_is("say \"hi\"", "\"say \"\"hi\"\"\"") && csv_is("a\nb", "\"a\nb\"") &&
+              csv_is("a\rb", "\"a\rb\"") && csv_is("a b\t\xff", "a b\t\xff"),
+          "CSV fields (RFC 4180)");
+    CHECK(json_is("a.jpg", "\"a.jpg\"") && json_is("q\"\\", "\"q\\\"\\\\\"") &&
+              json_is("\t\n\r\b\f\x01\x1f", "\"\\t\\n\\r\\b\\f\\u0001\\u001f\"") &&
+              json_is("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \x7f",
+                      "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \x7f\""),
+          "JSON strings: escapes, UTF-8 as it is");
+    CHECK(json_is("a\xff", NULL) && json_is("\xc3", NULL) && json_is("\xc0\xaf", NULL) &&
+              json_is("\xed\xa0\x80", NULL) && json_is("\xf4\x90\x80\x80", NULL) &&
+              json_is("\xe2\x82", NULL) && json_is("\x80", NULL),
+          "JSON: invalid, overlong, surrogate, past U+10FFFF, cut short: refused");
+    sf_error err;
+    char *t = NULL;
+    CHECK(sf_text_json_string("ok/\xfe.jpg", &t, &err) == SF_ERR_INVALID_DATA &&
+              strstr(err.message, "ok/\\xFE.jpg: not valid UTF-8 (byte 4)"),
+          "the message names the key printably and the byte: %s", err.message);
+    char buf[16], wide[64];
+    CHECK(strcmp(sf_text_printable("a\tb\n\\\xff\xc3\xa9", wide, sizeof wide),
+                 "a\\tb\\n\\\\\\xFF\xc3\xa9") == 0,
+          "printable: '%s'", wide);
+    CHECK(strcmp(sf_text_printable("0123456789abcdefghij", buf, sizeof buf), "0123456789ab...") ==
+              0 && strlen(buf) < sizeof buf,
+          "printable cut short: '%s'", buf);
+
+    const sf_pairs_format C = SF_PAIRS_COLMAP, H = SF_PAIRS_HLOC, K = SF_PAIRS_KAPTURE;
+    /* Roots. */
+    CHECK(name_is(C, "photos/a.jpg", "photos", 0, "a.jpg", NULL) &&
+              name_is(C, "photos/a.jpg", "photos/", 0, "a.jpg", NULL) &&
+              name_is(C, "./photos//./sub/a.jpg", "./photos", 0, "sub/a.jpg", NULL) &&
+              name_is(C, "/data/p/a.jpg", "/data/p", 1, "a.jpg", NULL) &&
+              name_is(C, "/data/p/a.jpg", "/", 1, "data/p/a.jpg", NULL) &&
+              name_is(C, "sub/a.jpg", ".", 0, "sub/a.jpg", NULL) &&
+              name_is(C, "./sub/a.jpg", NULL, 0, "sub/a.jpg", NULL),
+          "names relative to the root");
+    CHECK(name_is(C, "photosx/a.jpg", "photos", 0, NULL, "not under the root photos") &&
+              name_is(C, "other/a.jpg", "photos", 0, NULL, "not under the root") &&
+              name_is(C, "a.jpg", "/", 0, NULL, "not under the root") &&
+              name_is(H, "/data/a.jpg", NULL, 0, NULL, "an absolute path") &&
+              name_is(C, "photos/", "photos", 0, NULL, "the root folder itself") &&
+              name_is(K, "p/../../a.jpg", "p", 0, NULL, "'..'") &&
+              name_is(C, "../a.jpg", NULL, 0, NULL, "'..'"),
+          "names outside the root refused");
+    CHECK(name_is(C, "p/..a.jpg", "p", 0, "..a.jpg", NULL) &&
+              name_is(C, "p/a..", "p", 0, "a..", NULL),
+          "'..' inside a name is no parent folder");
+    /* Grammars. */
+    CHECK(name_is(C, "p/a b.jpg", "p", 1, NULL, "holds a space, where COLMAP") &&
+              name_is(C, "p/a\tb.jpg", "p", 1, NULL, "white space") &&
+              name_is(C, "p/a\nb.jpg", "p", 0, NULL, "white space") &&
+              name_is(C, "p/#a.jpg", "p", 0, NULL, "comment") &&
+              name_is(C, "p/#a.jpg", "p", 1, "#a.jpg", NULL) &&
+              name_is(C, "p/a,\xff.jpg", "p", 0, "a,\xff.jpg", NULL),
+          "COLMAP: white space and a leading # refused; commas and bytes kept");
+    CHECK(name_is(H, "p/a b.jpg", "p", 1, NULL, "holds a space, where hloc") &&
+              name_is(H, "a\xc2\xa0" "b", NULL, 0, NULL, "white space") &&
+              name_is(H, "a\xe3\x80\x80" "b", NULL, 0, NULL, "white space") &&
+              name_is(H, "a\x1c" "b", NULL, 0, NULL, "white space") &&
+              name_is(H, "a\xff", NULL, 0, NULL, "not valid UTF-8 (byte 2)") &&
+              name_is(H, "p/a\xff", "p", 0, NULL, "(byte 4)") &&
+              name_is(H, "#a,b.jpg", NULL, 0, "#a,b.jpg", NULL) &&
+              name_is(H, "caf\xc3\xa9.jpg", NULL, 0, "caf\xc3\xa9.jpg", NULL),
+          "hloc: any Unicode white space and non-UTF-8 refused");
+    CHECK(name_is(K, "p/a,b.jpg", "p", 1, NULL, "holds a comma") &&
+              name_is(K, "p/ a.jpg", "p", 1, NULL, "starts or ends with white space") &&
+              name_is(K, "a.jpg\xe2\x80\x83", NULL, 1, NULL, "white space") &&
+              name_is(K, "a\nb", NULL, 1, NULL, "line break") &&
+              name_is(K, "a b.jpg", NULL, 1, "a b.jpg", NULL) &&
+              name_is(K, "#a.jpg", NULL, 0, NULL, "comment") &&
+              name_is(K, "#a.jpg", NULL, 1, "#a.jpg", NULL) &&
+              name_is(K, "a\xff", NULL, 0, NULL, "UTF-8"),
+          "kapture: commas, white space at the ends, line breaks, non-UTF-8 refused");
+    const char *name;
+    CHECK(sf_pairs_name((sf_pairs_format)7, "a", NULL, 0, &name, &err) ==
+              SF_ERR_INVALID_ARGUMENT && sf_pairs_name(C, "a", NULL, 2, &name, &err) ==
+              SF_ERR_INVALID_ARGUMENT,
+          "unknown format or field");
+}
+
+/* ---- Groups ---- */
+
+static sf_hit_set *set_of(const char *const *lines)
+{
+    /* "query hit score" triples, one list per query in order. */
+    sf_hit_set *set;
+    sf_error err;
+    sf_hit_list l;
+    CHECK(sf_hit_set_create(&set, &err) == SF_OK, "%s", err.message);
+    sf_hit_list_init(&l);
+    for (size_t i = 0; lines[i]; i += 3) {
+        sf_hit_list_clear(&l);
+        add(&l, lines[i + 1], atof(lines[i + 2]));
+        CHECK(add_list(set, lines[i], &l, &err) == SF_OK, "%s", err.message);
+    }
+    sf_hit_list_release(&l);
+    return set;
+}
+
+/* The grouping as "a b | c | d e" (groups in order, images in order). */
+static int groups_are(const sf_hit_graph *g, double t, sf_group_rule rule, const char *want)
+{
+    size_t group[32], n_groups;
+    sf_error err;
+    char got[512] = "";
+    if (sf_hit_graph_group(g, t, rule, group, &n_groups, &err) != SF_OK)
+        return 0;
+    for (size_t k = 0; k < n_groups; k++) {
+        if (k)
+            strcat(got, " | ");
+        int first = 1;
+        for (size_t i = 0; i < sf_hit_graph_count(g); i++)
+            if (group[i] == k) {
+                strcat(got, first ? "" : " ");
+                strcat(got, sf_hit_graph_key(g, i));
+                first = 0;
+            }
+    }
+    if (strcmp(got, want) != 0) {
+        printf("  at %g: got '%s', want '%s'\n", t, got, want);
+        return 0;
+    }
+    return 1;
+}
+
+static void check_groups(void)
+{
+    /* a-b strongly both ways, b-c one way only, c-d both ways weakly, e
+     * only a hit (never a query), f alone, self hits ignored. */
+    static const char *const lines[] = {
+        "a", "b", "0.9", "a", "a", "1", "b", "a", "0.8", "b", "c", "0.6", "c", "d", "0.3",
+        "d", "c", "0.4", "d", "e", "0.7", "f", "f", "1", "a", "b", "0.2", NULL,
+    };
+    sf_hit_set *set = set_of(lines);
+    sf_hit_graph *g;
+    sf_error err;
+    CHECK(sf_hit_graph_create(set, &g, &err) == SF_OK, "%s", err.message);
+    CHECK(sf_hit_graph_count(g) == 6 && !strcmp(sf_hit_graph_key(g, 4), "f") &&
+              !strcmp(sf_hit_graph_key(g, 5), "e") && !sf_hit_graph_key(g, 6) &&
+              sf_hit_graph_is_query(g, 4) && !sf_hit_graph_is_query(g, 5),
+          "images: queries first, then the other hits");
+    CHECK(sf_hit_graph_n_edges(g) == 4, "%zu pairs", sf_hit_graph_n_edges(g));
+    const sf_hit_edge *e = sf_hit_graph_edges(g);
+    CHECK(e[0].a == 0 && e[0].b == 1 && e[0].ab == 0.9 && e[0].ba == 0.8, "a-b: the best of "
+          "a's two listings of b, and b's of a");
+    CHECK(e[1].a == 1 && e[1].b == 2 && e[1].ab == 0.6 && isnan(e[1].ba), "b-c: one way");
+    CHECK(sf_hit_edge_score(&e[0], SF_GROUP_EITHER) == 0.9 &&
+              sf_hit_edge_score(&e[0], SF_GROUP_MUTUAL) == 0.8 &&
+              sf_hit_edge_score(&e[1], SF_GROUP_EITHER) == 0.6 &&
+              isnan(sf_hit_edge_score(&e[1], SF_GROUP_MUTUAL)),
+          "edge scores under each rule");
+    CHECK(groups_are(g, 0.5, SF_GROUP_EITHER, "a b c | d e | f") &&
+              groups_are(g, 0.3, SF_GROUP_EITHER, "a b c d e | f") &&
+              groups_are(g, 0.85, SF_GROUP_EITHER, "a b | c | d | f | e") &&
+              groups_are(g, 2, SF_GROUP_EITHER, "a | b | c | d | f | e") &&
+              groups_are(g, 0.5, SF_GROUP_MUTUAL, "a b | c | d | f | e") &&
+              groups_are(g, 0.3, SF_GROUP_MUTUAL, "a b | c d | f | e") &&
+              groups_are(g, 0.9, SF_GROUP_MUTUAL, "a | b | c | d | f | e"),
+          "connected components at thresholds, either and mutual (threshold inclusive)");
+
+    /* Against a key: {a b c} one place, d e another, f single; x is in no
+     * list. */
+    static const char key_tsv[] = "# key\na\tp\nb\tp\nc\tp\nd\tq\ne\tq\nf\tsingle_f\nx\tp\n";
+    sf_groups *key;
+    CHECK(sf_groups_parse_tsv(key_tsv, sizeof key_tsv - 1, "key", &key, &err) == SF_OK, "%s",
+          err.message);
+    size_t group[8], n_groups = 0;
+    sf_group_eval ev = { 0 };
+    CHECK(sf_hit_graph_group(g, 0.5, SF_GROUP_EITHER, group, &n_groups, &err) == SF_OK &&
+              sf_group_evaluate(key, g, group, &ev, &err) == SF_OK, "%s", err.message);
+    /* Found: {a b c} 3 pairs, {d e} 1: all correct; true: 3 + 1. */
+    CHECK(ev.n_named == 6 && ev.n_unknown == 0 && ev.n_key_missing == 1 && ev.true_pairs == 4 &&
+              ev.found_pairs == 4 && ev.correct_pairs == 4 && ev.precision == 1 &&
+              ev.recall == 1,
+          "perfect at 0.5: %zu named, %llu/%llu/%llu", ev.n_named,
+          (unsigned long long)ev.true_pairs, (unsigned long long)ev.found_pairs,
+          (unsigned long long)ev.correct_pairs);
+    CHECK(sf_hit_graph_group(g, 0.3, SF_GROUP_EITHER, group, &n_groups, &err) == SF_OK &&
+              sf_group_evaluate(key, g, group, &ev, &err) == SF_OK, "%s", err.message);
+    CHECK(ev.found_pairs == 10 && ev.correct_pairs == 4 && fabs(ev.precision - 0.4) < 1e-12 &&
+              ev.recall == 1,
+          "one group of five at 0.3: precision 4/10");
+    CHECK(sf_hit_graph_group(g, 0.85, SF_GROUP_EITHER, group, &n_groups, &err) == SF_OK &&
+              sf_group_evaluate(key, g, group, &ev, &err) == SF_OK, "%s", err.message);
+    CHECK(ev.found_pairs == 1 && ev.correct_pairs == 1 && ev.recall == 0.25, "a b at 0.85");
+    double *same, *other;
+    size_t ns = 0, no = 0;
+    uint64_t sm = 0, om = 0;
+    CHECK(sf_group_scores(key, g, SF_GROUP_EITHER, &same, &ns, &sm, &other, &no, &om, &err) ==
+              SF_OK, "%s", err.message);
+    /* True pairs held: a-b 0.9, b-c 0.6, d-e 0.7; a-c missing.  Other: c-d 0.4. */
+    CHECK(ns == 3 && same[0] == 0.6 && same[1] == 0.7 && same[2] == 0.9 && sm == 1 &&
+              no == 1 && other[0] == 0.4 && om == 0,
+          "scores of true and other pairs: %zu (%llu missing), %zu", ns, (unsigned long long)sm,
+          no);
+    free(same);
+    free(other);
+    CHECK(sf_group_scores(key, g, SF_GROUP_MUTUAL, &same, &ns, &sm, &other, &no, &om, &err) ==
+              SF_OK && ns == 1 && same[0] == 0.8 && sm == 3 && no == 1 && other[0] == 0.3,
+          "mutual: pairs that did not find each other have no score");
+    free(same);
+    free(other);
+    sf_groups_free(key);
+
+    /* Images the key does not name are left out and counted. */
+    static const char key2[] = "a.jpg\tp\nb\tp\nzz\tr\n";
+    CHECK(sf_groups_parse_tsv(key2, sizeof key2 - 1, "key2", &key, &err) == SF_OK, "%s",
+          err.message);
+    CHECK(sf_hit_graph_group(g, 0.5, SF_GROUP_EITHER, group, &n_groups, &err) == SF_OK &&
+              sf_group_evaluate(key, g, group, &ev, &err) == SF_OK && ev.n_named == 1 &&
+              ev.n_unknown == 5 && !strcmp(ev.first_unknown, "a") && ev.n_key_missing == 2 &&
+              ev.true_pairs == 0 && isnan(ev.recall) && isnan(ev.precision),
+          "unnamed images: %zu named, %zu unknown", ev.n_named, ev.n_unknown);
+    sf_groups_free(key);
+    sf_hit_graph_free(g);
+    sf_hit_set_free(set);
+    sf_hit_graph_free(NULL);
+
+    /* An empty set: no images, no groups. */
+    CHECK(sf_hit_set_create(&set, &err) == SF_OK && sf_hit_graph_create(set, &g, &err) == SF_OK &&
+              sf_hit_graph_count(g) == 0 &&
+              sf_hit_graph_group(g, 0, SF_GROUP_EITHER, group, &n_groups, &err) == SF_OK &&
+              n_groups == 0,
+          "empty");
+    sf_hit_graph_free(g);
+    sf_hit_set_free(set);
+
+    /* Many images in a chain: the pair table grows, components stay right. */
+    CHECK(sf_hit_set_create(&set, &err) == SF_OK, "%s", err.message);
+    sf_hit_list l;
+    sf_hit_list_init(&l);
+    char q[32], h[32];
+    const size_t n = 3000;
+    for (size_t i = 0; i < n; i++) {
+        sf_hit_list_clear(&l);
+        snprintf(q, sizeof q, "i%zu", i);
+        snprintf(h, sizeof h, "i%zu", (i + 1) % n);
+        add(&l, h, i % 100 == 99 ? 0.1 : 0.9); /* cut every 100 */
+        snprintf(h, sizeof h, "i%zu", (i + 2) % n);
+        add(&l, h, 0.05);
+        CHECK(add_list(set, q, &l, &err) == SF_OK, "%s", err.message);
+    }
+    sf_hit_list_release(&l);
+    /* (Arguments are evaluated in any order: g first, then its use.) */
+    CHECK(sf_hit_graph_create(set, &g, &err) == SF_OK, "%s", err.message);
+    CHECK(sf_hit_graph_n_edges(g) == 2 * n, "chain: %zu pairs", sf_hit_graph_n_edges(g));
+    size_t *big = malloc(n * sizeof *big);
+    size_t wrong = 0;
+    CHECK(sf_hit_graph_group(g, 0.5, SF_GROUP_EITHER, big, &n_groups, &err) == SF_OK, "%s",
+          err.message);
+    CHECK(n_groups == n / 100, "%zu groups of the chain", n_groups);
+    for (size_t i = 0; i < n; i++)
+        wrong += big[i] != i / 100;
+    CHECK(wrong == 0, "%zu images in the wrong group", wrong);
+    free(big);
+    sf_hit_graph_free(g);
+    sf_hit_set_free(set);
+
+    CHECK(sf_groups_check_file("photos/a b,c.jpg", &err) == SF_OK &&
+              sf_groups_check_file("a\rb", &err) == SF_OK &&
+              sf_groups_check_file("a\tb", &err) == SF_ERR_INVALID_DATA &&
+              strstr(err.message, "a\\tb: holds a tab") &&
+              sf_groups_check_file("a\nb", &err) == SF_ERR_INVALID_DATA &&
+              sf_groups_check_file("#a", &err) == SF_ERR_INVALID_DATA &&
+              sf_groups_check_file("", &err) == SF_ERR_INVALID_DATA,
+          "file names a groups line can hold");
+    const double v[] = { 1, 2, 3, 4, 5 };
+    CHECK(sf_quantile_sorted(v, 5, 0) == 1 && sf_quantile_sorted(v, 5, 1) == 5 &&
+              sf_quantile_sorted(v, 5, 0.5) == 3 && sf_quantile_sorted(v, 5, 0.125) == 1.5 &&
+              sf_quantile_sorted(v, 1, 0.7) == 1 && isnan(sf_quantile_sorted(v, 0, 0.5)),
+          "quantiles");
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--hits-from-text") == 0)
+        return hits_from_text(argv[2]);
     if (argc == 3 && strcmp(argv[1], "--write-odd") == 0)
         return write_odd(argv[2]);
     check_rank();
@@ -534,5 +942,7 @@ int main(int argc, char **argv)
     check_hit_set();
     check_groups_gnd();
     check_groups_random();
+    check_text();
+    check_groups();
     return tu_finish("test_hits");
 }
