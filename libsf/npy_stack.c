@@ -56,6 +56,21 @@ typedef struct array_form {
     uint64_t rows; /* the array's first dim (elements for LAYOUT_FLAT) */
 } array_form;
 
+/* A shape as the manifest writes it, dims before `from` shown as N. */
+static void shape_text(char *buf, const uint64_t *shape, unsigned ndim, unsigned from)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    if (ndim == 0)
+        strcpy(buf, "scalar");
+    for (unsigned i = 0; i < ndim; i++) {
+        if (i < from)
+            n += (size_t)sprintf(buf + n, i ? "xN" : "N");
+        else
+            n += (size_t)sprintf(buf + n, i ? "x%llu" : "%llu", (unsigned long long)shape[i]);
+    }
+}
+
 /* Rows rec adds to its array, or why it does not fit the form (which it
  * then takes, if it had none). */
 static sf_status fit(array_form *f, layout lay, const sf_record *rec, uint64_t *rows,
@@ -86,12 +101,16 @@ static sf_status fit(array_form *f, layout lay, const sf_record *rec, uint64_t *
         int same = f->ndim == rec->ndim;
         for (unsigned i = from; same && i < rec->ndim; i++)
             same = f->shape[i] == rec->shape[i];
-        if (!same)
+        if (!same) {
+            char mine[SF_STREAM_MAX_DIMS * 21 + 1], theirs[SF_STREAM_MAX_DIMS * 21 + 1];
+            shape_text(mine, rec->shape, rec->ndim, from);
+            shape_text(theirs, f->shape, f->ndim, from);
             return sf_error_set(err, SF_ERR_INVALID_DATA,
-                                KEY_FMT ": %s: its shape differs from the other %s records' "
-                                "(%s they share)", KEY_ARGS(rec->key, rec->key_len), kind,
-                                kind, lay == LAYOUT_STACK ? "the whole shape" : "all but the "
-                                "first dimension");
+                                KEY_FMT ": %s: shape %s, the %s records before are %s: in "
+                                "one array they must agree%s", KEY_ARGS(rec->key, rec->key_len),
+                                kind, mine, kind, theirs,
+                                lay == LAYOUT_ROWS ? " but in the first dimension" : "");
+        }
     }
     if (*rows > UINT64_MAX / 2 - f->rows)
         return sf_error_set(err, SF_ERR_TOO_LARGE, KEY_FMT ": %s: too many rows in all",
