@@ -298,6 +298,26 @@ run noloc sf-codebook --from-npy c.npy -o x.sfcb noloc.sfs
 expect_rc 1 "no descriptors to check against"
 check "nothing written without descriptors" [ ! -e x.sfcb ]
 
+# ---- sf-decode's .npy input ----
+{ npy '<f4' '3, 2, 3'; perl -e 'print pack("f<*", 0..17)'; } > t.npy
+sf-decode --scales 1 t.npy | sf-cat --npy-stack dec
+check "a tensor goes through as it is" \
+    [ "$(data_of dec/image.npy | od -An -tf4 -v | tr -s ' \n' '  ')" = " 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 " ]
+check "source: [W, H] of the array" [ "$(data_of dec/source.npy | od -An -td8 -v | tr -s ' \n' '  ')" = " 3 2 " ]
+run crop sf-decode --scales 1 --crop 0,0,1,1 t.npy
+expect_rc 1 "--crop with a .npy file"
+one_line crop.err "--crop with a .npy file"
+has crop.err "t.npy: a query crop does not apply to a .npy file" "the crop is refused, not ignored"
+{ npy '<f4' '3, 2, 2'; perl -e 'print pack("f<*", 0..4, 9**9**9, 6..11)'; } > tinf.npy
+run tinf sf-decode --scales 1 tinf.npy t.npy
+expect_rc 1 "an infinite value in a tensor"
+has tinf.err "tinf.npy: 1 NaN or infinite values in the tensor" "named"
+check "the other file goes on" [ "$(sf-cat --list tinf.out)" = t.npy ]
+{ npy '<f8' '3, 2, 2'; perl -e 'print pack("d<*", 0..11)'; } > t64.npy
+run t64 sf-decode --scales 1 t64.npy
+expect_rc 1 "an f64 tensor"
+has t64.err "expected a 3 x H x W float32 tensor or H x W x 3 uint8 pixels" "the layouts are named"
+
 # ---- usage ----
 for args in "--npy-stack d --text a.sfs" "--npy-stack d --npy e a.sfs" "--features x a.sfs" \
             "--from-npy" "--from-npy --list st" "--npy-stack ''"; do
