@@ -210,23 +210,19 @@ static float *read_centroids(const sf_cli *cli, const char *path, size_t *k, siz
         sf_cli_error(cli, "%s", err.message);
         return NULL;
     }
-    const char *why = NULL;
+    int bad = 1;
     if (a.ndim != 2)
-        why = "centroids must be a k x d array, this one has %u dimensions";
+        sf_cli_error(cli, "%s: centroids must be a k x d array, this one has %u dimensions",
+                     path, (unsigned)a.ndim);
     else if (a.dtype != SF_DTYPE_F32 && a.dtype != SF_DTYPE_F64)
-        why = "centroids must be f32 or f64, not %s";
+        sf_cli_error(cli, "%s: centroids must be f32 or f64, not %s", path,
+                     sf_dtype_name(a.dtype));
     else if (a.shape[0] < 1 || a.shape[1] < 1)
-        why = "no centroids: k and d must be at least 1, this is %llu x %llu";
-    if (why) {
-        if (a.ndim != 2)
-            sf_cli_error(cli, "%s: centroids must be a k x d array, this one has %u dimensions",
-                         path, (unsigned)a.ndim);
-        else if (a.dtype != SF_DTYPE_F32 && a.dtype != SF_DTYPE_F64)
-            sf_cli_error(cli, "%s: centroids must be f32 or f64, not %s", path,
-                         sf_dtype_name(a.dtype));
-        else
-            sf_cli_error(cli, "%s: no centroids: k and d must be at least 1, this is %llu x %llu",
-                         path, (unsigned long long)a.shape[0], (unsigned long long)a.shape[1]);
+        sf_cli_error(cli, "%s: no centroids: k and d must be at least 1, this is %llu x %llu",
+                     path, (unsigned long long)a.shape[0], (unsigned long long)a.shape[1]);
+    else
+        bad = 0;
+    if (bad) {
         free(a.data);
         return NULL;
     }
@@ -288,7 +284,8 @@ static int import_npy(sf_cli *cli, const char *npy, int k_given, const char *out
     sf_error err;
     if (sf_codebook_write(output, c, k, d, &info, &err) != SF_OK) {
         sf_cli_error(cli, "%s", err.message);
-        status = err.status == SF_ERR_INVALID_ARGUMENT ? SF_EXIT_FAILURE : SF_EXIT_FATAL;
+        status = err.status == SF_ERR_INVALID_ARGUMENT || err.status == SF_ERR_TOO_LARGE
+                     ? SF_EXIT_FAILURE : SF_EXIT_FATAL;
     } else {
         sf_cli_info(cli, "wrote %s: %zu x %zu from %s, checksum %016llx, for features %016llx "
                          "(checked on %llu descriptors of %llu images)", output, k, d, npy,
