@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "npy_internal.h"
 #include "sf_internal.h"
@@ -323,12 +324,19 @@ uint64_t sf_npy_stack_writer_images(const sf_npy_stack_writer *w)
     return w->images;
 }
 
+/* Everything written to fp on disk, so that renaming it can hardly fail. */
+static int flush_sync(FILE *fp)
+{
+    return fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+}
+
 sf_status sf_npy_stack_writer_commit(sf_npy_stack_writer *w, sf_error *err)
 {
     if (w->failed)
         return writer_failed(w, err);
-    sf_status st = SF_OK;
-    for (int k = 0; k < N_KINDS && st == SF_OK; k++) {
+    /* First every header written and every file synced: a full disk then
+     * fails here, with nothing renamed yet. */
+    for (int k = 0; k < N_KINDS; k++) {
         out_array *a = &w->arrays[k];
         if (!a->open)
             continue;
@@ -336,24 +344,28 @@ sf_status sf_npy_stack_writer_commit(sf_npy_stack_writer *w, sf_error *err)
         unsigned ndim = array_shape(&a->form, kind_layout(k), shape);
         unsigned char header[SF_NPY_HEADER_MAX];
         size_t total = sf_npy_header(header, a->form.dtype, ndim, shape, STACK_HEADER);
-        int ok = total == STACK_HEADER && fflush(a->af.fp) == 0
-                 && fseek(a->af.fp, 0, SEEK_SET) == 0
-                 && fwrite(header, 1, total, a->af.fp) == total;
-        if (!ok && total != STACK_HEADER)
-            errno = EOVERFLOW;
-        int e = errno;
-        a->open = 0;
-        st = sf_atomic_file_commit(&a->af, ok, err);
-        if (!ok && st == SF_OK)
-            st = sf_error_set(err, SF_ERR_IO, "%s/%s.npy: %s", w->dir, sf_kind_name(k),
-                              strerror(e));
+        errno = EOVERFLOW;
+        if (total != STACK_HEADER || fflush(a->af.fp) != 0 || fseek(a->af.fp, 0, SEEK_SET) != 0
+            || fwrite(header, 1, total, a->af.fp) != total || !flush_sync(a->af.fp)) {
+            sf_error_set(err, SF_ERR_IO, "%s: write failed: %s", a->path, strerror(errno));
+            return writer_fail(w, err);
+        }
     }
-    if (st != SF_OK)
+    if (!flush_sync(w->manifest.fp)) {
+        sf_error_set(err, SF_ERR_IO, "%s: write failed: %s", w->manifest_path, strerror(errno));
         return writer_fail(w, err);
-    /* The manifest last: it names what the arrays hold. */
+    }
+    /* Then the renames, the manifest last: it names what the arrays hold. */
+    for (int k = 0; k < N_KINDS; k++) {
+        out_array *a = &w->arrays[k];
+        if (!a->open)
+            continue;
+        a->open = 0;
+        if (sf_atomic_file_commit(&a->af, 1, err) != SF_OK)
+            return writer_fail(w, err);
+    }
     w->manifest_open = 0;
-    st = sf_atomic_file_commit(&w->manifest, 1, err);
-    if (st != SF_OK)
+    if (sf_atomic_file_commit(&w->manifest, 1, err) != SF_OK)
         return writer_fail(w, err);
     w->failed = SF_ERR_INVALID_ARGUMENT;
     sf_error_set(&w->failure, w->failed, "%s: the export is already committed", w->dir);

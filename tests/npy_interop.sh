@@ -114,6 +114,22 @@ head -c 3000 a.sfs > cut.sfs
 run cut sf-cat --npy-stack stc a.sfs cut.sfs
 expect_rc 3 "a cut stream"
 check "a cut stream: nothing renamed into place" [ -z "$(ls stc)" ]
+# A full disk (a file size limit: writes fail with EFBIG) and a signal
+# before the renames leave an earlier export as it was, with no temporary
+# file beside it.
+leftovers() { ls -a "$@" 2>/dev/null | grep -c -e '\.tmp' -e '\.create-'; }
+cp -r st keep
+(trap '' XFSZ; ulimit -f 8; sf-cat --npy-stack keep a.sfs b.sfs) 2>full.err
+rc=$?
+check "export to a full disk fails (exit $rc)" [ "$rc" -eq 3 ]
+has full.err "keep/.*: .*File too large" "... naming the file and the reason"
+check "... leaves the earlier export as it was" diff -r st keep
+check "... and no temporary file" [ "$(leftovers keep)" = 0 ]
+SF_TEST_SIGNAL_BEFORE_COMMIT=15 sf-cat --npy-stack keep --kind global a.sfs 2>/dev/null
+rc=$?
+check "SIGTERM before the renames ends it (exit $rc)" [ "$rc" -eq 143 ]
+check "... leaving the earlier export" diff -r st keep
+check "... and no temporary file" [ "$(leftovers keep)" = 0 ]
 run nodir sf-cat --npy-stack no/such/dir a.sfs
 expect_rc 3 "a directory that cannot be made"
 one_line nodir.err "a directory that cannot be made"
