@@ -357,7 +357,8 @@ int main(int argc, char **argv)
 {
     sf_cli cli;
     sf_cli_init(&cli, "sf-cat", argc, argv);
-    cli.synopsis = "[OPTION]... [FILE]...";
+    cli.synopsis = "[OPTION]... [FILE]...\n"
+                   "  or:  sf-cat --from-npy [OPTION]... DIR...";
     cli.summary = "Check feature streams and print, filter, concatenate or export them.\n"
                   "With no FILE, or when FILE is -, read standard input.";
     cli.options_help = options_help;
