@@ -244,6 +244,18 @@ for c in cb imp; do
 done
 check "the imported codebook searches as the native one" cmp -s cb.tsv imp.tsv
 check "results to compare" [ "$(wc -l < cb.tsv)" = 1600 ]
+# The same descriptors brought in from outside (no provenance, imported
+# under a name) give the same codebook and the same results.
+for x in a b; do
+    sf-cat --kind local_desc --kind global $x.sfs | sf-cat --npy-stack out_$x
+    sf-cat --from-npy --features outside out_$x > o$x.sfs
+done
+sf-codebook -q -k 16 --seed 3 -o outside.sfcb oa.sfs
+check "external descriptors: the same codebook" \
+    [ "$(sf-codebook --info outside.sfcb | grep '^checksum')" = "$(grep '^checksum' native.info)" ]
+sf-index -q create -C outside.sfcb outside.six && sf-index -q add outside.six oa.sfs ob.sfs
+sf-match -i outside.six -k 0 oa.sfs ob.sfs | sf-rank -k 0 > outside.tsv
+check "external descriptors: the same results" cmp -s cb.tsv outside.tsv
 # f64 centroids, as the reference saves them: the same codebook.
 { npy '<f8' '16, 16'; tail -c +129 cb.sfcb | perl -e 'local $/; print pack("d<*", unpack("f<*", <STDIN>))'; } > c64.npy
 sf-codebook -q --from-npy c64.npy -o imp64.sfcb a.sfs
