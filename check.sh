@@ -18,6 +18,26 @@ if [ -f "$top/config.status" ]; then
 fi
 ./bootstrap.sh
 
+# Packages only the tests need, kept out of bootstrap.sh's list (what
+# building and running sf needs): chromium loads the HTML report of
+# sf-report in tests/report_html.sh.  Without them those tests skip, and
+# fail under CI=true.
+TEST_PACKAGES="chromium"
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    missing=
+    for p in $TEST_PACKAGES; do
+        dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' \
+            || missing="$missing $p"
+    done
+    if [ -n "$missing" ]; then
+        echo "check.sh: installing test packages:$missing"
+        # shellcheck disable=SC2086
+        { apt-get update -q >/dev/null &&
+          DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null; } ||
+            echo "check.sh: could not install$missing; the tests that need them will say so"
+    fi
+fi
+
 : "${SF_GOLDEN_DIR:=$(cd "$top/.." && pwd)/shared/golden}"
 fetch=$(cd "$top/.." && pwd)/shared/datasets/fetch_photos.sh
 if [ -z "${SF_PHOTOS_DIR:-}" ]; then

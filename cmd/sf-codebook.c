@@ -23,6 +23,7 @@ enum {
     OPT_SCALE,
     OPT_INFO,
     OPT_FROM_NPY,
+    OPT_PLAN,
 };
 
 static const struct option longopts[] = {
@@ -35,13 +36,16 @@ static const struct option longopts[] = {
     { "scale", required_argument, NULL, OPT_SCALE },
     { "info", no_argument, NULL, OPT_INFO },
     { "from-npy", required_argument, NULL, OPT_FROM_NPY },
+    { "plan", required_argument, NULL, OPT_PLAN },
+    { "model", required_argument, NULL, 'm' },
     SF_CLI_MISMATCH_LONGOPT,
     { NULL, 0, NULL, 0 },
 };
 
 static const char options_help[] =
     "  -o, --output FILE    write the codebook here (required unless --info)\n"
-    "  -k, --codebook-size N  visual words (default 65536)\n"
+    "  -k, --codebook-size N  visual words (default: the largest power of two with 32\n"
+    "                       descriptors per word, at most 65536)\n"
     "      --iterations N   k-means iterations (default 10)\n"
     "      --seed N         seed of the sampling and of the k-means initialisation\n"
     "                       (default 0)\n"
@@ -53,6 +57,11 @@ static const char options_help[] =
     "      --info           describe the CODEBOOK files given as operands\n"
     "      --from-npy FILE  take the centroids from FILE (k x d, f32 or f64) instead\n"
     "                       of training; the STREAMs are the descriptors they are for\n"
+    "      --plan IMAGES    read no stream: print the codebook size IMAGES images would\n"
+    "                       get (at most IMAGES x features kept descriptors) and that\n"
+    "                       number, or refuse a -k they cannot support\n"
+    "  -m, --model FILE     --plan: the model whose features kept count (default:\n"
+    "                       compute.model; not needed when features.keep is set)\n"
     SF_CLI_MISMATCH_HELP;
 
 typedef struct trainer {
@@ -117,10 +126,16 @@ static int train(sf_cli *cli, trainer *t, const char *output)
                           "by sf-lit)", t->scale > 0 ? " at the --scale given" : "");
         return SF_EXIT_FAILURE;
     }
-    if (n < k) {
-        sf_cli_error(cli, "only %zu descriptors for %zu visual words: k-means needs at least "
-                          "as many descriptors as words; use more images or a smaller -k",
-                     n, k);
+    /* No -k (asmk.codebook_size 0): the size follows the data, libsf's rule. */
+    if (k == 0) {
+        k = sf_codebook_default_size(n);
+        sf_cli_warn(cli, "codebook size %zu for %zu descriptors (the largest power of two "
+                         "with %d descriptors per word, at most %d; -k to choose)",
+                    k, n, SF_CODEBOOK_PER_WORD, SF_CODEBOOK_MAX_DEFAULT);
+    }
+    /* Refused before k-means starts, with the largest k that would work. */
+    if (sf_codebook_check_size(k, n, &err) != SF_OK) {
+        sf_cli_error(cli, "%s", err.message);
         return SF_EXIT_FAILURE;
     }
     sf_cli_info(cli, "training %zu visual words on %zu of %llu descriptors (d = %zu) from "
@@ -297,6 +312,40 @@ static int import_npy(sf_cli *cli, const char *npy, int k_given, const char *out
     return status;
 }
 
+/* --plan: the codebook size a collection of images would get, decided
+ * before any of them is extracted.  Each image gives at most features.keep
+ * descriptors (the model's own number unless a preset or flag sets it), so
+ * a -k refused here would be refused after the extraction too. */
+static int plan(sf_cli *cli, long long images, long long max_samples)
+{
+    sf_config *cfg = &cli->config;
+    if (cfg->features_num == 0) {
+        sf_model *model;
+        sf_error err;
+        if (!cfg->model[0])
+            sf_cli_usage_error(cli, "--plan needs the features kept: give -m MODEL or "
+                                    "features.keep");
+        if (sf_model_load(&model, cfg->model, &err) != SF_OK) {
+            sf_cli_error(cli, "%s", err.message);
+            return SF_EXIT_FATAL;
+        }
+        sf_config_use_model(cfg, sf_model_params(model));
+        sf_model_free(model);
+    }
+    uint64_t n = (uint64_t)images * (uint64_t)cfg->features_num;
+    if (n > (uint64_t)max_samples)
+        n = (uint64_t)max_samples;
+    size_t k = cfg->codebook_size ? (size_t)cfg->codebook_size : sf_codebook_default_size(n);
+    sf_error err;
+    if (sf_codebook_check_size(k, n, &err) != SF_OK) {
+        sf_cli_error(cli, "%lld images of at most %d super-features: %s", images,
+                     cfg->features_num, err.message);
+        return SF_EXIT_FAILURE;
+    }
+    printf("%zu\t%llu\n", k, (unsigned long long)n);
+    return SF_EXIT_OK;
+}
+
 /* --info: describe each codebook; returns the exit status. */
 static int info(const sf_cli *cli, int argc, char **argv, int first)
 {
@@ -327,7 +376,8 @@ int main(int argc, char **argv)
     sf_cli_init(&cli, "sf-codebook", argc, argv);
     cli.synopsis = "[OPTION]... -o CODEBOOK [STREAM]...\n"
                    "  or:  sf-codebook --from-npy CENTROIDS.npy -o CODEBOOK STREAM...\n"
-                   "  or:  sf-codebook --info CODEBOOK...";
+                   "  or:  sf-codebook --info CODEBOOK...\n"
+                   "  or:  sf-codebook --plan IMAGES [-m MODEL] [-k N]";
     cli.summary = "Train the ASMK visual codebook: k-means on the local descriptors\n"
                   "(local_desc records) of feature streams.  With no STREAM, or when\n"
                   "STREAM is -, read standard input.";
@@ -336,8 +386,9 @@ int main(int argc, char **argv)
     trainer t = { .cli = &cli, .max_samples = DEFAULT_MAX_SAMPLES };
     const char *output = NULL, *from_npy = NULL;
     int want_info = 0, k_given = 0;
+    long long plan_images = -1;
     int c;
-    while ((c = sf_cli_getopt(&cli, argc, argv, "o:k:", longopts)) != -1) {
+    while ((c = sf_cli_getopt(&cli, argc, argv, "o:k:m:", longopts)) != -1) {
         switch (c) {
         case 'o':
             if (!*optarg)
@@ -345,6 +396,8 @@ int main(int argc, char **argv)
             output = optarg;
             break;
         case 'k':
+            /* 0 means "follow the data" in a preset; as a flag it is a mistake. */
+            sf_cli_parse_int(&cli, "-k", optarg, 1, SF_INDEX_MAX_WORDS);
             sf_cli_set(&cli, "asmk.codebook_size", optarg);
             k_given = 1;
             break;
@@ -370,9 +423,19 @@ int main(int argc, char **argv)
                 sf_cli_usage_error(&cli, "--from-npy needs a file name");
             from_npy = optarg;
             break;
+        case OPT_PLAN:
+            plan_images = sf_cli_parse_int(&cli, "--plan", optarg, 0, 1LL << 40);
+            break;
+        case 'm': sf_cli_set(&cli, "compute.model", optarg); break;
         default:
             sf_cli_usage_error(&cli, "unexpected option");
         }
+    }
+    if (plan_images >= 0) {
+        if (output || want_info || optind < argc)
+            sf_cli_usage_error(&cli, "--plan reads and writes no file (drop -o, --info and "
+                                     "the operands)");
+        return sf_cli_finish(&cli, plan(&cli, plan_images, t.max_samples));
     }
     if (want_info) {
         if (output)

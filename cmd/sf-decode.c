@@ -21,6 +21,8 @@ enum {
 
 static const struct option longopts[] = {
     { "size", required_argument, NULL, 's' },
+    { "model", required_argument, NULL, 'm' },
+    { "directory", required_argument, NULL, 'C' },
     { "scales", required_argument, NULL, OPT_SCALES },
     { "crop", required_argument, NULL, OPT_CROP },
     { "autorotate", no_argument, NULL, OPT_AUTOROTATE },
@@ -34,7 +36,11 @@ static const struct option longopts[] = {
 };
 
 static const char options_help[] =
-    "  -s, --size N         shrink the long side to at most N pixels (default 1024)\n"
+    "  -s, --size N         shrink the long side to at most N pixels (default: the\n"
+    "                       model's image size, else 1024)\n"
+    "  -m, --model FILE     take the defaults (image size) from this checkpoint\n"
+    "  -C, --directory DIR  read the image files from DIR, once the settings and the\n"
+    "                       model are read; keys stay the names given\n"
     "      --scales LIST    pyramid scales, comma-separated (default 2,1.414,1,0.707,0.5,0.353,0.25)\n"
     "      --crop X1,Y1,X2,Y2  crop every image to this query box first\n"
     "      --no-autorotate  ignore EXIF orientation, as the reference does\n"
@@ -209,11 +215,31 @@ static int parse_crop(const char *text, double box[4])
     return *p == '\0' ? 0 : -1;
 }
 
+/* image.size 0 (no preset or flag set it): the model's, when one is
+ * named (-m, compute.model), else the built-in 1024.  The model is read
+ * only when it is needed. */
+static void use_model(sf_cli *cli)
+{
+    sf_model *model = NULL;
+    sf_error err;
+    if (cli->config.image_size == 0 && cli->config.model[0] &&
+        sf_model_load(&model, cli->config.model, &err) != SF_OK) {
+        sf_cli_error(cli, "%s", err.message);
+        exit(SF_EXIT_FATAL);
+    }
+    sf_config_use_model(&cli->config, model ? sf_model_params(model) : NULL);
+    if (model)
+        sf_cli_info(cli, "image size %d from the model %s", cli->config.image_size,
+                    cli->config.model);
+    sf_model_free(model);
+}
+
 int main(int argc, char **argv)
 {
     sf_cli cli;
     decoder d;
     int nul = 0, c;
+    const char *directory = NULL;
     sf_cli_init(&cli, "sf-decode", argc, argv);
     cli.synopsis = "[OPTION]... [FILE]...";
     cli.summary = "Decode images into a normalised multi-scale feature stream on stdout.\n"
@@ -221,9 +247,15 @@ int main(int argc, char **argv)
     cli.options_help = options_help;
     memset(&d, 0, sizeof d);
     d.cli = &cli;
-    while ((c = sf_cli_getopt(&cli, argc, argv, "s:0", longopts)) != -1) {
+    while ((c = sf_cli_getopt(&cli, argc, argv, "s:m:C:0", longopts)) != -1) {
         switch (c) {
         case 's': sf_cli_set(&cli, "image.size", optarg); break;
+        case 'm': sf_cli_set(&cli, "compute.model", optarg); break;
+        case 'C':
+            if (!*optarg)
+                sf_cli_usage_error(&cli, "--directory needs a directory name");
+            directory = optarg;
+            break;
         case OPT_SCALES: sf_cli_set(&cli, "image.scales", optarg); break;
         case OPT_CROP:
             if (parse_crop(optarg, d.options.crop))
@@ -239,6 +271,12 @@ int main(int argc, char **argv)
         case '0': nul = 1; break;
         default: sf_cli_usage_error(&cli, "unexpected option");
         }
+    }
+    use_model(&cli);
+    /* After the settings and the model: their paths are the caller's. */
+    if (directory && chdir(directory) != 0) {
+        sf_cli_error(&cli, "%s: %s", directory, strerror(errno));
+        return SF_EXIT_FATAL;
     }
     d.options.size = cli.config.image_size;
     d.options.autorotate = cli.config.autorotate;

@@ -173,7 +173,8 @@ int main(int argc, char **argv)
 
     const sf_net_params *p = sf_model_params(f.nw.model);
     sf_error err;
-    f.keep = cli.config.features_num > 0 ? cli.config.features_num : p->features_num;
+    sf_config_use_model(&cli.config, p);
+    f.keep = cli.config.features_num;
     f.global = cli.config.global;
     if (sf_lit_run_create(&f.run, f.nw.net, f.nw.model, f.want_attn, &err) != SF_OK) {
         sf_cli_error(&cli, "%s", err.message);

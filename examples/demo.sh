@@ -1,9 +1,10 @@
 #!/bin/sh
-# The main job on the example photos: decode every image, run the FIRe
-# backbone and LIT, show the super-features each image got, then index
-# them with ASMK, query every photo against the index and print the
-# ranked results and how they score against examples/images/groups.tsv.  The model
-# has random weights (the official architecture); pass the official one as
+# The main job on the example photos, in one command each (sf-search):
+# index the photos (decode, FIRe backbone and LIT, a codebook trained on
+# them, an ASMK index), query every photo against the index and print the
+# ranked results and how they score against examples/images/groups.tsv.
+# The model has random weights (the official architecture); pass the
+# official one as
 #   examples/demo.sh fire.pth
 # Run from an installed sf, or from a build tree with SF_BIN pointing at its
 # cmd/ directory (and SF_BACKEND_PATH at its backends/.libs).
@@ -20,25 +21,18 @@ if [ -z "$model" ]; then
     echo "== model: random weights, official architecture (sf-model random) =="
     sf-model random --seed 1 -o "$model"
 fi
-sf-model info "$model" | grep -E '^(architecture|lit|reduction|parameters):'
+case $model in /*) ;; *) model=$PWD/$model ;; esac
+sf-model info "$model" | grep -E '^(architecture|lit|reduction|parameters|image_size|features_num):'
+# The model is named once, in a preset on top of the official settings.
+printf 'compute:\n  model: "%s"\nasmk:\n  kmeans_seed: 1\n' "$model" > "$out/demo.yaml"
+set -- --config "$here/fire.yaml" --config "$out/demo.yaml"
 
 cd "$here/images"
 n=$(ls *.jpg *.png | wc -l)
-echo "== decode -> extract -> LIT: $n photos, long side 1024, 7 scales =="
-ls *.jpg *.png | sf-decode --config "$here/fire.yaml" |
-    sf-extract -m "$model" |
-    sf-lit -m "$model" --config "$here/fire.yaml" --global > "$out/features.sfs"
-echo "== super-features per image =="
-sf-cat --text --kind local_desc --kind global "$out/features.sfs" | cut -f1,2,5,6
-sf-cat --check -v "$out/features.sfs" 2>&1
-
-echo "== ASMK: 256 visual words from these photos (sf-codebook), index (sf-index) =="
-sf-codebook -q -k 256 --seed 1 -o "$out/words.sfcb" "$out/features.sfs"
-sf-index -q create -C "$out/words.sfcb" "$out/photos.six"
-sf-index -q add "$out/photos.six" "$out/features.sfs"
+echo "== sf-search index: $n photos -> decode, extract, LIT, codebook, ASMK index =="
+sf-search index "$@" . "$out/photos.six" 2>&1
 sf-index info "$out/photos.six" | grep -E '^(images|words used|bytes per image):'
-echo "== query each photo: its 3 best matches among the others (sf-match | sf-rank) =="
-sf-match -i "$out/photos.six" "$out/features.sfs" > "$out/hits.sfs"
-sf-rank -k 3 --no-self "$out/hits.sfs"
-echo "== against groups.tsv (random weights: expect little) =="
+echo "== sf-search query: each photo's 3 best matches among the others =="
+sf-search query -q "$@" -k 3 --no-self --hits "$out/hits.sfs" "$out/photos.six" *.jpg *.png
+echo "== against groups.tsv (sf-rank on the hits; random weights: expect little) =="
 sf-rank --groups groups.tsv "$out/hits.sfs"

@@ -201,8 +201,10 @@ static int fix_segments(uint8_t *d, size_t size)
                 if (ix_word_range(idx, s, w, &a, &b, &err) != SF_OK)
                     continue;
                 unsigned char *e = d + (s->dir - base) + IX_DIR_ENTRY * w;
-                sf_put_u64(e + 8, ix_ids_sum(s, a, b));
-                sf_put_u64(e + 16, ix_vecs_sum(s, a, b, idx->vec_bytes));
+                const uint64_t id_sum = ix_ids_sum(s, a, b);
+                sf_put_u64(e + 8, id_sum);
+                sf_put_u64(e + 16,
+                           ix_entries_sum_of(s->ids, s->vecs, a, b, idx->vec_bytes) - id_sum);
             }
         }
         /* The sums above are in the first part: hash the copy's bytes. */

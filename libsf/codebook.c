@@ -30,6 +30,7 @@
 #include <xxhash.h>
 
 #include "sf_codebook.h"
+#include "sf_index.h"
 #include "sf_internal.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -280,4 +281,41 @@ uint64_t sf_codebook_checksum(const sf_codebook *cb)
 const sf_codebook_training *sf_codebook_get_training(const sf_codebook *cb)
 {
     return &cb->training;
+}
+
+size_t sf_codebook_default_size(uint64_t n)
+{
+    if (n == 0)
+        return 0;
+    size_t k = 1;
+    while (k < SF_CODEBOOK_MAX_DEFAULT && (uint64_t)k * 2 * SF_CODEBOOK_PER_WORD <= n)
+        k *= 2;
+    return k;
+}
+
+size_t sf_codebook_max_size(uint64_t n)
+{
+    return n < SF_INDEX_MAX_WORDS ? (size_t)n : SF_INDEX_MAX_WORDS;
+}
+
+sf_status sf_codebook_check_size(size_t k, uint64_t n, sf_error *err)
+{
+    if (k == 0)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, "a codebook of 0 visual words");
+    if (n == 0)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                            "no training descriptors for a codebook of %zu visual words", k);
+    if (k <= sf_codebook_max_size(n))
+        return SF_OK;
+    if (k > SF_INDEX_MAX_WORDS)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                            "%zu visual words: an index takes at most %d", k,
+                            SF_INDEX_MAX_WORDS);
+    return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
+                        "%zu visual words need at least %zu training descriptors (k-means "
+                        "needs one per word), there are %llu: the largest codebook they can "
+                        "train has %zu words; the default for them is %zu (one word per %d "
+                        "descriptors)",
+                        k, k, (unsigned long long)n, sf_codebook_max_size(n),
+                        sf_codebook_default_size(n), SF_CODEBOOK_PER_WORD);
 }

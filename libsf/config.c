@@ -38,6 +38,7 @@ struct key {
     int dmin_open;          /* dmin itself is excluded */
     int nmin, nmax;         /* lists: value count; strings: nmax = buffer size */
     size_t count_offset;    /* KEY_DOUBLES: the int holding the count */
+    const char *choices;    /* KEY_STRING: the values allowed, "a|b"; NULL: any */
     const char *meaning;
 };
 
@@ -64,10 +65,16 @@ struct key {
       .count_offset = OFF(count, int), .meaning = m }
 #define STRING(n, f, m) \
     { .name = n, .type = KEY_STRING, .offset = OFF(f, char *), .nmax = LEN(f), .meaning = m }
+/* A setting with a fixed set of values is refused where it is read, not
+ * later by whichever program happens to use it. */
+#define CHOICE(n, f, c, m) \
+    { .name = n, .type = KEY_STRING, .offset = OFF(f, char *), .nmax = LEN(f), .choices = c, \
+      .meaning = m }
 
 static const struct key keys[] = {
-    INT("image.size", image_size, 1, 65536,
-        "long side in pixels that images are shrunk to; never enlarged"),
+    INT("image.size", image_size, 0, 65536,
+        "long side in pixels that images are shrunk to, never enlarged; 0 = the model's own "
+        "(1024 without a model)"),
     FLOATS("image.mean", mean, -HUGE_VAL, 0, HUGE_VAL,
            "per-channel R, G, B mean subtracted from pixels scaled to 0..1"),
     FLOATS("image.std", std, 0, 1, HUGE_VAL,
@@ -92,10 +99,11 @@ static const struct key keys[] = {
         "worker threads; 0 = one per core"),
     STRING("compute.model", model,
            "FIRe checkpoint file; empty = the program's default"),
-    STRING("compute.precision", precision,
+    CHOICE("compute.precision", precision, "f32|bf16",
            "f32, or bf16 (backbone and LIT products in bfloat16; onednn on AVX512-BF16)"),
-    INT("asmk.codebook_size", codebook_size, 1, SF_INDEX_MAX_WORDS,
-        "visual words in the k-means codebook"),
+    INT("asmk.codebook_size", codebook_size, 0, SF_INDEX_MAX_WORDS,
+        "visual words in the k-means codebook; 0 = follow the number of descriptors "
+        "(a power of two with 32 per word, at most 65536)"),
     INT("asmk.kmeans_iterations", kmeans_iterations, 1, 10000,
         "k-means iterations when training the codebook"),
     U64("asmk.kmeans_seed", kmeans_seed,
@@ -121,7 +129,7 @@ void sf_config_init(sf_config *cfg)
 {
     static const double scales[] = { 2.0, 1.414, 1.0, 0.707, 0.5, 0.353, 0.25 };
     memset(cfg, 0, sizeof *cfg);
-    cfg->image_size = 1024;
+    cfg->image_size = 0; /* the model's runtime.image_size (sf_config_use_model) */
     cfg->mean[0] = 0.485f;
     cfg->mean[1] = 0.456f;
     cfg->mean[2] = 0.406f;
@@ -142,7 +150,7 @@ void sf_config_init(sf_config *cfg)
     cfg->global = 0;
     cfg->threads = 0;
     strcpy(cfg->precision, "f32");
-    cfg->codebook_size = 65536;
+    cfg->codebook_size = 0; /* sf_codebook_default_size of the descriptors */
     cfg->kmeans_iterations = 10;
     cfg->kmeans_seed = 0;
     cfg->ma_database = 1;
@@ -151,6 +159,14 @@ void sf_config_init(sf_config *cfg)
     cfg->alpha = 3.0;
     cfg->threshold = 0.0;
     cfg->idf = 0;
+}
+
+void sf_config_use_model(sf_config *cfg, const struct sf_net_params *params)
+{
+    if (cfg->image_size == 0)
+        cfg->image_size = params ? params->image_size : SF_CONFIG_DEFAULT_IMAGE_SIZE;
+    if (cfg->features_num == 0 && params)
+        cfg->features_num = params->features_num;
 }
 
 static void *field(sf_config *cfg, const struct key *k)
@@ -453,6 +469,19 @@ static int equals_nocase(const char *s, size_t len, const char *word)
     return 1;
 }
 
+/* Whether s is one of the '|'-separated words of choices. */
+static int is_choice(const char *choices, const char *s, size_t len)
+{
+    for (const char *c = choices;;) {
+        size_t n = strcspn(c, "|");
+        if (n == len && memcmp(c, s, len) == 0)
+            return 1;
+        if (!c[n])
+            return 0;
+        c += n + 1;
+    }
+}
+
 /* Store the text of a scalar (non-list) key. */
 static sf_status set_scalar(const struct key *k, sf_config *cfg, const char *s, size_t len,
                             const struct where *at, sf_error *err)
@@ -503,6 +532,9 @@ static sf_status set_scalar(const struct key *k, sf_config *cfg, const char *s, 
         if (len >= (size_t)k->nmax)
             return config_error(at, err, "%s: the value is too long (at most %d bytes)",
                                 k->name, k->nmax - 1);
+        if (k->choices && !is_choice(k->choices, s, len))
+            return config_error(at, err, "%s: expected one of %s, got '%s'", k->name,
+                                k->choices, show(buf, s, len));
         sf_copy_text(field(cfg, k), (size_t)k->nmax, s, len);
         return SF_OK;
     case KEY_FLOATS:

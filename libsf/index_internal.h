@@ -98,13 +98,13 @@ static inline uint64_t ix_vec_value(const unsigned char *v, uint64_t vec_bytes)
 
 static inline uint64_t ix_weight(uint64_t e) { return 2 * e + 1; }
 
-/* Sums over entries [e0, e1) of the ids, of the vectors (arrays that
- * start the numbering: a segment's).  ix_entries_sum_of: the two added
- * (each entry's id and vector value added, then weighted), which a search
- * checks against a list's id sum plus vector sum with half the products;
- * a change to any one word still shows. */
+/* Sums over entries [e0, e1) of the ids (arrays that start the
+ * numbering: a segment's).  ix_entries_sum_of: of the ids and vectors
+ * together (each entry's id and vector value added, then weighted), which
+ * a search checks against a list's id sum plus vector sum with half the
+ * products; a change to any one word still shows.  The vectors' sum alone
+ * is the difference of the two. */
 uint64_t ix_ids_sum_of(const uint32_t *ids, uint64_t e0, uint64_t e1);
-uint64_t ix_vecs_sum_of(const unsigned char *vecs, uint64_t e0, uint64_t e1, uint64_t vec_bytes);
 uint64_t ix_entries_sum_of(const uint32_t *ids, const unsigned char *vecs, uint64_t e0,
                            uint64_t e1, uint64_t vec_bytes);
 
@@ -214,15 +214,10 @@ static inline uint64_t ix_dir_vec_sum(const ix_segment *s, uint64_t w)
     return sf_get_u64(s->dir + IX_DIR_ENTRY * w + 16);
 }
 
-/* Sums of entries [e0, e1) of s: of their image numbers, of their vectors. */
+/* Sum of entries [e0, e1) of s: of their image numbers. */
 static inline uint64_t ix_ids_sum(const ix_segment *s, uint64_t e0, uint64_t e1)
 {
     return ix_ids_sum_of(s->ids, e0, e1);
-}
-static inline uint64_t ix_vecs_sum(const ix_segment *s, uint64_t e0, uint64_t e1,
-                                   uint64_t vec_bytes)
-{
-    return ix_vecs_sum_of(s->vecs, e0, e1, vec_bytes);
 }
 /* Check word w's list in s against its sums: its image numbers, and its
  * vectors too when vectors is set.  Layout 1 segments have none (they

@@ -590,23 +590,6 @@ static uint64_t ids_sum_generic(const uint32_t *ids, uint64_t e0, uint64_t e1)
     return sum;
 }
 
-static uint64_t vecs_sum_generic(const unsigned char *vecs, uint64_t e0, uint64_t e1,
-                                 uint64_t vec_bytes)
-{
-    uint64_t sum = 0;
-    if (vec_bytes == 16) /* binary 128-d: the common case (the file and host are
-                            little-endian: sf_index_open checks) */
-        for (uint64_t e = e0; e < e1; e++) {
-            uint64_t v[2];
-            memcpy(v, vecs + 16 * e, 16);
-            sum += (v[0] + v[1]) * ix_weight(e);
-        }
-    else
-        for (uint64_t e = e0; e < e1; e++)
-            sum += ix_vec_value(vecs + vec_bytes * e, vec_bytes) * ix_weight(e);
-    return sum;
-}
-
 static uint64_t entries_sum_generic(const uint32_t *ids, const unsigned char *vecs, uint64_t e0,
                                     uint64_t e1, uint64_t vec_bytes)
 {
@@ -655,35 +638,6 @@ AVX512 static uint64_t ids_sum_avx512(const uint32_t *ids, uint64_t e0, uint64_t
     return lanes_sum(acc) + ids_sum_generic(ids, e, e1);
 }
 
-/* 16-byte vectors: two registers hold eight; unpacking pairs each one's
- * two words, lanes in the order e, e+4, e+1, e+5, ... */
-AVX512 static uint64_t vecs16_sum_avx512(const unsigned char *vecs, uint64_t e0, uint64_t e1)
-{
-    uint64_t e = e0;
-    __m512i acc = _mm512_setzero_si512();
-    __m512i w = _mm512_set_epi64((long long)ix_weight(e + 7), (long long)ix_weight(e + 3),
-                                 (long long)ix_weight(e + 6), (long long)ix_weight(e + 2),
-                                 (long long)ix_weight(e + 5), (long long)ix_weight(e + 1),
-                                 (long long)ix_weight(e + 4), (long long)ix_weight(e));
-    const __m512i step = _mm512_set1_epi64(16);
-    for (; e + 8 <= e1; e += 8) {
-        __m512i a = _mm512_loadu_si512((const void *)(vecs + 16 * e));
-        __m512i b = _mm512_loadu_si512((const void *)(vecs + 16 * e + 64));
-        __m512i x = _mm512_add_epi64(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
-        acc = _mm512_add_epi64(acc, _mm512_mullo_epi64(x, w));
-        w = _mm512_add_epi64(w, step);
-    }
-    return lanes_sum(acc) + vecs_sum_generic(vecs, e, e1, 16);
-}
-
-AVX512 static uint64_t vecs_sum_avx512(const unsigned char *vecs, uint64_t e0, uint64_t e1,
-                                       uint64_t vec_bytes)
-{
-    if (vec_bytes == 16)
-        return vecs16_sum_avx512(vecs, e0, e1);
-    return vecs_sum_generic(vecs, e0, e1, vec_bytes);
-}
-
 /* Both at once for 16-byte vectors: the ids permuted into the vectors'
  * lane order. */
 AVX512 static uint64_t entries_sum_avx512(const uint32_t *ids, const unsigned char *vecs,
@@ -714,15 +668,14 @@ AVX512 static uint64_t entries_sum_avx512(const uint32_t *ids, const unsigned ch
 
 typedef struct sum_impl {
     uint64_t (*ids)(const uint32_t *, uint64_t, uint64_t);
-    uint64_t (*vecs)(const unsigned char *, uint64_t, uint64_t, uint64_t);
     uint64_t (*entries)(const uint32_t *, const unsigned char *, uint64_t, uint64_t, uint64_t);
 } sum_impl;
 
 static const sum_impl *pick_sums(void)
 {
-    static const sum_impl generic = { ids_sum_generic, vecs_sum_generic, entries_sum_generic };
+    static const sum_impl generic = { ids_sum_generic, entries_sum_generic };
 #if defined(__x86_64__)
-    static const sum_impl avx512 = { ids_sum_avx512, vecs_sum_avx512, entries_sum_avx512 };
+    static const sum_impl avx512 = { ids_sum_avx512, entries_sum_avx512 };
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))
         return &avx512;
@@ -744,11 +697,6 @@ static const sum_impl *sums_impl(void)
 uint64_t ix_ids_sum_of(const uint32_t *ids, uint64_t e0, uint64_t e1)
 {
     return sums_impl()->ids(ids, e0, e1);
-}
-
-uint64_t ix_vecs_sum_of(const unsigned char *vecs, uint64_t e0, uint64_t e1, uint64_t vec_bytes)
-{
-    return sums_impl()->vecs(vecs, e0, e1, vec_bytes);
 }
 
 uint64_t ix_entries_sum_of(const uint32_t *ids, const unsigned char *vecs, uint64_t e0,
@@ -774,8 +722,11 @@ sf_status ix_check_list(const sf_index *idx, const ix_segment *s, uint64_t w, in
     sf_status st = ix_word_range(idx, s, w, &a, &b, err);
     if (st != SF_OK)
         return st;
-    if (ix_ids_sum(s, a, b) != ix_dir_id_sum(s, w) ||
-        (vectors && ix_vecs_sum(s, a, b, idx->vec_bytes) != ix_dir_vec_sum(s, w)))
+    /* With the ids right, the vectors' sum is the entries' less the ids'. */
+    const uint64_t id_sum = ix_dir_id_sum(s, w);
+    if (ix_ids_sum(s, a, b) != id_sum ||
+        (vectors && ix_entries_sum_of(s->ids, s->vecs, a, b, idx->vec_bytes) !=
+                        id_sum + ix_dir_vec_sum(s, w)))
         return ix_list_mismatch(idx, s, w, err);
     return SF_OK;
 }

@@ -16,6 +16,8 @@
 #include "sf_index.h"
 #include "sf_hits.h"
 #include "sf_search.h"
+#include "sf_draw.h"
+#include "sf_report.h"
 
 #ifdef __cplusplus
 extern "C" {

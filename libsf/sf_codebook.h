@@ -35,6 +35,23 @@ typedef struct sf_codebook_training {
 
 typedef struct sf_codebook sf_codebook;
 
+/* How big a codebook the training data supports, decided here for every
+ * caller (sf-codebook, the sf-search driver, presets with
+ * asmk.codebook_size 0).  The default size for n training descriptors is
+ * the largest power of two k with at least SF_CODEBOOK_PER_WORD
+ * descriptors per word (k * 32 <= n), at most SF_CODEBOOK_MAX_DEFAULT
+ * (the official 65536), and 1 when n < 64; 0 when n == 0. */
+#define SF_CODEBOOK_PER_WORD 32
+#define SF_CODEBOOK_MAX_DEFAULT 65536
+size_t sf_codebook_default_size(uint64_t n);
+/* The largest codebook n descriptors can train at all: k-means needs one
+ * descriptor per word, and an index takes at most SF_INDEX_MAX_WORDS
+ * words.  0 when n == 0. */
+size_t sf_codebook_max_size(uint64_t n);
+/* SF_OK when n descriptors can train k words; else SF_ERR_INVALID_ARGUMENT
+ * with a message giving the largest k that would work and the default. */
+sf_status sf_codebook_check_size(size_t k, uint64_t n, sf_error *err);
+
 /* XXH64 (seed 0) of k x dim float32 centroids as stored: little-endian,
  * row-major.  Equals sf_codebook_checksum of a file holding them. */
 uint64_t sf_codebook_checksum_data(const float *centroids, size_t k, size_t dim);

@@ -18,7 +18,7 @@ extern "C" {
 
 typedef struct sf_config {
     /* image: decoding and the multi-scale pyramid (spec sections 1-2) */
-    int image_size;                        /* image.size: long side, 1024 */
+    int image_size;                        /* image.size: long side; 0 = the model's (1024) */
     float mean[3];                         /* image.mean */
     float std[3];                          /* image.std */
     double scales[SF_CONFIG_MAX_SCALES];   /* image.scales */
@@ -39,7 +39,7 @@ typedef struct sf_config {
     char precision[8];                     /* compute.precision: "f32" or "bf16" */
 
     /* asmk: codebook and index (spec section 7) */
-    int codebook_size;                     /* asmk.codebook_size: 65536 */
+    int codebook_size;                     /* asmk.codebook_size: 0 = sf_codebook_default_size */
     int kmeans_iterations;                 /* asmk.kmeans_iterations: 10 */
     uint64_t kmeans_seed;                  /* asmk.kmeans_seed */
     int ma_database;                       /* asmk.multiple_assignment_database: 1 */
@@ -52,6 +52,17 @@ typedef struct sf_config {
 
 /* The official FIRe evaluation settings. */
 void sf_config_init(sf_config *cfg);
+
+/* image.size when neither the model, a preset nor a flag gives one. */
+#define SF_CONFIG_DEFAULT_IMAGE_SIZE 1024
+
+struct sf_net_params;
+/* Settings left at 0 take the model's own values: image.size its
+ * runtime.image_size, features.keep its runtime.features_num.  So the
+ * precedence is model < preset < flags, decided here once for every
+ * program.  params may be NULL (no model): image.size 0 then becomes
+ * SF_CONFIG_DEFAULT_IMAGE_SIZE and features.keep stays 0. */
+void sf_config_use_model(sf_config *cfg, const struct sf_net_params *params);
 
 /* Apply a YAML preset on top of cfg.  Unknown keys, wrong types and values
  * out of range are errors naming the file, the line and the key; cfg is left

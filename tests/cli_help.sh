@@ -4,7 +4,7 @@
 # option --help lists.
 . "$top_srcdir/tests/lib.sh"
 version=$(sed -n 's/^AC_INIT(\[sf\], \[\([^]]*\)\].*/\1/p' "$top_srcdir/configure.ac")
-for prog in sf-decode sf-cat sf-extract sf-lit sf-model sf-codebook sf-index sf-match sf-rank; do
+for prog in sf-decode sf-cat sf-extract sf-lit sf-model sf-codebook sf-index sf-match sf-rank sf-draw sf-report sf-search; do
     out=$TMP/$prog.out err=$TMP/$prog.err
     "$prog" --help >"$out" 2>"$err"; rc=$?
     check "$prog --help exits 0 (got $rc)" [ "$rc" -eq 0 ]

@@ -79,6 +79,25 @@ check "the file keeps the last inertia ($last, $stored)" \
 run quiet sf-codebook -q -k 8 --iterations 3 -o q.sfcb data.sfs
 empty quiet.err "-q"
 
+# ---- no -k: the size follows the data (4000 descriptors: 64 words) ----
+run auto sf-codebook -o auto.sfcb data.sfs
+expect_rc 0 "no -k"
+has auto.err "^sf-codebook: codebook size 64 for 4000 descriptors (the largest power of two with 32 descriptors per word, at most 65536; -k to choose)$" "no -k: the size chosen is printed"
+check "no -k: 64 words" [ "$(sf-codebook --info auto.sfcb | sed -n 's/^k: //p')" = 64 ]
+run auto64 sf-codebook -k 64 -o auto64.sfcb data.sfs
+check "no -k gives what -k 64 gives" cmp -s auto.sfcb auto64.sfcb
+printf 'asmk:\n  codebook_size: 0\n' > auto.yaml
+run autoq sf-codebook -q --config auto.yaml -o autoq.sfcb data.sfs
+expect_rc 0 "codebook_size 0 in a preset"
+empty autoq.err "-q: the chosen size is not printed"
+check "codebook_size 0 in a preset: 64 words" cmp -s auto.sfcb autoq.sfcb
+printf 'asmk:\n  codebook_size: 4001\n' > big.yaml
+run bigk sf-codebook --config big.yaml -o big.sfcb data.sfs
+expect_rc 1 "a preset's codebook_size above the descriptors"
+has bigk.err "the largest codebook they can train has 4000 words" "preset k refused with the largest k"
+check "a refused k writes no codebook" [ ! -e big.sfcb ]
+check "4000 words (one per descriptor) train" sf-codebook -q -k 4000 --iterations 1 -o k4000.sfcb data.sfs
+
 # ---- errors ----
 cp cb.sfcb keep.sfcb
 run missing sf-codebook -k 8 -o keep.sfcb nosuch.sfs data.sfs
@@ -90,7 +109,7 @@ check "a failed run leaves the old codebook" cmp -s cb.sfcb keep.sfcb
 
 run many sf-codebook -k 5000 -o keep.sfcb data.sfs
 expect_rc 1 "more words than descriptors"
-has many.err "only 4000 descriptors for 5000 visual words" "more words than descriptors: message"
+has many.err "5000 visual words need at least 5000 training descriptors.*there are 4000: the largest codebook they can train has 4000 words; the default for them is 64" "more words than descriptors: message with the largest k"
 empty many.out "more words than descriptors: stdout"
 check "k > samples leaves the old codebook" cmp -s cb.sfcb keep.sfcb
 run manymax sf-codebook -k 100 --max-samples 50 -o x.sfcb data.sfs

@@ -92,7 +92,7 @@ static void test_defaults(void)
     sf_config c;
     static const double scales[] = { 2.0, 1.414, 1.0, 0.707, 0.5, 0.353, 0.25 };
     sf_config_init(&c);
-    CHECK(c.image_size == 1024, "image.size %d", c.image_size);
+    CHECK(c.image_size == 0, "image.size %d (0: the model's own)", c.image_size);
     CHECK(c.mean[0] == 0.485f && c.mean[1] == 0.456f && c.mean[2] == 0.406f, "image.mean");
     CHECK(c.std[0] == 0.229f && c.std[1] == 0.224f && c.std[2] == 0.225f, "image.std");
     CHECK(c.n_scales == 7, "n_scales %d", c.n_scales);
@@ -105,12 +105,37 @@ static void test_defaults(void)
     CHECK(c.global == 0, "features.global");
     CHECK(c.backend[0] == '\0' && c.model[0] == '\0', "compute strings");
     CHECK(c.threads == 0, "compute.threads");
-    CHECK(c.codebook_size == 65536, "asmk.codebook_size");
+    CHECK(c.codebook_size == 0, "asmk.codebook_size (0: follows the data)");
     CHECK(c.kmeans_iterations == 10, "asmk.kmeans_iterations");
     CHECK(c.kmeans_seed == 0, "asmk.kmeans_seed");
     CHECK(c.ma_database == 1 && c.ma_query == 5, "multiple assignment");
     CHECK(c.binary == 1 && c.idf == 0, "asmk.binary / idf");
     CHECK(c.alpha == 3.0 && c.threshold == 0.0, "alpha / threshold");
+}
+
+/* Precedence model < preset < flags: only the settings left at 0 take the
+ * model's values; without a model image.size is 1024. */
+static void test_use_model(void)
+{
+    sf_config c;
+    sf_net_params p;
+    sf_net_params_init(&p);
+    p.image_size = 320;
+    p.features_num = 100;
+    sf_config_init(&c);
+    sf_config_use_model(&c, &p);
+    CHECK(c.image_size == 320 && c.features_num == 100, "model: %d %d", c.image_size,
+          c.features_num);
+    sf_config_init(&c);
+    c.image_size = 512;
+    c.features_num = 1000;
+    sf_config_use_model(&c, &p);
+    CHECK(c.image_size == 512 && c.features_num == 1000, "preset over model: %d %d",
+          c.image_size, c.features_num);
+    sf_config_init(&c);
+    sf_config_use_model(&c, NULL);
+    CHECK(c.image_size == SF_CONFIG_DEFAULT_IMAGE_SIZE && c.image_size == 1024 &&
+          c.features_num == 0, "no model: %d %d", c.image_size, c.features_num);
 }
 
 /* Key names as the writer lists them ("image.size"), from its output. */
@@ -159,9 +184,9 @@ static void test_example_and_docs(void)
     sf_config_init(&c);
     c.image_size = 7; /* the file must set it back */
     CHECK(sf_config_load_file(&c, path, &err) == SF_OK, "%s", err.message);
-    /* The preset spells out the official fire.pth's own feature count. */
-    CHECK(c.features_num == 1000, "examples/fire.yaml: features.keep %d", c.features_num);
-    def.features_num = 1000;
+    /* The preset leaves the model's own settings to the model. */
+    CHECK(c.features_num == 0, "examples/fire.yaml: features.keep %d", c.features_num);
+    CHECK(c.image_size == 0, "examples/fire.yaml: image.size %d", c.image_size);
     CHECK(cfg_equal(&c, &def), "examples/fire.yaml differs from the defaults");
 
     /* Every key is spelled out in the example and documented in the man page. */
@@ -239,6 +264,8 @@ static void test_load_errors(void)
     LOAD_FAILS("image:\n  mean: [1e300, 0, 0]\n", SF_ERR_CONFIG, "image.mean: 1e300 is too large", NULL);
     /* A key holding a NUL, or too long to fit: unknown, shown safely
      * (this once copied 255 bytes from a 3-byte key). */
+    LOAD_FAILS("compute:\n  precision: fp16\n", SF_ERR_CONFIG,
+               "t.yaml:2: compute.precision: expected one of f32|bf16, got 'fp16'", NULL);
     LOAD_FAILS("\"a\\0b\": 1\n", SF_ERR_CONFIG, "t.yaml:1: unknown key 'a?b'", NULL);
     LOAD_FAILS("image:\n  \"s\\0\": 1\n", SF_ERR_CONFIG, "unknown key 'image.s?'", NULL);
     /* unknown keys, with and without a suggestion */
@@ -283,11 +310,10 @@ static void test_load_errors(void)
     LOAD_FAILS("compute:\n  model: \"a\\0b\"\n", SF_ERR_CONFIG, "compute.model: the value contains a NUL", NULL);
 
     /* ranges */
-    LOAD_FAILS("image:\n  size: 0\n", SF_ERR_CONFIG, "t.yaml:2: image.size: 0 is out of range (1..65536)", NULL);
-    LOAD_FAILS("image:\n  size: 65537\n", SF_ERR_CONFIG, "image.size: 65537 is out of range (1..65536)", NULL);
+    LOAD_FAILS("image:\n  size: 65537\n", SF_ERR_CONFIG, "t.yaml:2: image.size: 65537 is out of range (0..65536)", NULL);
     LOAD_FAILS("image:\n  size: -5\n", SF_ERR_CONFIG, "image.size: -5 is out of range", NULL);
     LOAD_FAILS("image:\n  size: 99999999999999999999999999\n", SF_ERR_CONFIG,
-               "image.size: 99999999999999999999999999 is out of range (1..65536)", NULL);
+               "image.size: 99999999999999999999999999 is out of range (0..65536)", NULL);
     LOAD_FAILS("compute:\n  threads: -9223372036854775808\n", SF_ERR_CONFIG,
                "compute.threads: -9223372036854775808 is out of range (0..1024)", NULL);
     LOAD_FAILS("image:\n  max_pixels: -1\n", SF_ERR_CONFIG,
@@ -298,7 +324,7 @@ static void test_load_errors(void)
     LOAD_FAILS("asmk:\n  threshold: 1.5\n", SF_ERR_CONFIG,
                "t.yaml:2: asmk.threshold: 1.5 is out of range (-1..1)", NULL);
     LOAD_FAILS("features:\n  keep: 1000001\n", SF_ERR_CONFIG, "features.keep: 1000001 is out of range (0..1000000)", NULL);
-    LOAD_FAILS("asmk:\n  codebook_size: 16777217\n", SF_ERR_CONFIG, "(1..16777216)", NULL);
+    LOAD_FAILS("asmk:\n  codebook_size: 16777217\n", SF_ERR_CONFIG, "(0..16777216)", NULL);
     LOAD_FAILS("asmk:\n  multiple_assignment_query: 65\n", SF_ERR_CONFIG,
                "asmk.multiple_assignment_query: 65 is out of range (1..64)", NULL);
     LOAD_FAILS("compute:\n  threads: 1025\n", SF_ERR_CONFIG, "compute.threads: 1025 is out of range (0..1024)", NULL);
@@ -437,7 +463,7 @@ static void test_set(void)
 
     SET_FAILS("image.size", "big", "image.size: expected an integer, got 'big'");
     SET_FAILS("image.size", "", "image.size: expected an integer, got ''");
-    SET_FAILS("image.size", "0", "image.size: 0 is out of range (1..65536)");
+    SET_FAILS("image.size", "-1", "image.size: -1 is out of range (0..65536)");
     SET_FAILS("image.size", "5 5", "image.size: expected an integer");
     SET_FAILS("image.max_pixels", "-3", "image.max_pixels: -3 is out of range");
     SET_FAILS("asmk.alpha", "-1", "asmk.alpha: -1 is out of range (> 0 and <= 1000)");
@@ -453,6 +479,14 @@ static void test_set(void)
     SET_FAILS("image.scales", "1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1", "image.scales: too many values (at most 16)");
     SET_FAILS("image.scales", "[1, 17]", "image.scales: 17 is out of range (> 0 and <= 16)");
     SET_FAILS("image.std", "1,0,1", "image.std: 0 is out of range (> 0)");
+    /* A fixed set of values is refused when read, by every program
+     * (compute.precision was once refused only where a network opened). */
+    CHECK(sf_config_set(&c, "compute.precision", "bf16", &err) == SF_OK &&
+              strcmp(c.precision, "bf16") == 0, "precision bf16: %s", err.message);
+    SET_FAILS("compute.precision", "bf61", "compute.precision: expected one of f32|bf16, got 'bf61'");
+    SET_FAILS("compute.precision", "f3", "compute.precision: expected one of f32|bf16, got 'f3'");
+    SET_FAILS("compute.precision", "f32 ", "compute.precision: expected one of f32|bf16, got 'f32 '");
+    SET_FAILS("compute.precision", "", "compute.precision: expected one of f32|bf16, got ''");
     SET_FAILS("image.sise", "5", "unknown key 'image.sise' (did you mean 'image.size'?)");
     SET_FAILS("threads", "5", "unknown key 'threads' (did you mean 'compute.threads'?)");
     SET_FAILS("image", "5", "'image' is a section, not a key");
@@ -545,9 +579,9 @@ static void test_write(void)
     c.n_scales = 17;
     CHECK(sf_config_write(&c, fp, &err) == SF_ERR_INVALID_ARGUMENT, "n_scales 17");
     sf_config_init(&c);
-    c.image_size = 0;
+    c.image_size = -1;
     CHECK(sf_config_write(&c, fp, &err) == SF_ERR_INVALID_ARGUMENT &&
-              strcmp(err.message, "image.size: 0 is out of range (1..65536)") == 0,
+              strcmp(err.message, "image.size: -1 is out of range (0..65536)") == 0,
           "invalid int: %s", err.message);
     sf_config_init(&c);
     c.alpha = NAN;
@@ -578,12 +612,13 @@ static void test_write(void)
     CHECK(strstr(text, "\nimage:\n  # long side") != NULL, "comment per key:\n%s", text);
     CHECK(strstr(text, "  scales: [2.0, 1.414, 1.0, 0.707, 0.5, 0.353, 0.25]\n") != NULL,
           "short numbers:\n%s", text);
-    CHECK(strstr(text, "  size: 1024\n") && strstr(text, "  model: \"\"\n"), "%s", text);
+    CHECK(strstr(text, "  size: 0\n") && strstr(text, "  model: \"\"\n"), "%s", text);
 }
 
 int main(void)
 {
     test_defaults();
+    test_use_model();
     test_example_and_docs();
     test_valid_documents();
     test_load_errors();

@@ -846,6 +846,37 @@ static int write_stream(int argc, char **argv)
     return 0;
 }
 
+/* The codebook size the data supports: the default rule and the refusal. */
+static void test_codebook_sizes(void)
+{
+    static const struct { uint64_t n; size_t k; } rule[] = {
+        { 0, 0 }, { 1, 1 }, { 63, 1 }, { 64, 2 }, { 127, 2 }, { 128, 4 },
+        { 1000, 16 }, { 67000, 2048 }, { 343000, 8192 }, { 2097151, 32768 },
+        { 2097152, 65536 }, { UINT64_C(1) << 40, 65536 },
+    };
+    for (size_t i = 0; i < sizeof rule / sizeof rule[0]; i++) {
+        size_t k = sf_codebook_default_size(rule[i].n);
+        CHECK(k == rule[i].k, "default size for %llu: %zu, expected %zu",
+              (unsigned long long)rule[i].n, k, rule[i].k);
+        /* The default always trains. */
+        if (rule[i].n) {
+            sf_error err;
+            CHECK(sf_codebook_check_size(k, rule[i].n, &err) == SF_OK, "%s", err.message);
+        }
+    }
+    sf_error err;
+    CHECK(sf_codebook_max_size(1000) == 1000, "max 1000");
+    CHECK(sf_codebook_max_size(UINT64_C(1) << 40) == SF_INDEX_MAX_WORDS, "max capped");
+    CHECK(sf_codebook_check_size(1000, 1000, &err) == SF_OK, "k == n trains");
+    CHECK(sf_codebook_check_size(1001, 1000, &err) == SF_ERR_INVALID_ARGUMENT, "k > n");
+    CHECK(strstr(err.message, "the largest codebook they can train has 1000 words") &&
+          strstr(err.message, "the default for them is 16"), "message: %s", err.message);
+    CHECK(sf_codebook_check_size(65536, 0, &err) == SF_ERR_INVALID_ARGUMENT, "n == 0");
+    CHECK(sf_codebook_check_size(0, 10, &err) == SF_ERR_INVALID_ARGUMENT, "k == 0");
+    CHECK(sf_codebook_check_size((size_t)SF_INDEX_MAX_WORDS + 1, UINT64_C(1) << 40, &err) ==
+              SF_ERR_INVALID_ARGUMENT, "k beyond the index");
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "--write-stream") == 0)
@@ -867,6 +898,7 @@ int main(int argc, char **argv)
     test_sampler_images();
     test_overflow();
     test_codebook_file();
+    test_codebook_sizes();
     rmdir(tmpdir);
     return tu_finish("test_kmeans");
 }
