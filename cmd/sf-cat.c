@@ -1,6 +1,8 @@
 /* sf-cat: read feature streams, check them, and write them back out as a
- * stream, as text, as a key list or as .npy files.  Reading, checking and
- * choosing records (sf_record_filter) is libsf's; this file prints them. */
+ * stream, as text, as a key list or as .npy files (one per record, or one
+ * per kind with a manifest); or read such stacked arrays back into a
+ * stream.  Reading, checking and choosing records (sf_record_filter) and
+ * the stacked layout are libsf's; this file prints them. */
 #include "config.h"
 
 #include <errno.h>
@@ -10,7 +12,7 @@
 
 #include "cli.h"
 
-enum mode { MODE_STREAM, MODE_TEXT, MODE_CHECK, MODE_LIST, MODE_NPY };
+enum mode { MODE_STREAM, MODE_TEXT, MODE_CHECK, MODE_LIST, MODE_NPY, MODE_STACK, MODE_FROM_NPY };
 
 enum {
     OPT_KEY_FILE = SF_OPT_FIRST_PROGRAM,
@@ -21,11 +23,15 @@ enum {
     OPT_LIST,
     OPT_CHECK,
     OPT_PARTIAL,
+    OPT_NPY_STACK,
+    OPT_FROM_NPY,
+    OPT_FEATURES,
 };
 
 typedef struct options {
     enum mode mode;
     const char *npy_dir;
+    const char *features; /* --features: provenance of imported images without one */
     sf_record_filter *f;
 } options;
 
@@ -34,6 +40,12 @@ static const char options_help[] =
     "      --check          only check the streams; print nothing when they are valid\n"
     "      --list           print the key of each image, one per line\n"
     "      --npy DIR        write each record as DIR/KEY.KIND.INDEX.npy\n"
+    "      --npy-stack DIR  write one DIR/KIND.npy per kind, every image's records\n"
+    "                       stacked, and DIR/manifest.tsv saying which rows are whose\n"
+    "      --from-npy       the operands are such directories: write their images\n"
+    "                       as a stream\n"
+    "      --features NAME  with --from-npy: images without a provenance record get\n"
+    "                       one naming features made outside sf as NAME\n"
     "  -k, --key KEY        keep the images with this key (repeatable)\n"
     "      --key-file FILE  keep the images whose keys FILE lists, one per line\n"
     "      --match GLOB     keep the images whose key matches GLOB (repeatable)\n"
@@ -46,6 +58,9 @@ static const struct option longopts[] = {
     { "check", no_argument, NULL, OPT_CHECK },
     { "list", no_argument, NULL, OPT_LIST },
     { "npy", required_argument, NULL, OPT_NPY },
+    { "npy-stack", required_argument, NULL, OPT_NPY_STACK },
+    { "from-npy", no_argument, NULL, OPT_FROM_NPY },
+    { "features", required_argument, NULL, OPT_FEATURES },
     { "key", required_argument, NULL, 'k' },
     { "key-file", required_argument, NULL, OPT_KEY_FILE },
     { "match", required_argument, NULL, OPT_MATCH },
@@ -180,7 +195,23 @@ typedef struct cat {
     sf_cli *cli;
     const options *o;
     sf_cli_batch out;
+    sf_npy_stack_writer *stack;
 } cat;
+
+/* --npy-stack: the kept records of one image into the arrays. */
+static int stack_image(cat *c, const sf_stream_image *img, const char *name)
+{
+    sf_error err;
+    sf_status st = sf_npy_stack_writer_add_image(c->stack, img, c->o->f, &err);
+    if (st == SF_OK)
+        return SF_EXIT_OK;
+    if (st == SF_ERR_INVALID_DATA) {
+        sf_cli_error(c->cli, "%s: %s", name, err.message);
+        return SF_EXIT_FAILURE;
+    }
+    sf_cli_error(c->cli, "%s", err.message);
+    return SF_EXIT_FATAL;
+}
 
 /* One image: its kept records, in the mode's form. */
 static int cat_image(void *vctx, const sf_stream_image *img, const char *name)
@@ -196,6 +227,8 @@ static int cat_image(void *vctx, const sf_stream_image *img, const char *name)
         putchar('\n');
         return SF_EXIT_OK;
     }
+    if (o->mode == MODE_STACK)
+        return stack_image(c, img, name);
     int status = SF_EXIT_OK;
     size_t printed = 0;
     for (size_t i = 0; i < img->count; i++) {
@@ -210,7 +243,9 @@ static int cat_image(void *vctx, const sf_stream_image *img, const char *name)
                 status = SF_EXIT_FATAL;
             break;
         case MODE_LIST:
-        case MODE_CHECK: break;
+        case MODE_CHECK:
+        case MODE_STACK:
+        case MODE_FROM_NPY: break;
         }
     }
     if (o->mode == MODE_STREAM)
@@ -218,10 +253,103 @@ static int cat_image(void *vctx, const sf_stream_image *img, const char *name)
     return status;
 }
 
+/* --npy-stack: rename the arrays into place, unless an input could not
+ * be read to its end (then the directory is left as it was). */
+static int finish_stack(cat *c, int status)
+{
+    sf_error err;
+    if (status == SF_EXIT_FATAL)
+        sf_cli_error(c->cli, "%s: nothing exported (see above)", c->o->npy_dir);
+    else if (sf_npy_stack_writer_commit(c->stack, &err) != SF_OK) {
+        sf_cli_error(c->cli, "%s", err.message);
+        status = SF_EXIT_FATAL;
+    } else {
+        sf_cli_info(c->cli, "%s: %llu images", c->o->npy_dir,
+                    (unsigned long long)sf_npy_stack_writer_images(c->stack));
+    }
+    sf_npy_stack_writer_free(c->stack);
+    c->stack = NULL;
+    return status;
+}
+
+/* --from-npy: one directory's images into the stream; its exit status. */
+static int import_dir(cat *c, const char *dir)
+{
+    const options *o = c->o;
+    sf_error err;
+    sf_npy_stack_reader *r;
+    sf_status st = sf_npy_stack_reader_open(dir, &r, &err);
+    if (st != SF_OK) {
+        sf_cli_error(c->cli, "%s", err.message);
+        return st == SF_ERR_NOMEM ? SF_EXIT_FATAL : SF_EXIT_FAILURE;
+    }
+    int status = SF_EXIT_OK;
+    sf_record *recs = NULL;
+    size_t cap = 0;
+    for (;;) {
+        const sf_stream_image *img;
+        st = sf_npy_stack_reader_next(r, &img, &err);
+        if (st == SF_ERR_INVALID_DATA) {
+            sf_cli_error(c->cli, "%s", err.message);
+            status = SF_EXIT_FAILURE;
+            continue;
+        }
+        if (st != SF_OK) {
+            sf_cli_error(c->cli, "%s", err.message);
+            status = SF_EXIT_FATAL;
+            break;
+        }
+        if (!img)
+            break;
+        /* An image without provenance gets --features' first, so that the
+         * filters see it as any other record. */
+        sf_stream_image with = *img;
+        sf_provenance p;
+        sf_record prov;
+        uint64_t fields[SF_PROVENANCE_FIELDS];
+        if (o->features && !img->has_provenance) {
+            if (img->count + 1 > cap) {
+                cap = img->count + 1;
+                free(recs);
+                recs = sf_cli_xmalloc(c->cli, cap * sizeof *recs);
+            }
+            p = sf_provenance_external(o->features);
+            sf_provenance_record(&prov, &p, img->key, fields);
+            recs[0] = prov;
+            memcpy(recs + 1, img->recs, img->count * sizeof *recs);
+            with.recs = recs;
+            with.count = img->count + 1;
+            with.has_provenance = 1;
+            with.provenance = p;
+        }
+        if (!sf_record_filter_count(o->f, &with))
+            continue;
+        for (size_t i = 0; i < with.count; i++)
+            if (sf_record_filter_keeps_record(o->f, &with.recs[i]))
+                sf_cli_batch_add(c->cli, &c->out, &with.recs[i]);
+        sf_cli_batch_flush(c->cli, &c->out);
+    }
+    free(recs);
+    sf_npy_stack_reader_free(r);
+    return status;
+}
+
+static int import_dirs(cat *c, int argc, char **argv, int first)
+{
+    int status = SF_EXIT_OK;
+    for (int i = first; i < argc; i++) {
+        int s = import_dir(c, argv[i]);
+        if (s > status)
+            status = s;
+    }
+    return status;
+}
+
 static void set_mode(const sf_cli *cli, options *o, enum mode mode)
 {
     if (o->mode != MODE_STREAM && o->mode != mode)
-        sf_cli_usage_error(cli, "--text, --check, --list and --npy exclude each other");
+        sf_cli_usage_error(cli, "--text, --check, --list, --npy, --npy-stack and --from-npy "
+                                "exclude each other");
     o->mode = mode;
 }
 
@@ -229,7 +357,8 @@ int main(int argc, char **argv)
 {
     sf_cli cli;
     sf_cli_init(&cli, "sf-cat", argc, argv);
-    cli.synopsis = "[OPTION]... [FILE]...";
+    cli.synopsis = "[OPTION]... [FILE]...\n"
+                   "  or:  sf-cat --from-npy [OPTION]... DIR...";
     cli.summary = "Check feature streams and print, filter, concatenate or export them.\n"
                   "With no FILE, or when FILE is -, read standard input.";
     cli.options_help = options_help;
@@ -243,10 +372,18 @@ int main(int argc, char **argv)
         case OPT_CHECK: set_mode(&cli, &o, MODE_CHECK); break;
         case OPT_LIST: set_mode(&cli, &o, MODE_LIST); break;
         case OPT_NPY:
-            set_mode(&cli, &o, MODE_NPY);
+        case OPT_NPY_STACK:
+            set_mode(&cli, &o, c == OPT_NPY ? MODE_NPY : MODE_STACK);
             if (!*optarg)
-                sf_cli_usage_error(&cli, "--npy needs a directory");
+                sf_cli_usage_error(&cli, "%s needs a directory",
+                                   c == OPT_NPY ? "--npy" : "--npy-stack");
             o.npy_dir = optarg;
+            break;
+        case OPT_FROM_NPY: set_mode(&cli, &o, MODE_FROM_NPY); break;
+        case OPT_FEATURES:
+            if (!*optarg)
+                sf_cli_usage_error(&cli, "--features needs a name");
+            o.features = optarg;
             break;
         case 'k':
             if (!*optarg)
@@ -265,15 +402,34 @@ int main(int argc, char **argv)
             sf_cli_usage_error(&cli, "unexpected option");
         }
     }
-    if (o.mode == MODE_STREAM)
+    if (o.features && o.mode != MODE_FROM_NPY)
+        sf_cli_usage_error(&cli, "--features names imported features: it needs --from-npy");
+    if (o.mode == MODE_FROM_NPY && optind == argc)
+        sf_cli_usage_error(&cli, "--from-npy needs a DIR written by --npy-stack (or in its "
+                                 "layout)");
+    if (o.mode == MODE_STREAM || o.mode == MODE_FROM_NPY)
         sf_cli_stream_output(&cli);
-    if (o.mode == MODE_NPY)
+    if (o.mode == MODE_NPY || o.mode == MODE_STACK)
         make_dir(&cli, o.npy_dir);
 
     static char *stdin_only[] = { "sf-cat", "-" };
-    cat run = { &cli, &o, { 0 } };
-    int status = optind < argc ? sf_cli_each_image_of(&cli, argc, argv, optind, cat_image, &run)
+    cat run = { &cli, &o, { 0 }, NULL };
+    int status;
+    if (o.mode == MODE_FROM_NPY) {
+        status = import_dirs(&run, argc, argv, optind);
+    } else {
+        sf_error err;
+        if (o.mode == MODE_STACK && sf_npy_stack_writer_create(o.npy_dir, &run.stack, &err)
+                                        != SF_OK) {
+            sf_cli_error(&cli, "%s", err.message);
+            sf_record_filter_free(o.f);
+            return sf_cli_finish(&cli, SF_EXIT_FATAL);
+        }
+        status = optind < argc ? sf_cli_each_image_of(&cli, argc, argv, optind, cat_image, &run)
                                : sf_cli_each_image_of(&cli, 2, stdin_only, 1, cat_image, &run);
+        if (run.stack)
+            status = finish_stack(&run, status);
+    }
     sf_cli_batch_free(&run.out);
     sf_record_filter_free(o.f);
     return sf_cli_finish(&cli, status);

@@ -233,6 +233,27 @@ static sf_status load_codebook(const char *path, sf_codebook **cb, sf_asmk_codeb
     return sf_asmk_codebook_create(sf_codebook_centroids(*cb), id->k, id->dim, acb, err);
 }
 
+/* A codebook that records the features it was made for (sf-codebook
+ * since it does) ties the index to them: an index without images takes
+ * them as its own, so its first image must match too; one that holds
+ * other features is refused.  1 when the index may go on. */
+static int codebook_features(sf_cli *cli, sf_index_writer *w, const sf_codebook *cb,
+                             const char *cb_path)
+{
+    uint64_t want = sf_codebook_get_training(cb)->features;
+    uint64_t held = sf_index_writer_features(w);
+    if (!want || cli->allow_mismatch || held == want)
+        return 1;
+    if (!held) {
+        sf_index_writer_set_features(w, want);
+        return 1;
+    }
+    sf_cli_error(cli, "%s: made for features %016llx, the index holds features %016llx "
+                      "(another model or settings); --allow-mismatch to use it anyway",
+                 cb_path, (unsigned long long)want, (unsigned long long)held);
+    return 0;
+}
+
 static int cmd_add(sf_cli *cli, const options *o, const char *path, int argc, char **argv)
 {
     sf_error err;
@@ -261,6 +282,8 @@ static int cmd_add(sf_cli *cli, const options *o, const char *path, int argc, ch
     int status = SF_EXIT_OK;
     if (open_writer(o, path, &id, &a.w, &err) != SF_OK) {
         status = report(cli, &err);
+    } else if (!codebook_features(cli, a.w, cb, cb_path)) {
+        status = SF_EXIT_FAILURE;
     } else {
         cli->all_inputs = 1;
         int read = sf_cli_each_image_of(cli, argc, argv, 0, add_image, &a);

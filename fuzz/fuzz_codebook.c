@@ -23,9 +23,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define NAME "fuzz.cbk"
 #define H SF_CODEBOOK_HEADER_SIZE
-/* Where the header checksum is, and the reserved bytes before it. */
+/* Where the header checksum is, the reserved bytes before it, and the
+ * features fingerprint before those. */
 #define HEADER_SUM_AT 120
-#define RESERVED_AT 76
+#define RESERVED_AT 84
+#define FEATURES_AT 76
 
 static void check_failure(sf_status st, const sf_codebook *cb, const sf_error *err,
                           const char *name)
@@ -81,7 +83,7 @@ static void check_codebook(const sf_codebook *cb, const uint8_t *d, size_t size)
     double inertia = sf_get_f64(d + 64);
     if (t->seed != sf_get_u64(d + 48) || t->samples != sf_get_u64(d + 56)
         || memcmp(&t->inertia, &inertia, sizeof inertia) != 0
-        || (uint32_t)t->iterations != sf_get_u32(d + 72))
+        || (uint32_t)t->iterations != sf_get_u32(d + 72) || t->features != sf_get_u64(d + FEATURES_AT))
         abort();
 
     /* Written out, it is the input with the reserved bytes zeroed. */

@@ -8,6 +8,7 @@
  * sf-decode takes it: that succeeds exactly for the two image layouts, and
  * under a memory limit gives the same image or fails as too large. */
 #define _GNU_SOURCE /* memfd_create */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,7 +162,10 @@ static void as_image(int fd, sf_status st, const sf_npy_array *a)
         int hwc = a->dtype == SF_DTYPE_U8 && a->ndim == 3 && a->shape[2] == 3;
         uint64_t h = chw ? a->shape[1] : a->shape[0], w = chw ? a->shape[2] : a->shape[1];
         int fits = (chw || hwc) && h >= 1 && w >= 1 && h <= 65536 && w <= 65536;
-        if (fits ? ist != SF_OK : ist != SF_ERR_NOT_IMAGE)
+        int finite = 1;
+        for (uint64_t i = 0; fits && chw && finite && i < 3 * h * w; i++)
+            finite = isfinite(((const float *)a->data)[i]);
+        if (fits ? ist != (finite ? SF_OK : SF_ERR_INVALID_DATA) : ist != SF_ERR_NOT_IMAGE)
             abort();
     }
 

@@ -18,7 +18,7 @@
 
 /* Fixed slots: a signal handler may read them at any time, so nothing is
  * allocated and a slot is marked used only once its path is complete. */
-#define TEMP_SLOTS 8
+#define TEMP_SLOTS 32
 #define TEMP_PATH_MAX 4160
 static char temp_path[TEMP_SLOTS][TEMP_PATH_MAX];
 static volatile sig_atomic_t temp_used[TEMP_SLOTS];

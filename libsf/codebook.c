@@ -11,7 +11,8 @@
  *   56   8  training vectors
  *   64   8  f64 final inertia
  *   72   4  k-means iterations
- *   76  44  zero
+ *   76   8  features fingerprint of the descriptors (0: not recorded)
+ *   84  36  zero
  *   120  8  XXH64 (seed 0) of bytes 0..120
  *   H       k x d float32, row-major; the file ends there
  */
@@ -117,6 +118,7 @@ sf_status sf_codebook_write(const char *path, const float *centroids, size_t k, 
     sf_put_u64(h + 56, training->samples);
     sf_put_f64(h + 64, training->inertia);
     sf_put_u32(h + 72, (uint32_t)training->iterations);
+    sf_put_u64(h + 76, training->features);
     sf_put_u64(h + HEADER_SUM_AT, XXH64(h, HEADER_SUM_AT, 0));
 
     /* Beside the target, then renamed over it: a reader (or an index
@@ -182,6 +184,7 @@ static sf_status parse_header(const unsigned char *d, size_t size, const char *n
     cb->training.samples = sf_get_u64(d + 56);
     cb->training.inertia = sf_get_f64(d + 64);
     cb->training.iterations = (int)sf_get_u32(d + 72);
+    cb->training.features = sf_get_u64(d + 76);
     /* What the writer refuses: a training that overflowed. */
     if (!isfinite(cb->training.inertia))
         return sf_error_set(err, SF_ERR_FORMAT, "%s: codebook training inertia is %g "

@@ -349,6 +349,12 @@ sf_status sf_image_load_npy(const char *path, const sf_decode_options *options,
 {
     memset(out, 0, sizeof *out);
     *tensor = NULL;
+    /* Cropping a tensor already sized would give a query other than the
+     * one asked for: refused rather than ignored. */
+    if (options && options->has_crop)
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, "%s: a query crop does not apply to "
+                                                          "a .npy file (an image already "
+                                                          "decoded and sized)", path);
     uint64_t limit = options ? options->max_memory : 0;
     FILE *fp = fopen(path, "rb");
     if (!fp)
@@ -382,6 +388,19 @@ sf_status sf_image_load_npy(const char *path, const sf_decode_options *options,
         if (need > limit) {
             free(a.data);
             return too_much_memory(err, path, need, limit);
+        }
+    }
+    if (chw) {
+        /* The network would turn one NaN into a whole image of them. */
+        const float *v = a.data;
+        uint64_t bad = 0, n = 3 * h * w;
+        for (uint64_t i = 0; i < n; i++)
+            bad += !isfinite(v[i]);
+        if (bad) {
+            free(a.data);
+            return sf_error_set(err, SF_ERR_INVALID_DATA, "%s: %llu NaN or infinite values in "
+                                                          "the tensor", path,
+                                (unsigned long long)bad);
         }
     }
     out->width = out->source_width = (int)w;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "npy_internal.h"
 #include "sf_internal.h"
 #include "zip_internal.h"
 
@@ -28,36 +29,44 @@ static const char *npy_descr(int dtype)
     return NULL;
 }
 
+size_t sf_npy_header(unsigned char *header, int dtype, unsigned ndim, const uint64_t *shape,
+                     size_t min_total)
+{
+    /* The header is the repr of a Python dict; a 1-tuple needs its comma. */
+    char dims[(SF_STREAM_MAX_DIMS + 1) * 22 + 4];
+    size_t n = 0;
+    dims[n++] = '(';
+    for (unsigned i = 0; i < ndim; i++)
+        n += (size_t)snprintf(dims + n, sizeof dims - n, i ? ", %llu" : "%llu",
+                              (unsigned long long)shape[i]);
+    if (ndim == 1)
+        dims[n++] = ',';
+    dims[n++] = ')';
+    dims[n] = '\0';
+
+    /* Longest case: 10 + ~40 + 9 dims of 20 digits: well under 64 KiB. */
+    int dict = snprintf((char *)header + NPY_PREAMBLE, SF_NPY_HEADER_MAX - NPY_PREAMBLE,
+                        "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
+                        npy_descr(dtype), dims);
+    /* Pad with spaces to the alignment, the last byte being '\n'. */
+    size_t total = NPY_PREAMBLE + (size_t)dict + 1;
+    total = (total + NPY_ALIGN - 1) / NPY_ALIGN * NPY_ALIGN;
+    if (total < min_total)
+        total = min_total;
+    memset(header + NPY_PREAMBLE + dict, ' ', total - NPY_PREAMBLE - (size_t)dict - 1);
+    header[total - 1] = '\n';
+    memcpy(header, "\x93NUMPY\x01\x00", 8);
+    sf_put_u16(header + 8, (uint16_t)(total - NPY_PREAMBLE));
+    return total;
+}
+
 sf_status sf_npy_write(FILE *fp, const sf_record *rec, sf_error *err)
 {
     sf_status st = sf_record_validate(rec, err);
     if (st != SF_OK)
         return st;
-
-    /* The header is the repr of a Python dict; a 1-tuple needs its comma. */
-    char shape[SF_STREAM_MAX_DIMS * 22 + 4];
-    size_t n = 0;
-    shape[n++] = '(';
-    for (unsigned i = 0; i < rec->ndim; i++)
-        n += (size_t)snprintf(shape + n, sizeof shape - n, i ? ", %llu" : "%llu",
-                              (unsigned long long)rec->shape[i]);
-    if (rec->ndim == 1)
-        shape[n++] = ',';
-    shape[n++] = ')';
-    shape[n] = '\0';
-
-    /* Longest case: 10 + ~40 + 8 dims of 20 digits: well under 64 KiB. */
-    unsigned char header[NPY_PREAMBLE + 512];
-    int dict = snprintf((char *)header + NPY_PREAMBLE, sizeof header - NPY_PREAMBLE,
-                        "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
-                        npy_descr(rec->dtype), shape);
-    /* Pad with spaces to the alignment, the last byte being '\n'. */
-    size_t total = NPY_PREAMBLE + (size_t)dict + 1;
-    total = (total + NPY_ALIGN - 1) / NPY_ALIGN * NPY_ALIGN;
-    memset(header + NPY_PREAMBLE + dict, ' ', total - NPY_PREAMBLE - (size_t)dict - 1);
-    header[total - 1] = '\n';
-    memcpy(header, "\x93NUMPY\x01\x00", 8);
-    sf_put_u16(header + 8, (uint16_t)(total - NPY_PREAMBLE));
+    unsigned char header[SF_NPY_HEADER_MAX];
+    size_t total = sf_npy_header(header, rec->dtype, rec->ndim, rec->shape, 0);
 
     errno = 0;
     if (fwrite(header, 1, total, fp) != total
@@ -111,8 +120,8 @@ static const char *npy_field(const char *dict, const char *key)
     return p;
 }
 
-sf_status sf_npy_read(FILE *fp, const char *name, uint64_t max_bytes, sf_npy_array *out,
-                      sf_error *err)
+sf_status sf_npy_read_header(FILE *fp, const char *name, uint64_t max_bytes, sf_npy_array *out,
+                             sf_error *err)
 {
     unsigned char pre[12];
     memset(out, 0, sizeof *out);
@@ -175,6 +184,15 @@ sf_status sf_npy_read(FILE *fp, const char *name, uint64_t max_bytes, sf_npy_arr
         return sf_error_set(err, SF_ERR_TRUNCATED, "%s: .npy data ends early (%llu of %llu bytes)",
                             name, (unsigned long long)(st.st_size - here),
                             (unsigned long long)out->data_size);
+    return SF_OK;
+}
+
+sf_status sf_npy_read(FILE *fp, const char *name, uint64_t max_bytes, sf_npy_array *out,
+                      sf_error *err)
+{
+    sf_status st = sf_npy_read_header(fp, name, max_bytes, out, err);
+    if (st != SF_OK)
+        return st;
     out->data = malloc(out->data_size ? (size_t)out->data_size : 1);
     if (!out->data)
         return sf_error_set(err, SF_ERR_NOMEM, "%s: out of memory", name);

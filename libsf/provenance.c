@@ -133,3 +133,12 @@ sf_status sf_provenance_check_features(const sf_stream_image *img, uint64_t feat
                             (unsigned long long)features);
     return SF_OK;
 }
+
+sf_provenance sf_provenance_external(const char *name)
+{
+    sf_provenance p;
+    memset(&p, 0, sizeof p);
+    p.stage = SF_STAGE_LIT;
+    p.lit_model = XXH64(name, strlen(name), 0x5345585445u /* "SEXTE" */);
+    return p;
+}

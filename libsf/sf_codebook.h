@@ -28,6 +28,9 @@ typedef struct sf_codebook_training {
     uint64_t samples; /* training vectors */
     int iterations;   /* k-means iterations */
     double inertia;   /* final sum of squared distances to the centroids */
+    uint64_t features; /* sf_provenance_features of the descriptors it was made
+                          for (trained on, or checked against on import);
+                          0: not recorded (a codebook of an older sf) */
 } sf_codebook_training;
 
 typedef struct sf_codebook sf_codebook;

@@ -65,7 +65,10 @@ void sf_rgb_image_release(sf_rgb_image *img);
  * max_memory and the scales are used: no more data than max_memory is
  * read, and the array with its pyramid must fit in it.  Errors name the
  * file; another array is SF_ERR_NOT_IMAGE, too much memory
- * SF_ERR_TOO_LARGE. */
+ * SF_ERR_TOO_LARGE, a tensor with NaN or infinite values
+ * SF_ERR_INVALID_DATA, and options asking for a crop
+ * SF_ERR_INVALID_ARGUMENT (the array is taken as it is: no crop, no
+ * resizing, no rotation). */
 sf_status sf_image_load_npy(const char *path, const sf_decode_options *options,
                             sf_rgb_image *out, float **tensor, sf_error *err);
 

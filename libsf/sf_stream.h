@@ -334,6 +334,70 @@ typedef struct sf_npy_array {
 sf_status sf_npy_read(FILE *fp, const char *name, uint64_t max_bytes, sf_npy_array *out,
                       sf_error *err);
 
+/* ---- Stacked arrays ---- */
+
+/* An export of many images to one directory: one .npy per record kind,
+ * KIND.npy, holding the records of every image, and manifest.tsv, one line
+ * per record (image number, key, kind, index, scale, first row, rows,
+ * shape) saying where it is.  Records of global, source and provenance
+ * are stacked along a new first axis (one row each; every record of the
+ * kind must have the same shape); those of image, feature_map, attention
+ * and pixels, whose shapes differ from scale to scale, are flattened and
+ * put end to end (first and rows count elements); the others are rows
+ * along the first axis (the other dims shared).  Layouts in detail:
+ * sf-cat(1), STACKED ARRAYS.
+ *
+ * Every file is written beside its name and renamed into place at commit,
+ * the manifest last; nothing is renamed when the writer is freed without
+ * a commit.  Owned by the caller; free(NULL) does nothing. */
+typedef struct sf_npy_stack_writer sf_npy_stack_writer;
+
+/* dir must exist. */
+sf_status sf_npy_stack_writer_create(const char *dir, sf_npy_stack_writer **out, sf_error *err);
+/* Add the records of img that filter keeps (all when filter is NULL) as
+ * the next image; an image of which none is kept is not counted.  Either
+ * every kept record is added or none: a record that cannot join its
+ * kind's array (another dtype or shape than the records before) gives
+ * SF_ERR_INVALID_DATA naming the key and the kind, and the writer goes on.
+ * A write error (SF_ERR_IO) ends the writer: every later call repeats it. */
+sf_status sf_npy_stack_writer_add_image(sf_npy_stack_writer *w, const sf_stream_image *img,
+                                        const sf_record_filter *filter, sf_error *err);
+/* Images added so far. */
+uint64_t sf_npy_stack_writer_images(const sf_npy_stack_writer *w);
+/* Write the arrays' headers and rename every file into place. */
+sf_status sf_npy_stack_writer_commit(sf_npy_stack_writer *w, sf_error *err);
+void sf_npy_stack_writer_free(sf_npy_stack_writer *w);
+
+/* Reading such a directory back, or one another tool wrote in the same
+ * layout.  The manifest's header line names its columns, in any order;
+ * key, kind, first and rows are needed, image, index (default 0), scale
+ * (default 1) and shape (default: from the array) are optional, and other
+ * columns are ignored.  Lines are grouped into images by the image column
+ * (ascending, lines of an image in file order), or without one by runs of
+ * lines with the same key.  f64 arrays of kinds stored as f32 are
+ * narrowed. */
+typedef struct sf_npy_stack_reader sf_npy_stack_reader;
+
+/* Read dir/manifest.tsv and open the arrays it names, checking their
+ * headers: SF_ERR_FORMAT with the file, line and reason for a manifest or
+ * an array that cannot be read as one (nothing is then imported),
+ * SF_ERR_NOT_FOUND for a missing one. */
+sf_status sf_npy_stack_reader_open(const char *dir, sf_npy_stack_reader **out, sf_error *err);
+/* The next image (*img NULL at the end), valid until the next call, its
+ * records checked as sf_stream_read_image checks a stream's.  A bad image
+ * (rows outside its array, a shape that does not match, NaN where the
+ * kind needs finite values, ...) gives SF_ERR_INVALID_DATA naming the
+ * manifest line, and the next call goes on with the next image. */
+sf_status sf_npy_stack_reader_next(sf_npy_stack_reader *r, const sf_stream_image **img,
+                                   sf_error *err);
+void sf_npy_stack_reader_free(sf_npy_stack_reader *r);
+
+/* The provenance of features made outside sf: stage lit, the model field
+ * a fingerprint of name (the same name, the same fingerprint), the
+ * settings 0.  Features imported under one name are taken as made alike,
+ * and are refused alongside any others. */
+sf_provenance sf_provenance_external(const char *name);
+
 #ifdef __cplusplus
 }
 #endif

@@ -256,3 +256,34 @@ const sf_record *sf_stream_image_find(const sf_stream_image *img, int kind)
             return &img->recs[i];
     return NULL;
 }
+
+int sf_kind_dtype(int kind)
+{
+    kind &= ~(int)SF_KIND_OPTIONAL;
+    return kind > 0 && kind < N_RULES ? rules[kind].dtype : 0;
+}
+
+sf_status sf_stream_image_check(sf_stream_image *img, sf_error *err)
+{
+    img->has_provenance = 0;
+    memset(&img->provenance, 0, sizeof img->provenance);
+    for (size_t i = 0; i < img->count; i++) {
+        sf_status st = sf_record_validate(&img->recs[i], err);
+        if (st == SF_OK)
+            st = sf_record_check_contents(&img->recs[i], err);
+        if (st != SF_OK)
+            return st;
+    }
+    sf_status st = check_image(img, err);
+    if (st != SF_OK)
+        return st;
+    const sf_record *p = sf_stream_image_find(img, SF_KIND_PROVENANCE);
+    if (p) {
+        const int64_t *v = p->data;
+        uint64_t *f = &img->provenance.stage;
+        for (int i = 0; i < SF_PROVENANCE_FIELDS; i++)
+            f[i] = (uint64_t)v[i];
+        img->has_provenance = 1;
+    }
+    return SF_OK;
+}

@@ -62,4 +62,13 @@ sf_status sf_stream_next(sf_stream_reader *r, const sf_record **rec, int *closed
  * caller keeps the payload of the record just read without copying it. */
 void sf_stream_take_payload(sf_stream_reader *r, unsigned char **buf, size_t *cap);
 
+/* The element type a known kind's records must have (0 for another kind). */
+int sf_kind_dtype(int kind);
+/* The checks sf_stream_read_image applies, for an image assembled
+ * elsewhere (an import): every record valid (sf_record_validate,
+ * sf_record_check_contents) and the image as a whole; fills its
+ * provenance fields.  SF_ERR_INVALID_ARGUMENT or SF_ERR_INVALID_DATA with
+ * the reason otherwise. */
+sf_status sf_stream_image_check(sf_stream_image *img, sf_error *err);
+
 #endif

@@ -6,7 +6,8 @@
 # fuzz/open/, which is not replayed (fuzz/README).
 . "$top_srcdir/tests/lib.sh"
 
-for target in stream config model index npy codebook gnd groups keys; do
+for target in stream config model index npy codebook gnd groups keys \
+        npy_stack; do
     replay="$top_builddir/fuzz/replay_$target"
     corpus="$top_srcdir/fuzz/corpus/$target"
     if [ ! -x "$replay" ]; then
