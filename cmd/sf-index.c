@@ -460,6 +460,7 @@ int main(int argc, char **argv)
     options o;
     memset(&o, 0, sizeof o);
     sf_cli_init(&cli, "sf-index", argc, argv);
+    cli.reports_progress = 1;
     cli.synopsis = "COMMAND [OPTION]... INDEX [ARG]...";
     cli.summary = "Create, update and inspect an ASMK index of feature streams.";
     cli.options_help = options_help;
