@@ -92,6 +92,7 @@ static void load_config(sf_cli *cli, const char *path)
 static void on_fatal_signal(int sig)
 {
     sf_remove_temp_files();
+    sf_cli_progress_hide(); /* write(2) only: safe here */
     signal(sig, SIG_DFL);
     raise(sig);
 }

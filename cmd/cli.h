@@ -216,7 +216,9 @@ typedef int (*sf_cli_image_fn)(void *ctx, const sf_stream_image *img, const char
  * or SF_EXIT_FAILURE. */
 int sf_cli_each_image(sf_cli *cli, const char *path, sf_cli_image_fn fn, void *ctx);
 /* The same over the operands argv[first..argc), or stdin when there are
- * none (not a terminal). */
+ * none (not a terminal).  Both report progress over the images read, in
+ * programs that set reports_progress (see sf_cli_progress_begin), labelled
+ * with progress_label. */
 int sf_cli_each_image_of(sf_cli *cli, int argc, char **argv, int first, sf_cli_image_fn fn,
                          void *ctx);
 
