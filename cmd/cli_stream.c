@@ -249,7 +249,7 @@ static uint64_t done_images, done_bytes;
 
 /* Counting ahead reads one header per record: past this many records in
  * a file, or this many seconds in all, the report goes by bytes instead. */
-#define COUNT_AHEAD_RECORDS ((uint64_t)1 << 21)
+#define COUNT_AHEAD_RECORDS ((uint64_t)1 << 20)
 #define COUNT_AHEAD_SECONDS 1.0
 
 static int each_image(sf_cli *cli, FILE *fp, const char *name, sf_cli_image_fn fn, void *ctx)

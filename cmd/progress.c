@@ -84,8 +84,13 @@ static size_t format_line(char *buf, size_t size, double t, int final)
     PUT("%s: ", P.prog);
     if (P.label)
         PUT("%s ", P.label);
+    size_t ul = strlen(P.unit);
+    /* The unit without its plural s: "1 image", "2.4 s/image". */
+    int singular = (int)(ul > 1 && P.unit[ul - 1] == 's' ? ul - 1 : ul);
     if (P.total)
         PUT("%llu/%llu %s", (unsigned long long)P.done, (unsigned long long)P.total, P.unit);
+    else if (P.done == 1)
+        PUT("1 %.*s", singular, P.unit);
     else
         PUT("%llu %s", (unsigned long long)P.done, P.unit);
     /* The share done: by count when the total is known, else by bytes. */
@@ -106,12 +111,8 @@ static size_t format_line(char *buf, size_t size, double t, int final)
             PUT(", %.1f/s", rate);
         else if (rate >= 1)
             PUT(", %.2f/s", rate);
-        else {
-            /* "2.4 s/image": the unit without its plural s. */
-            size_t ul = strlen(P.unit);
-            PUT(", %.1f s/%.*s", 1 / rate, (int)(ul > 1 && P.unit[ul - 1] == 's' ? ul - 1 : ul),
-                P.unit);
-        }
+        else
+            PUT(", %.1f s/%.*s", 1 / rate, singular, P.unit);
     }
     char d[32];
     if (final) {

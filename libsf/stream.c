@@ -626,6 +626,9 @@ sf_status sf_stream_write_end(FILE *fp, const char *writer, uint64_t images, sf_
 
 /* ---- Counting without reading ---- */
 
+/* The first read of each header: enough for 8 dims and a 400-byte key. */
+#define COUNT_READ 512
+
 sf_status sf_stream_count_images(int fd, uint64_t max_records, uint64_t *images, uint64_t *bytes,
                                  sf_error *err)
 {
@@ -646,8 +649,9 @@ sf_status sf_stream_count_images(int fd, uint64_t max_records, uint64_t *images,
         if (max_records && records == max_records)
             return sf_error_set(err, SF_ERR_TOO_LARGE, "more than %llu records",
                                 (unsigned long long)max_records);
+        /* Most headers fit in a small read; a long key takes a second. */
         uint64_t left = end - pos;
-        size_t want = left < MAX_HEADER ? (size_t)left : MAX_HEADER;
+        size_t want = left < COUNT_READ ? (size_t)left : COUNT_READ;
         ssize_t got = pread(fd, h, want, (off_t)pos);
         if (got < 0)
             return sf_error_set(err, SF_ERR_IO, "read failed at byte %llu: %s",
@@ -657,11 +661,21 @@ sf_status sf_stream_count_images(int fd, uint64_t max_records, uint64_t *images,
                                 (unsigned long long)pos);
         unsigned ndim = h[15];
         uint32_t key_len = sf_get_u32(h + 16);
-        if (ndim > SF_STREAM_MAX_DIMS || key_len == 0 || key_len > SF_STREAM_MAX_KEY ||
-            (size_t)got < FIXED_SIZE + 8 * ndim + key_len + 4)
+        if (ndim > SF_STREAM_MAX_DIMS || key_len == 0 || key_len > SF_STREAM_MAX_KEY)
             return sf_error_set(err, SF_ERR_FORMAT, "bad record header at byte %llu",
                                 (unsigned long long)pos);
-        size_t hlen = FIXED_SIZE + 8 * ndim + key_len + 4;
+        size_t need = FIXED_SIZE + 8 * ndim + key_len + 4;
+        if ((size_t)got < need && left >= need) {
+            ssize_t more = pread(fd, h + got, need - (size_t)got, (off_t)(pos + (uint64_t)got));
+            if (more < 0)
+                return sf_error_set(err, SF_ERR_IO, "read failed at byte %llu: %s",
+                                    (unsigned long long)pos, strerror(errno));
+            got += more;
+        }
+        if ((size_t)got < need)
+            return sf_error_set(err, SF_ERR_TRUNCATED, "record header at byte %llu ends "
+                                "after the file", (unsigned long long)pos);
+        size_t hlen = need;
         /* Only a header its checksum vouches for says how far to skip. */
         if (sf_get_u32(h + hlen - 4) != XXH32(h, hlen - 4, 0))
             return sf_error_set(err, SF_ERR_CHECKSUM, "header checksum mismatch at byte %llu",

@@ -157,9 +157,15 @@ check "--progress=0: a line per image, and wins over -q" \
     [ "$(wc -l < lines0.err | tr -d ' ')" = $((nimg + 2)) ]
 # From a pipe the total is not known: the count, the rate and the time so far.
 cat d.sfs | sf-extract --progress=0 -m m.sfm > /dev/null 2> unknown.err
-has unknown.err "^sf-extract: 1 images, [0-9.]*\(/s\| s/image\), [0-9]*:[0-9][0-9] elapsed\$" \
+has unknown.err "^sf-extract: 1 image, [0-9.]*\(/s\| s/image\), [0-9]*:[0-9][0-9] elapsed\$" \
     "an unknown total"
 has unknown.err "^sf-extract: $nimg images, .*, in [0-9]*:[0-9][0-9]\$" "an unknown total: the end"
+# A stream cut short cannot be counted ahead: the share comes from bytes.
+head -c $(($(wc -c < d.sfs) - 1000)) d.sfs > cut.sfs
+sf-extract --progress=0 -m m.sfm cut.sfs > /dev/null 2> cut.err
+has cut.err "^sf-extract: 1 image ([0-9]*%), [0-9.]*\(/s\| s/image\), [0-9]*:[0-9][0-9] left\$" \
+    "no count ahead: the share by bytes"
+has cut.err "^sf-extract: cut.sfs: .*truncated" "no count ahead: the cut is still found"
 # A list of names in a file is counted ahead.
 ls img/* > list.txt
 sf-decode --progress=0 $D < list.txt > /dev/null 2> list.err

@@ -1375,6 +1375,24 @@ static void test_count(void)
     CHECK(sf_stream_count_images(fd, 0, &images, NULL, &err) == SF_ERR_CHECKSUM &&
               strstr(err.message, "header checksum"), "damaged header: %s", err.message);
     fclose(fp);
+    /* Keys longer than the first read of a header. */
+    fp = tmpfile();
+    char *key = malloc(SF_STREAM_MAX_KEY + 1);
+    memset(key, 'k', SF_STREAM_MAX_KEY);
+    key[SF_STREAM_MAX_KEY] = '\0';
+    for (int i = 0; i < 3; i++) {
+        key[0] = (char)('a' + i);
+        key[SF_STREAM_MAX_KEY - 1000 * i] = '\0';
+        sf_record a = mkrec(key, SF_KIND_GLOBAL, SF_DTYPE_F32, 1, &two, v, SF_RECORD_LAST);
+        CHECK(sf_stream_write_record(fp, &a, &err) == SF_OK, "write: %s", err.message);
+    }
+    CHECK(sf_stream_write_end(fp, "w", 3, &err) == SF_OK, "end");
+    fflush(fp);
+    CHECK(lseek(fileno(fp), 0, SEEK_SET) == 0, "rewind");
+    CHECK(sf_stream_count_images(fileno(fp), 0, &images, NULL, &err) == SF_OK && images == 3,
+          "long keys: %llu: %s", (unsigned long long)images, err.message);
+    free(key);
+    fclose(fp);
     int p[2];
     CHECK(pipe(p) == 0, "pipe");
     CHECK(sf_stream_count_images(p[0], 0, &images, NULL, &err) == SF_ERR_UNSUPPORTED,
