@@ -245,7 +245,8 @@ int sf_cli_progress_wanted(const sf_cli *cli, int input_is_pipe);
 /* Begin a report (ending one under way) when it is wanted: "prog: [label ]
  * done/total unit (p%), rate, time left".  total, bytes_total: 0 when
  * unknown; then the share done comes from bytes, or is not shown.  The
- * clock starts here.  Draws the first line at once. */
+ * clock starts here.  Draws the first line at once.  unit NULL: a step
+ * that counts nothing ("prog: label"), shown until the end. */
 void sf_cli_progress_begin(const sf_cli *cli, int input_is_pipe, const char *label,
                            const char *unit, uint64_t total, uint64_t bytes_total);
 /* done units and bytes_done bytes so far; redrawn at most every interval. */

@@ -21,6 +21,8 @@ static struct {
     int active;
     int tty;   /* redraw in place; else whole lines */
     int shown; /* a line is on the terminal now */
+    int dumb;  /* TERM=dumb (an editor's shell): spaces clear, not escapes */
+    size_t width; /* of the line on the terminal */
     const char *prog, *label, *unit;
     uint64_t total, bytes_total; /* 0: unknown */
     uint64_t done, bytes_done;
@@ -81,7 +83,17 @@ static size_t format_line(char *buf, size_t size, double t, int final)
         if (w_ > 0)                                                              \
             n += (size_t)w_;                                                     \
     } while (0)
+    char d[32];
     PUT("%s: ", P.prog);
+    if (!P.unit) {
+        /* A step that counts nothing: what it is, and how long it took. */
+        PUT("%s", P.label ? P.label : "working");
+        if (final) {
+            put_duration(d, sizeof d, elapsed);
+            PUT(", in %s", d);
+        }
+        return n < size ? n : size - 1;
+    }
     if (P.label)
         PUT("%s ", P.label);
     size_t ul = strlen(P.unit);
@@ -114,7 +126,6 @@ static size_t format_line(char *buf, size_t size, double t, int final)
         else
             PUT(", %.1f s/%.*s", 1 / rate, singular, P.unit);
     }
-    char d[32];
     if (final) {
         put_duration(d, sizeof d, elapsed);
         PUT(", in %s", d);
@@ -153,8 +164,15 @@ static void draw(double t, int final)
         struct winsize ws;
         if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && n > ws.ws_col)
             n = ws.ws_col; /* "\r" and ws_col - 1 characters */
-        memcpy(buf + n, "\033[K", 3);
-        put_all(buf, n + 3);
+        size_t text = n - 1;
+        if (!P.dumb) {
+            memcpy(buf + n, "\033[K", 3);
+            n += 3;
+        }
+        for (size_t i = text; P.dumb && i < P.width && n < sizeof buf; i++)
+            buf[n++] = ' ';
+        put_all(buf, n);
+        P.width = text;
         P.shown = 1;
     } else {
         n = format_line(buf, sizeof buf - 1, t, final);
@@ -166,10 +184,18 @@ static void draw(double t, int final)
 
 void sf_cli_progress_hide(void)
 {
-    if (P.shown) {
+    if (P.shown && !P.dumb) {
         put_all("\r\033[K", 4);
-        P.shown = 0;
+    } else if (P.shown) {
+        char blank[512];
+        size_t w = P.width < sizeof blank - 2 ? P.width : sizeof blank - 2;
+        blank[0] = '\r';
+        memset(blank + 1, ' ', w);
+        blank[w + 1] = '\r';
+        put_all(blank, w + 2);
     }
+    P.shown = 0;
+    P.width = 0;
 }
 
 void sf_cli_progress_show(void)
@@ -196,6 +222,8 @@ void sf_cli_progress_begin(const sf_cli *cli, int input_is_pipe, const char *lab
     if (!registered++)
         atexit(clear_at_exit);
     P.tty = isatty(STDERR_FILENO);
+    const char *term = getenv("TERM");
+    P.dumb = term && strcmp(term, "dumb") == 0;
     P.prog = cli->prog;
     P.label = label;
     P.unit = unit;

@@ -129,6 +129,16 @@ checks=$((checks + 1))
 grep -q 'images' kpipe.draws && fail "sf-codebook reported images read from a pipe"
 same cb.sfcb kp.sfcb "sf-codebook after a pipe"
 
+# An editor's shell (TERM=dumb) knows no escapes: spaces clear the line.
+on_tty dumb "TERM=dumb sf-decode --progress=0 $D img/* > /dev/null"
+draws dumb > dumb.draws
+has dumb.draws "^sf-decode: $nimg/$nimg images (100%)" "TERM=dumb: the report"
+checks=$((checks + 1))
+grep -q "$ESC" dumb.tty && fail "TERM=dumb: escape sequences"
+checks=$((checks + 1))
+[ -z "$(tail -c 1 dumb.tty | tr -d '\r')" ] && [ -z "$(tr '\r' '\n' < dumb.tty | tail -1 | tr -d ' ')" ] ||
+    fail "TERM=dumb: the line is not blanked at the end"
+
 # ---- -v lines and errors clear the progress line first ----
 on_tty verbose "sf-decode -v --progress=0 $D img/* nosuch.jpg > vd.sfs"
 expect_rc 1 "a missing file"
@@ -152,6 +162,11 @@ has lines.err "^sf-decode: $nimg/$nimg images (100%), [0-9.]*\(/s\| s/image\), i
     "--progress: a last line with the total time"
 check "--progress: a line at the start and at the end, none between (10 s)" \
     [ "$(wc -l < lines.err | tr -d ' ')" = 2 ]
+sf-index create -C cb.sfcb lx.six || exit 99
+run ladd sf-index add --progress lx.six l.sfs
+has ladd.err "^sf-index: writing $nimg images to lx.six\$" "sf-index add: the commit, begun"
+has ladd.err "^sf-index: writing $nimg images to lx.six, in [0-9]*:[0-9][0-9]\$" \
+    "sf-index add: the commit, done"
 run lines0 sf-decode --progress=0 -q $D img/*
 check "--progress=0: a line per image, and wins over -q" \
     [ "$(wc -l < lines0.err | tr -d ' ')" = $((nimg + 2)) ]
