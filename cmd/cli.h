@@ -236,8 +236,6 @@ int sf_cli_run_filter(sf_cli *cli, int argc, char **argv, int first, sf_cli_filt
 
 /* ---- progress on long work (cmd/progress.c) ---- */
 
-/* Is fd a pipe or socket (the output of another program)? */
-int sf_cli_fd_is_pipe(int fd);
 /* Will a report be shown: --progress, or else on a terminal (stderr),
  * without -q or --no-progress, and unless the input comes through a pipe
  * (then the program at the head of the pipeline reports). */

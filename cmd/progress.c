@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,12 +35,6 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int sf_cli_fd_is_pipe(int fd)
-{
-    struct stat sb;
-    return fstat(fd, &sb) == 0 && (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode));
-}
-
 int sf_cli_progress_wanted(const sf_cli *cli, int input_is_pipe)
 {
     if (!cli->reports_progress)
@@ -60,6 +53,8 @@ static void put_duration(char *buf, size_t size, double s)
 {
     if (!(s >= 0))
         s = 0;
+    if (s > 3.6e9)
+        s = 3.6e9; /* a century or so: "41666d 16h" */
     if (s > 359999) {
         unsigned long h = (unsigned long)(s / 3600);
         snprintf(buf, size, "%lud %02luh", h / 24, h % 24);
