@@ -15,6 +15,9 @@ mkdir img && cp "$top_srcdir"/examples/images/*.jpg "$top_srcdir"/examples/image
     exit 99
 nimg=$(ls img | wc -l | tr -d ' ')
 SHELL=/bin/sh; export SHELL
+# Whatever terminal the suite runs from (CI often says dumb); one case
+# below sets TERM=dumb itself.
+TERM=xterm; export TERM
 ESC=$(printf '\033')
 CR=$(printf '\r')
 
