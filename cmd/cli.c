@@ -12,9 +12,11 @@
 
 static void vmessage(const sf_cli *cli, const char *fmt, va_list ap)
 {
+    sf_cli_progress_hide();
     fprintf(stderr, "%s: ", cli->prog);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+    sf_cli_progress_show();
 }
 
 int sf_cli_getopt_anywhere(sf_cli *cli, int argc, char **argv, const char *shortopts,
@@ -90,6 +92,7 @@ static void load_config(sf_cli *cli, const char *path)
 static void on_fatal_signal(int sig)
 {
     sf_remove_temp_files();
+    sf_cli_progress_hide(); /* write(2) only: safe here */
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -115,6 +118,7 @@ void sf_cli_init(sf_cli *cli, const char *prog, int argc, char **argv)
     memset(cli, 0, sizeof *cli);
     cli->prog = prog;
     cli->verbosity = 1;
+    cli->progress_interval = -1;
     sf_config_init(&cli->config);
     /* Presets first, whatever their position, so that flags override them. */
     for (int i = 1; i < argc; i++) {
@@ -138,8 +142,12 @@ static void print_help(const sf_cli *cli)
     printf("  -c, --config FILE    read settings from a YAML preset (flags override it)\n"
            "      --set KEY=VALUE  override one setting (see sf(7) for the keys)\n"
            "  -q, --quiet          print errors only\n"
-           "  -v, --verbose        print progress details\n"
-           "  -h, --help           show this help and exit\n"
+           "  -v, --verbose        print progress details\n");
+    if (cli->reports_progress)
+        printf("      --progress[=S]   report progress even off a terminal: a line every S\n"
+               "                       seconds (default 10; on a terminal, redrawn in place)\n"
+               "      --no-progress    never report progress\n");
+    printf("  -h, --help           show this help and exit\n"
            "  -V, --version        show the version and exit\n"
            "\nExit status: 0 success, 1 some inputs failed, 2 usage error, 3 fatal error.\n"
            "Full documentation: man %s\n", cli->prog);
@@ -152,6 +160,8 @@ static const struct option common_longopts[] = {
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
+    { "progress", optional_argument, NULL, SF_OPT_PROGRESS },
+    { "no-progress", no_argument, NULL, SF_OPT_NO_PROGRESS },
 };
 #define N_COMMON (sizeof common_longopts / sizeof common_longopts[0])
 
@@ -194,6 +204,21 @@ int sf_cli_getopt(sf_cli *cli, int argc, char **argv, const char *shortopts,
         case 'h':
             print_help(cli);
             exit(fflush(stdout) == 0 ? SF_EXIT_OK : SF_EXIT_FATAL);
+        case SF_OPT_PROGRESS:
+            cli->progress_mode = SF_CLI_PROGRESS_ON;
+            if (optarg) {
+                char *end;
+                errno = 0;
+                double s = strtod(optarg, &end);
+                if (errno || end == optarg || *end || !(s >= 0 && s <= 86400))
+                    sf_cli_usage_error(cli, "--progress=S: expected seconds from 0 to 86400, "
+                                       "got '%s'", optarg);
+                cli->progress_interval = s;
+            }
+            break;
+        case SF_OPT_NO_PROGRESS:
+            cli->progress_mode = SF_CLI_PROGRESS_OFF;
+            break;
         case 'V':
             printf("%s (sf) %s\n", cli->prog, sf_version());
             exit(fflush(stdout) == 0 ? SF_EXIT_OK : SF_EXIT_FATAL);

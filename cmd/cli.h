@@ -27,6 +27,10 @@ enum {
     SF_OPT_ALLOW_MISMATCH,
     SF_OPT_FIRST_PROGRAM = 0x1100 /* programs number their own long-only options from here */
 };
+enum { SF_OPT_PROGRESS = 0x1080, SF_OPT_NO_PROGRESS };
+
+/* Progress reports: shown on a terminal unless -q (auto), or as asked. */
+enum { SF_CLI_PROGRESS_AUTO, SF_CLI_PROGRESS_ON, SF_CLI_PROGRESS_OFF };
 
 typedef struct sf_cli {
     const char *prog;     /* "sf-decode" */
@@ -40,6 +44,10 @@ typedef struct sf_cli {
     int partial_input;    /* streams without their end are accepted */
     int all_inputs;       /* a missing input file is fatal, not one failure */
     uint64_t images_written;
+    int reports_progress;     /* the program reports progress: --help lists the options */
+    int progress_mode;        /* SF_CLI_PROGRESS_*: --progress, --no-progress */
+    double progress_interval; /* --progress=S: seconds between updates; < 0: default */
+    const char *progress_label; /* what the stream loops read ("database"); NULL: input */
 } sf_cli;
 
 /* Start a program: sets the name used in messages, the config defaults, and
@@ -208,7 +216,9 @@ typedef int (*sf_cli_image_fn)(void *ctx, const sf_stream_image *img, const char
  * or SF_EXIT_FAILURE. */
 int sf_cli_each_image(sf_cli *cli, const char *path, sf_cli_image_fn fn, void *ctx);
 /* The same over the operands argv[first..argc), or stdin when there are
- * none (not a terminal). */
+ * none (not a terminal).  Both report progress over the images read, in
+ * programs that set reports_progress (see sf_cli_progress_begin), labelled
+ * with progress_label. */
 int sf_cli_each_image_of(sf_cli *cli, int argc, char **argv, int first, sf_cli_image_fn fn,
                          void *ctx);
 
@@ -223,5 +233,26 @@ typedef int (*sf_cli_filter_fn)(void *ctx, const sf_stream_image *img, const cha
  * 3 (a corrupt or incomplete stream). */
 int sf_cli_run_filter(sf_cli *cli, int argc, char **argv, int first, sf_cli_filter_fn filter,
                       void *ctx);
+
+/* ---- progress on long work (cmd/progress.c) ---- */
+
+/* Will a report be shown: --progress, or else on a terminal (stderr),
+ * without -q or --no-progress, and unless the input comes through a pipe
+ * (then the program at the head of the pipeline reports). */
+int sf_cli_progress_wanted(const sf_cli *cli, int input_is_pipe);
+/* Begin a report (ending one under way) when it is wanted: "prog: [label ]
+ * done/total unit (p%), rate, time left".  total, bytes_total: 0 when
+ * unknown; then the share done comes from bytes, or is not shown.  The
+ * clock starts here.  Draws the first line at once.  unit NULL: a step
+ * that counts nothing ("prog: label"), shown until the end. */
+void sf_cli_progress_begin(const sf_cli *cli, int input_is_pipe, const char *label,
+                           const char *unit, uint64_t total, uint64_t bytes_total);
+/* done units and bytes_done bytes so far; redrawn at most every interval. */
+void sf_cli_progress_update(uint64_t done, uint64_t bytes_done);
+/* Clear the line from the terminal, or write the closing line of a log. */
+void sf_cli_progress_end(void);
+/* Around a message printed while a report is under way. */
+void sf_cli_progress_hide(void);
+void sf_cli_progress_show(void);
 
 #endif

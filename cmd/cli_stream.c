@@ -3,8 +3,11 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -240,6 +243,15 @@ void sf_cli_free_lines(char **lines, size_t n)
     free(lines);
 }
 
+/* Images and bytes of the inputs read before the one being read, for the
+ * progress report of the loops below. */
+static uint64_t done_images, done_bytes;
+
+/* Counting ahead reads one header per record: past this many records in
+ * a file, or this many seconds in all, the report goes by bytes instead. */
+#define COUNT_AHEAD_RECORDS ((uint64_t)1 << 20)
+#define COUNT_AHEAD_SECONDS 1.0
+
 static int each_image(sf_cli *cli, FILE *fp, const char *name, sf_cli_image_fn fn, void *ctx)
 {
     sf_stream_reader *reader;
@@ -256,6 +268,8 @@ static int each_image(sf_cli *cli, FILE *fp, const char *name, sf_cli_image_fn f
         if (st == SF_ERR_INVALID_DATA) {
             sf_cli_error(cli, "%s", err.message);
             status = SF_EXIT_FAILURE;
+            sf_cli_progress_update(done_images + sf_stream_reader_images(reader),
+                                   done_bytes + sf_stream_reader_offset(reader));
             continue;
         }
         if (st != SF_OK) {
@@ -268,6 +282,8 @@ static int each_image(sf_cli *cli, FILE *fp, const char *name, sf_cli_image_fn f
         int s = fn(ctx, img, name);
         if (s > status)
             status = s;
+        sf_cli_progress_update(done_images + sf_stream_reader_images(reader),
+                               done_bytes + sf_stream_reader_offset(reader));
         if (s == SF_EXIT_FATAL || ferror(stdout))
             break;
     }
@@ -275,11 +291,13 @@ static int each_image(sf_cli *cli, FILE *fp, const char *name, sf_cli_image_fn f
                 (unsigned long long)sf_stream_reader_records(reader),
                 (unsigned long long)sf_stream_reader_images(reader),
                 (unsigned long long)sf_stream_reader_offset(reader));
+    done_images += sf_stream_reader_images(reader);
+    done_bytes += sf_stream_reader_offset(reader);
     sf_stream_reader_free(reader);
     return status;
 }
 
-int sf_cli_each_image(sf_cli *cli, const char *path, sf_cli_image_fn fn, void *ctx)
+static int each_path(sf_cli *cli, const char *path, sf_cli_image_fn fn, void *ctx)
 {
     const char *name;
     FILE *fp = sf_cli_open_input(cli, path, &name);
@@ -290,22 +308,89 @@ int sf_cli_each_image(sf_cli *cli, const char *path, sf_cli_image_fn fn, void *c
     return status;
 }
 
+static double seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Begin the report of a loop over the streams paths[0..n) ("-": stdin), or
+ * stdin alone when n is 0: images and bytes to read, as far as they can
+ * be known ahead (regular files), and whether a pipe brings them. */
+static void begin_progress(sf_cli *cli, char **paths, int n)
+{
+    int pipe = 0, known = 1;
+    uint64_t images = 0, bytes = 0;
+    const int count = n ? n : 1;
+    for (int i = 0; i < count; i++) {
+        int is_stdin = n == 0 || strcmp(paths[i], "-") == 0;
+        struct stat sb;
+        off_t at = 0;
+        if (is_stdin ? fstat(STDIN_FILENO, &sb) != 0 : stat(paths[i], &sb) != 0) {
+            known = 0; /* said when the loop gets there */
+            continue;
+        }
+        pipe |= S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode);
+        if (is_stdin && S_ISREG(sb.st_mode))
+            at = lseek(STDIN_FILENO, 0, SEEK_CUR);
+        if (S_ISREG(sb.st_mode) && at >= 0)
+            bytes += (uint64_t)(sb.st_size > at ? sb.st_size - at : 0);
+        else
+            known = 0;
+    }
+    if (!sf_cli_progress_wanted(cli, pipe))
+        return;
+    /* Images, when every input can be counted ahead in time. */
+    int images_known = known;
+    double t0 = seconds();
+    for (int i = 0; i < count && images_known; i++) {
+        int is_stdin = n == 0 || strcmp(paths[i], "-") == 0;
+        int fd = is_stdin ? STDIN_FILENO : open(paths[i], O_RDONLY | O_CLOEXEC);
+        uint64_t im = 0;
+        sf_error err;
+        if (fd < 0 || seconds() - t0 > COUNT_AHEAD_SECONDS ||
+            sf_stream_count_images(fd, COUNT_AHEAD_RECORDS, &im, NULL, &err) != SF_OK)
+            images_known = 0;
+        images += im;
+        if (fd >= 0 && !is_stdin)
+            close(fd);
+    }
+    done_images = done_bytes = 0;
+    sf_cli_progress_begin(cli, pipe, cli->progress_label, "images", images_known ? images : 0,
+                          known ? bytes : 0);
+}
+
+int sf_cli_each_image(sf_cli *cli, const char *path, sf_cli_image_fn fn, void *ctx)
+{
+    char *paths[1] = { (char *)path };
+    begin_progress(cli, paths, 1);
+    int status = each_path(cli, path, fn, ctx);
+    sf_cli_progress_end();
+    return status;
+}
+
 int sf_cli_each_image_of(sf_cli *cli, int argc, char **argv, int first, sf_cli_image_fn fn,
                          void *ctx)
 {
+    int status = SF_EXIT_OK;
     if (first >= argc) {
         if (isatty(STDIN_FILENO))
             sf_cli_usage_error(cli, "no input: name stream files or pipe a stream in");
-        return each_image(cli, stdin, "<stdin>", fn, ctx);
+        begin_progress(cli, NULL, 0);
+        status = each_image(cli, stdin, "<stdin>", fn, ctx);
+        sf_cli_progress_end();
+        return status;
     }
-    int status = SF_EXIT_OK;
+    begin_progress(cli, argv + first, argc - first);
     for (int i = first; i < argc; i++) {
-        int st = sf_cli_each_image(cli, argv[i], fn, ctx);
+        int st = each_path(cli, argv[i], fn, ctx);
         if (st > status)
             status = st;
         if (ferror(stdout))
             break;
     }
+    sf_cli_progress_end();
     return status;
 }
 

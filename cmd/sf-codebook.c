@@ -68,7 +68,6 @@ typedef struct trainer {
     sf_cli *cli;
     long long max_samples;
     double scale; /* --scale; 0: every descriptor */
-    int progress;
     sf_kmeans_sampler *sampler;
     uint64_t images; /* read without a problem */
     uint64_t features; /* provenance of the first image: all must agree */
@@ -110,9 +109,15 @@ static int sample_image(void *vctx, const sf_stream_image *img, const char *name
 static void on_progress(void *ctx, int iteration, double inertia)
 {
     trainer *t = ctx;
-    if (t->progress)
-        sf_cli_error(t->cli, "iteration %d/%d: inertia %.9g (%.1f s)", iteration,
-                     t->cli->config.kmeans_iterations, inertia, elapsed(t));
+    sf_cli_info(t->cli, "iteration %d/%d: inertia %.9g (%.1f s)", iteration,
+                t->cli->config.kmeans_iterations, inertia, elapsed(t));
+    /* The clock of the report starts after the first assignment, which
+     * iteration 0 reports: the rate is then that of whole iterations. */
+    if (iteration == 0)
+        sf_cli_progress_begin(t->cli, 0, "k-means", "iterations",
+                              (uint64_t)t->cli->config.kmeans_iterations, 0);
+    else
+        sf_cli_progress_update((uint64_t)iteration, 0);
 }
 
 static int train(sf_cli *cli, trainer *t, const char *output)
@@ -148,8 +153,12 @@ static int train(sf_cli *cli, trainer *t, const char *output)
                               .progress_ctx = t };
     double inertia = 0;
     clock_gettime(CLOCK_MONOTONIC, &t->t0);
-    if (sf_kmeans_train(x, n, d, k, cli->config.kmeans_iterations, cli->config.kmeans_seed,
-                        &opt, c, &inertia, &err) != SF_OK) {
+    sf_cli_progress_begin(cli, 0, "k-means", "iterations",
+                          (uint64_t)cli->config.kmeans_iterations, 0);
+    sf_status st = sf_kmeans_train(x, n, d, k, cli->config.kmeans_iterations,
+                                   cli->config.kmeans_seed, &opt, c, &inertia, &err);
+    sf_cli_progress_end();
+    if (st != SF_OK) {
         sf_cli_error(cli, "%s", err.message);
         free(c);
         return err.status == SF_ERR_NOMEM ? SF_EXIT_FATAL : SF_EXIT_FAILURE;
@@ -374,6 +383,7 @@ int main(int argc, char **argv)
 {
     sf_cli cli;
     sf_cli_init(&cli, "sf-codebook", argc, argv);
+    cli.reports_progress = 1;
     cli.synopsis = "[OPTION]... -o CODEBOOK [STREAM]...\n"
                    "  or:  sf-codebook --from-npy CENTROIDS.npy -o CODEBOOK STREAM...\n"
                    "  or:  sf-codebook --info CODEBOOK...\n"
@@ -462,7 +472,6 @@ int main(int argc, char **argv)
                            t.max_samples);
     if (optind == argc && isatty(STDIN_FILENO))
         sf_cli_usage_error(&cli, "no input: name stream files or pipe a stream in");
-    t.progress = cli.verbosity >= 2 || (cli.verbosity >= 1 && isatty(STDERR_FILENO));
 
     sf_error err;
     if (sf_kmeans_sampler_create((size_t)t.max_samples, 0, cli.config.kmeans_seed, &t.sampler,

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -196,6 +197,36 @@ static char *next_name(FILE *fp, int delim, char **buf, size_t *cap)
     }
 }
 
+/* The names next_name will return from the regular file fd, counted
+ * ahead without moving its offset; 0 when fd is not one (a pipe). */
+static uint64_t count_names(int fd, int delim)
+{
+    struct stat sb;
+    off_t at;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (at = lseek(fd, 0, SEEK_CUR)) < 0)
+        return 0;
+    char buf[65536];
+    uint64_t n = 0;
+    size_t len = 0; /* of the name being read */
+    int cr = 0;     /* it ends in '\r' so far */
+    ssize_t got;
+    while ((got = pread(fd, buf, sizeof buf, at)) > 0) {
+        for (ssize_t i = 0; i < got; i++) {
+            if (buf[i] != delim) {
+                len++;
+                cr = buf[i] == '\r';
+                continue;
+            }
+            /* As next_name: one '\r' before a newline is part of the end. */
+            n += len > (size_t)(delim == '\n' && cr);
+            len = 0;
+            cr = 0;
+        }
+        at += got;
+    }
+    return n + (len > (size_t)(delim == '\n' && cr));
+}
+
 static int parse_crop(const char *text, double box[4])
 {
     char *end;
@@ -241,6 +272,7 @@ int main(int argc, char **argv)
     int nul = 0, c;
     const char *directory = NULL;
     sf_cli_init(&cli, "sf-decode", argc, argv);
+    cli.reports_progress = 1;
     cli.synopsis = "[OPTION]... [FILE]...";
     cli.summary = "Decode images into a normalised multi-scale feature stream on stdout.\n"
                   "With no FILE, read file names from stdin, one per line.";
@@ -300,25 +332,37 @@ int main(int argc, char **argv)
         return SF_EXIT_FATAL;
     }
 
+    /* sf-decode heads its pipeline: it reports for the stages after it,
+     * which wait on it (a pipe holds a fraction of one image). */
     int status = SF_EXIT_OK, st;
+    uint64_t done = 0;
     if (optind < argc) {
-        for (int i = optind; i < argc && status != SF_EXIT_FATAL; i++)
+        sf_cli_progress_begin(&cli, 0, NULL, "images", (uint64_t)(argc - optind), 0);
+        for (int i = optind; i < argc && status != SF_EXIT_FATAL; i++) {
             if ((st = decode_one(&d, argv[i])) != SF_EXIT_OK)
                 status = st;
+            sf_cli_progress_update(++done, 0);
+        }
     } else {
         char *buf = NULL;
         size_t cap = 0;
         const char *name;
+        if (sf_cli_progress_wanted(&cli, 0))
+            sf_cli_progress_begin(&cli, 0, NULL, "images",
+                                  count_names(STDIN_FILENO, nul ? '\0' : '\n'), 0);
         while (status != SF_EXIT_FATAL &&
-               (name = next_name(stdin, nul ? '\0' : '\n', &buf, &cap)) != NULL)
+               (name = next_name(stdin, nul ? '\0' : '\n', &buf, &cap)) != NULL) {
             if ((st = decode_one(&d, name)) != SF_EXIT_OK)
                 status = st;
+            sf_cli_progress_update(++done, 0);
+        }
         if (status != SF_EXIT_FATAL && ferror(stdin)) {
             sf_cli_error(&cli, "<stdin>: read failed: %s", strerror(errno));
             status = SF_EXIT_FAILURE;
         }
         free(buf);
     }
+    sf_cli_progress_end();
     sf_pyramid_free(d.pyramid);
     return sf_cli_finish(&cli, status);
 }

@@ -110,6 +110,7 @@ int main(int argc, char **argv)
     x.stage = SF_STAGE_LAYER3;
     sf_cli_prefer_passive_threads(argv);
     sf_cli_init(&cli, "sf-extract", argc, argv);
+    cli.reports_progress = 1;
     cli.synopsis = "-m MODEL [OPTION]... [STREAM]...";
     cli.summary = "Run the FIRe backbone on every image record of a feature stream (from\n"
                   "sf-decode) and write its feature maps; other records pass through.";

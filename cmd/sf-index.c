@@ -223,6 +223,19 @@ static int add_image(void *vctx, const sf_stream_image *img, const char *name)
     return SF_EXIT_OK;
 }
 
+/* The commit of an add writes every image added: long for a big input,
+ * so it is reported (after the input was read, even through a pipe). */
+static sf_status commit(const sf_cli *cli, adder *a, const char *path, sf_error *err)
+{
+    static char what[256];
+    snprintf(what, sizeof what, "writing %llu images to %s", (unsigned long long)a->added,
+             path);
+    sf_cli_progress_begin(cli, 0, what, NULL, 0, 0);
+    sf_status st = sf_index_writer_commit(a->w, err);
+    sf_cli_progress_end();
+    return st;
+}
+
 static sf_status load_codebook(const char *path, sf_codebook **cb, sf_asmk_codebook **acb,
                                sf_index_codebook_id *id, sf_error *err)
 {
@@ -292,7 +305,7 @@ static int cmd_add(sf_cli *cli, const options *o, const char *path, int argc, ch
         if (read == SF_EXIT_FATAL) {
             sf_cli_error(cli, "%s: unchanged", path);
             status = SF_EXIT_FATAL;
-        } else if (sf_index_writer_commit(a.w, &err) != SF_OK) {
+        } else if (commit(cli, &a, path, &err) != SF_OK) {
             status = report_commit(cli, a.w, &err);
         } else {
             sf_cli_info(cli, "%s: added %llu images (%llu replaced), %zu in all", path,
@@ -483,6 +496,7 @@ int main(int argc, char **argv)
     options o;
     memset(&o, 0, sizeof o);
     sf_cli_init(&cli, "sf-index", argc, argv);
+    cli.reports_progress = 1;
     cli.synopsis = "COMMAND [OPTION]... INDEX [ARG]...";
     cli.summary = "Create, update and inspect an ASMK index of feature streams.";
     cli.options_help = options_help;

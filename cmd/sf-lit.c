@@ -150,6 +150,7 @@ int main(int argc, char **argv)
     f.keep = -1;
     sf_cli_prefer_passive_threads(argv);
     sf_cli_init(&cli, "sf-lit", argc, argv);
+    cli.reports_progress = 1;
     cli.synopsis = "-m MODEL [OPTION]... [STREAM]...";
     cli.summary = "Turn the backbone feature maps of a stream (from sf-extract) into FIRe\n"
                   "super-features: LIT on each scale, then the strongest over all scales.";

@@ -126,7 +126,9 @@ static int load_db(matcher *m)
                             &m->opt, &m->db, &err) != SF_OK)
         sf_cli_out_of_memory(m->cli);
     m->cli->all_inputs = 1;
+    m->cli->progress_label = "database";
     int status = sf_cli_each_image(m->cli, m->db_path, load_db_image, m);
+    m->cli->progress_label = NULL;
     m->cli->all_inputs = 0;
     if (status != SF_EXIT_FATAL)
         sf_cli_info(m->cli, "%s: %zu database images", m->db_path, sf_search_db_count(m->db));
@@ -316,6 +318,7 @@ int main(int argc, char **argv)
     memset(&m, 0, sizeof m);
     m.cli = &cli;
     sf_cli_init(&cli, "sf-match", argc, argv);
+    cli.reports_progress = 1;
     cli.synopsis = "(-i INDEX... | --pairwise DB | --global DB [-i INDEX...] | "
                    "-i INDEX --index-global) [OPTION]... [STREAM]...";
     cli.summary = "Find the database images that match each query image of feature streams.";

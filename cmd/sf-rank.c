@@ -446,6 +446,7 @@ int main(int argc, char **argv)
 {
     sf_cli cli;
     sf_cli_init(&cli, "sf-rank", argc, argv);
+    cli.reports_progress = 1;
     cli.synopsis = "[OPTION]... [HITS]...";
     cli.summary = "Rank, merge and evaluate the results of sf-match.";
     cli.options_help = options_help;

@@ -2,13 +2,32 @@
  * crashing or leaking, it checks that the encoding is canonical (writing a
  * record that was read gives back exactly the bytes it came from), that
  * every error is sticky and names the stream, and that an image returned
- * holds only valid records of its key. */
+ * holds only valid records of its key; and that a stream read whole is
+ * counted ahead (sf_stream_count_images) to the images the reader met. */
+#define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "sf.h"
+
+/* Counting ahead over data must agree with a reader that read it whole. */
+static void check_count(const uint8_t *data, size_t size, uint64_t images)
+{
+    int fd = memfd_create("fuzz", 0);
+    if (fd < 0)
+        return; /* no memfd on this kernel: nothing to check */
+    uint64_t n, bytes;
+    sf_error err;
+    if ((size && write(fd, data, size) != (ssize_t)size) || lseek(fd, 0, SEEK_SET) != 0 ||
+        sf_stream_count_images(fd, 0, &n, &bytes, &err) != SF_OK || n != images ||
+        bytes != size)
+        abort();
+    close(fd);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -71,6 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             continue;
         }
+        if (st == SF_OK && !img)
+            check_count(data, size, sf_stream_reader_images(reader));
         if (st != SF_OK || !img)
             break;
         for (size_t i = 0; i < img->count; i++)

@@ -161,6 +161,18 @@ uint64_t sf_stream_reader_offset(const sf_stream_reader *reader);
  * see an image end even when its last record was a skipped optional one. */
 uint64_t sf_stream_reader_images(const sf_stream_reader *reader);
 
+/* How many images a reader of the stream in the regular file fd would meet
+ * from the file's current offset to its end, counted ahead by walking the
+ * record headers (each verified by its checksum; payloads are skipped, not
+ * read), for progress reports.  The offset does not move.  *bytes (may be
+ * NULL) receives the bytes from the offset to the end.  SF_ERR_UNSUPPORTED
+ * when fd is not a regular file (a pipe cannot be read ahead),
+ * SF_ERR_TOO_LARGE after max_records records (0: no limit), and
+ * SF_ERR_FORMAT, SF_ERR_CHECKSUM or SF_ERR_TRUNCATED where a header is
+ * broken: a reader will say why when it gets there. */
+sf_status sf_stream_count_images(int fd, uint64_t max_records, uint64_t *images, uint64_t *bytes,
+                                 sf_error *err);
+
 /* ---- Whole images ---- */
 
 /* Stages of the pipeline, as provenance records name them. */

@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* The streaming state is embedded rather than malloc'ed; its layout is part
  * of xxHash's stable ABI since 0.8, which configure requires. */
@@ -620,4 +622,73 @@ sf_status sf_stream_write_end(FILE *fp, const char *writer, uint64_t images, sf_
     sf_record rec;
     sf_record_make(&rec, writer, SF_KIND_END, SF_DTYPE_I64, 1, &one, &images);
     return sf_stream_write_record(fp, &rec, err);
+}
+
+/* ---- Counting without reading ---- */
+
+/* The first read of each header: enough for 8 dims and a 400-byte key. */
+#define COUNT_READ 512
+
+sf_status sf_stream_count_images(int fd, uint64_t max_records, uint64_t *images, uint64_t *bytes,
+                                 sf_error *err)
+{
+    struct stat sb;
+    *images = 0;
+    if (bytes)
+        *bytes = 0;
+    if (fstat(fd, &sb) != 0)
+        return sf_error_set(err, SF_ERR_IO, "fstat: %s", strerror(errno));
+    off_t at = S_ISREG(sb.st_mode) ? lseek(fd, 0, SEEK_CUR) : -1;
+    if (at < 0)
+        return sf_error_set(err, SF_ERR_UNSUPPORTED, "not a regular file: cannot count ahead");
+    uint64_t pos = (uint64_t)at, end = (uint64_t)sb.st_size, n = 0, records = 0;
+    if (bytes)
+        *bytes = end > pos ? end - pos : 0;
+    unsigned char h[MAX_HEADER];
+    while (pos < end) {
+        if (max_records && records == max_records)
+            return sf_error_set(err, SF_ERR_TOO_LARGE, "more than %llu records",
+                                (unsigned long long)max_records);
+        /* Most headers fit in a small read; a long key takes a second. */
+        uint64_t left = end - pos;
+        size_t want = left < COUNT_READ ? (size_t)left : COUNT_READ;
+        ssize_t got = pread(fd, h, want, (off_t)pos);
+        if (got < 0)
+            return sf_error_set(err, SF_ERR_IO, "read failed at byte %llu: %s",
+                                (unsigned long long)pos, strerror(errno));
+        if ((size_t)got < FIXED_SIZE || memcmp(h, SF_STREAM_MAGIC, SF_STREAM_MAGIC_SIZE) != 0)
+            return sf_error_set(err, SF_ERR_FORMAT, "no record header at byte %llu",
+                                (unsigned long long)pos);
+        unsigned ndim = h[15];
+        uint32_t key_len = sf_get_u32(h + 16);
+        if (ndim > SF_STREAM_MAX_DIMS || key_len == 0 || key_len > SF_STREAM_MAX_KEY)
+            return sf_error_set(err, SF_ERR_FORMAT, "bad record header at byte %llu",
+                                (unsigned long long)pos);
+        size_t need = FIXED_SIZE + 8 * ndim + key_len + 4;
+        if ((size_t)got < need && left >= need) {
+            ssize_t more = pread(fd, h + got, need - (size_t)got, (off_t)(pos + (uint64_t)got));
+            if (more < 0)
+                return sf_error_set(err, SF_ERR_IO, "read failed at byte %llu: %s",
+                                    (unsigned long long)pos, strerror(errno));
+            got += more;
+        }
+        if ((size_t)got < need)
+            return sf_error_set(err, SF_ERR_TRUNCATED, "record header at byte %llu ends "
+                                "after the file", (unsigned long long)pos);
+        size_t hlen = need;
+        /* Only a header its checksum vouches for says how far to skip. */
+        if (sf_get_u32(h + hlen - 4) != XXH32(h, hlen - 4, 0))
+            return sf_error_set(err, SF_ERR_CHECKSUM, "header checksum mismatch at byte %llu",
+                                (unsigned long long)pos);
+        uint64_t payload = sf_get_u64(h + 32);
+        if (payload > end || end - pos < hlen + 8 || payload > end - pos - hlen - 8)
+            return sf_error_set(err, SF_ERR_TRUNCATED, "record at byte %llu ends after the "
+                                "file", (unsigned long long)pos);
+        if (sf_get_u16(h + 10) != SF_KIND_END && (sf_get_u16(h + 12) & SF_RECORD_LAST))
+            n++;
+        records++;
+        pos += hlen + payload + 8;
+    }
+    *images = n;
+    return SF_OK;
 }

@@ -1313,6 +1313,94 @@ static int upgrade(const char *in, const char *out)
     return fclose(fp) == 0 ? 0 : 99;
 }
 
+/* sf_stream_count_images: the images a reader meets, counted ahead from
+ * the headers; what it refuses. */
+static void test_count(void)
+{
+    float v[2] = { 1, 2 };
+    uint64_t two = 2, images = 99, bytes = 0;
+    sf_error err;
+    FILE *fp = tmpfile();
+    CHECK(fp != NULL, "tmpfile");
+    if (!fp)
+        return;
+    for (int i = 0; i < 5; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "k%d", i);
+        sf_record a = mkrec(key, SF_KIND_GLOBAL, SF_DTYPE_F32, 1, &two, v, 0);
+        sf_record b = mkrec(key, SF_KIND_GLOBAL, SF_DTYPE_F32, 1, &two, v, SF_RECORD_LAST);
+        /* An unknown optional kind closes image 3: it is an image all the same. */
+        if (i == 3)
+            b.kind = 0x8000u | 999;
+        CHECK(sf_stream_write_record(fp, &a, &err) == SF_OK &&
+                  sf_stream_write_record(fp, &b, &err) == SF_OK, "write: %s", err.message);
+        if (i == 1)
+            CHECK(sf_stream_write_end(fp, "w", 2, &err) == SF_OK, "end");
+    }
+    CHECK(sf_stream_write_end(fp, "w", 3, &err) == SF_OK, "end");
+    fflush(fp);
+    int fd = fileno(fp);
+    long size = ftell(fp);
+    CHECK(lseek(fd, 0, SEEK_SET) == 0, "rewind");
+    CHECK(sf_stream_count_images(fd, 0, &images, &bytes, &err) == SF_OK && images == 5 &&
+              bytes == (uint64_t)size, "5 images in %llu bytes, got %llu in %llu: %s",
+          (unsigned long long)size, (unsigned long long)images, (unsigned long long)bytes,
+          err.message);
+    CHECK(lseek(fd, 0, SEEK_CUR) == 0, "the offset does not move");
+    CHECK(sf_stream_count_images(fd, 12, &images, NULL, &err) == SF_OK && images == 5,
+          "12 records, a limit of 12: %s", err.message);
+    CHECK(sf_stream_count_images(fd, 5, &images, NULL, &err) == SF_ERR_TOO_LARGE,
+          "a limit on records");
+    /* From the current offset: after the first image's two records. */
+    sf_stream_reader *r;
+    const sf_record *rec;
+    FILE *in = fdopen(dup(fd), "rb");
+    sf_stream_reader_create(&r, in, "count", &err);
+    sf_stream_read_record(r, &rec, &err);
+    sf_stream_read_record(r, &rec, &err);
+    uint64_t off = sf_stream_reader_offset(r);
+    sf_stream_reader_free(r);
+    fclose(in);
+    CHECK(lseek(fd, (off_t)off, SEEK_SET) == (off_t)off, "seek");
+    CHECK(sf_stream_count_images(fd, 0, &images, &bytes, &err) == SF_OK && images == 4 &&
+              bytes == (uint64_t)size - off, "4 images from the second: %llu",
+          (unsigned long long)images);
+    /* A cut file, and a damaged header. */
+    CHECK(ftruncate(fd, size - 3) == 0, "truncate");
+    CHECK(lseek(fd, 0, SEEK_SET) == 0, "rewind");
+    CHECK(sf_stream_count_images(fd, 0, &images, NULL, &err) == SF_ERR_TRUNCATED,
+          "cut: %s", err.message);
+    unsigned char c = 'X';
+    CHECK(pwrite(fd, &c, 1, (off_t)off + 20) == 1, "damage");
+    CHECK(sf_stream_count_images(fd, 0, &images, NULL, &err) == SF_ERR_CHECKSUM &&
+              strstr(err.message, "header checksum"), "damaged header: %s", err.message);
+    fclose(fp);
+    /* Keys longer than the first read of a header. */
+    fp = tmpfile();
+    char *key = malloc(SF_STREAM_MAX_KEY + 1);
+    memset(key, 'k', SF_STREAM_MAX_KEY);
+    key[SF_STREAM_MAX_KEY] = '\0';
+    for (int i = 0; i < 3; i++) {
+        key[0] = (char)('a' + i);
+        key[SF_STREAM_MAX_KEY - 1000 * i] = '\0';
+        sf_record a = mkrec(key, SF_KIND_GLOBAL, SF_DTYPE_F32, 1, &two, v, SF_RECORD_LAST);
+        CHECK(sf_stream_write_record(fp, &a, &err) == SF_OK, "write: %s", err.message);
+    }
+    CHECK(sf_stream_write_end(fp, "w", 3, &err) == SF_OK, "end");
+    fflush(fp);
+    CHECK(lseek(fileno(fp), 0, SEEK_SET) == 0, "rewind");
+    CHECK(sf_stream_count_images(fileno(fp), 0, &images, NULL, &err) == SF_OK && images == 3,
+          "long keys: %llu: %s", (unsigned long long)images, err.message);
+    free(key);
+    fclose(fp);
+    int p[2];
+    CHECK(pipe(p) == 0, "pipe");
+    CHECK(sf_stream_count_images(p[0], 0, &images, NULL, &err) == SF_ERR_UNSUPPORTED,
+          "a pipe cannot be counted ahead");
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "--write-sample") == 0)
@@ -1341,5 +1429,6 @@ int main(int argc, char **argv)
     test_filter();
     test_ends();
     test_images();
+    test_count();
     return tu_finish("test_stream");
 }
