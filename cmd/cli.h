@@ -222,6 +222,12 @@ int sf_cli_each_image(sf_cli *cli, const char *path, sf_cli_image_fn fn, void *c
 int sf_cli_each_image_of(sf_cli *cli, int argc, char **argv, int first, sf_cli_image_fn fn,
                          void *ctx);
 
+/* The hit lists of sf-match output in the operands (as
+ * sf_cli_each_image_of reads them) joined into set, by query.  An image
+ * without hit records means the input is not sf-match output: reported
+ * and fatal, so that nothing is made from the rest. */
+int sf_cli_read_hits(sf_cli *cli, int argc, char **argv, int first, sf_hit_set *set);
+
 /* A filter turns each image into output records: it adds what it produces
  * to out and returns 0, or reports the problem and returns 1: that image
  * then produces nothing, the others go on. */

@@ -419,3 +419,48 @@ int sf_cli_run_filter(sf_cli *cli, int argc, char **argv, int first, sf_cli_filt
     sf_cli_batch_free(&run.out);
     return status;
 }
+
+/* ---- hit streams ---- */
+
+typedef struct hits_reader {
+    sf_cli *cli;
+    sf_hit_set *set;
+} hits_reader;
+
+static int read_hits(void *vctx, const sf_stream_image *img, const char *name)
+{
+    hits_reader *r = vctx;
+    const sf_record *keys = NULL;
+    int lists = 0;
+    sf_error err;
+    for (size_t i = 0; i < img->count; i++) {
+        const sf_record *rec = &img->recs[i];
+        if (rec->kind == SF_KIND_HIT_KEYS) {
+            keys = rec;
+            continue;
+        }
+        if (rec->kind != SF_KIND_HIT_SCORES)
+            continue;
+        /* sf_stream_read_image checked that keys come before their scores. */
+        if (sf_hit_set_add_records(r->set, rec->key, keys, rec, &err) != SF_OK) {
+            if (err.status == SF_ERR_NOMEM)
+                sf_cli_out_of_memory(r->cli);
+            sf_cli_error(r->cli, "%s: %s", name, err.message);
+            return SF_EXIT_FAILURE;
+        }
+        lists++;
+    }
+    if (lists == 0) {
+        char shown[256];
+        sf_cli_error(r->cli, "%s: %s: no hit records: not the output of sf-match", name,
+                     sf_text_printable(img->key, shown, sizeof shown));
+        return SF_EXIT_FATAL;
+    }
+    return SF_EXIT_OK;
+}
+
+int sf_cli_read_hits(sf_cli *cli, int argc, char **argv, int first, sf_hit_set *set)
+{
+    hits_reader r = { cli, set };
+    return sf_cli_each_image_of(cli, argc, argv, first, read_hits, &r);
+}

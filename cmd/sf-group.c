@@ -52,43 +52,6 @@ static const struct {
     { "cosine", 0.99996 },
 };
 
-typedef struct grouper {
-    sf_cli *cli;
-    sf_hit_set *set;
-} grouper;
-
-/* One image of an input; as sf-rank reads it: an image without hit
- * records means the input is not sf-match output, and is fatal. */
-static int read_hits(void *vctx, const sf_stream_image *img, const char *name)
-{
-    grouper *g = vctx;
-    const sf_record *keys = NULL;
-    int pairs = 0;
-    sf_error err;
-    for (size_t i = 0; i < img->count; i++) {
-        const sf_record *rec = &img->recs[i];
-        if (rec->kind == SF_KIND_HIT_KEYS) {
-            keys = rec;
-            continue;
-        }
-        if (rec->kind != SF_KIND_HIT_SCORES)
-            continue;
-        if (sf_hit_set_add_records(g->set, rec->key, keys, rec, &err) != SF_OK) {
-            if (err.status == SF_ERR_NOMEM)
-                sf_cli_out_of_memory(g->cli);
-            sf_cli_error(g->cli, "%s: %s", name, err.message);
-            return SF_EXIT_FAILURE;
-        }
-        pairs++;
-    }
-    if (pairs == 0) {
-        char shown[256];
-        sf_cli_error(g->cli, "%s: %s: no hit records: not the output of sf-match", name,
-                     sf_text_printable(img->key, shown, sizeof shown));
-        return SF_EXIT_FATAL;
-    }
-    return SF_EXIT_OK;
-}
 
 /* ---- The groups ---- */
 
@@ -263,7 +226,7 @@ int main(int argc, char **argv)
     cli.summary = "Group the images that sf-match found together (duplicates, one place).";
     cli.options_help = options_help;
     sf_error err;
-    grouper g = { &cli, NULL };
+    sf_hit_set *set = NULL;
     const char *key_file = NULL;
     double threshold = NAN;
     int mode = -1, c;
@@ -296,16 +259,16 @@ int main(int argc, char **argv)
     }
     if (optind >= argc && isatty(STDIN_FILENO))
         sf_cli_usage_error(&cli, "no input: name hit streams (sf-match output) or pipe one in");
-    if (sf_hit_set_create(&g.set, &err) != SF_OK)
+    if (sf_hit_set_create(&set, &err) != SF_OK)
         sf_cli_out_of_memory(&cli);
 
     cli.all_inputs = 1; /* groups of part of the results would look whole */
-    int status = sf_cli_each_image_of(&cli, argc, argv, optind, read_hits, &g);
+    int status = sf_cli_read_hits(&cli, argc, argv, optind, set);
     sf_hit_graph *graph = NULL;
     if (status == SF_EXIT_FATAL) {
         sf_cli_error(&cli, "no output: an input could not be read");
     } else {
-        if (sf_hit_graph_create(g.set, &graph, &err) != SF_OK)
+        if (sf_hit_graph_create(set, &graph, &err) != SF_OK)
             sf_cli_out_of_memory(&cli);
         int st;
         if (key_file) {
@@ -322,6 +285,6 @@ int main(int argc, char **argv)
             status = st;
     }
     sf_hit_graph_free(graph);
-    sf_hit_set_free(g.set);
+    sf_hit_set_free(set);
     return sf_cli_finish(&cli, status);
 }

@@ -74,47 +74,6 @@ enum format {
 static const char *const format_names[] = { "tsv", "pairs", "stream", "csv", "jsonl",
                                             "colmap", "hloc", "kapture" };
 
-/* ---- Reading hit streams ---- */
-
-typedef struct ranker {
-    sf_cli *cli;
-    sf_hit_set *set;
-} ranker;
-
-/* One image of an input: its hit lists join its query's.  An image without
- * hits means the input is not sf-match output: fatal, so that nothing is
- * printed from the rest. */
-static int read_hits(void *vctx, const sf_stream_image *img, const char *name)
-{
-    ranker *r = vctx;
-    const sf_record *keys = NULL;
-    int pairs = 0;
-    sf_error err;
-    for (size_t i = 0; i < img->count; i++) {
-        const sf_record *rec = &img->recs[i];
-        if (rec->kind == SF_KIND_HIT_KEYS) {
-            keys = rec;
-            continue;
-        }
-        if (rec->kind != SF_KIND_HIT_SCORES)
-            continue;
-        /* sf_stream_read_image checked that keys come before their scores. */
-        if (sf_hit_set_add_records(r->set, rec->key, keys, rec, &err) != SF_OK) {
-            if (err.status == SF_ERR_NOMEM)
-                sf_cli_out_of_memory(r->cli);
-            sf_cli_error(r->cli, "%s: %s", name, err.message);
-            return SF_EXIT_FAILURE;
-        }
-        pairs++;
-    }
-    if (pairs == 0) {
-        sf_cli_error(r->cli, "%s: %s: no hit records: not the output of sf-match", name,
-                     img->key);
-        return SF_EXIT_FATAL;
-    }
-    return SF_EXIT_OK;
-}
-
 /* ---- Output ---- */
 
 /* Keys are written with tab, newline, CR and backslash escaped. */
@@ -451,8 +410,8 @@ int main(int argc, char **argv)
     cli.summary = "Rank, merge and evaluate the results of sf-match.";
     cli.options_help = options_help;
     sf_error err;
-    ranker r = { &cli, NULL };
-    if (sf_hit_set_create(&r.set, &err) != SF_OK)
+    sf_hit_set *set = NULL;
+    if (sf_hit_set_create(&set, &err) != SF_OK)
         sf_cli_out_of_memory(&cli);
     eval_opts eo = { .recall_ks = { 1, 5, 10 }, .n_recall = 3 };
     enum format format = FORMAT_TSV;
@@ -506,31 +465,31 @@ int main(int argc, char **argv)
         sf_cli_usage_error(&cli, "no input: name hit streams (sf-match output) or pipe one in");
 
     cli.all_inputs = 1; /* a merge of part of the inputs would look whole */
-    int status = sf_cli_each_image_of(&cli, argc, argv, optind, read_hits, &r);
+    int status = sf_cli_read_hits(&cli, argc, argv, optind, set);
     if (status == SF_EXIT_FATAL) {
         /* A merge of part of the shards would look complete: print nothing. */
         sf_cli_error(&cli, "no output: an input could not be read");
     } else {
-        if (sf_hit_set_rank(r.set, no_self, top_k, &err) != SF_OK)
+        if (sf_hit_set_rank(set, no_self, top_k, &err) != SF_OK)
             sf_cli_out_of_memory(&cli);
         int st = SF_EXIT_OK;
         if (eo.groups)
-            st = evaluate_groups(&cli, &eo, r.set);
+            st = evaluate_groups(&cli, &eo, set);
         else if (eo.gnd)
-            st = evaluate_gnd(&cli, &eo, r.set);
+            st = evaluate_gnd(&cli, &eo, set);
         else if (format == FORMAT_TSV)
-            print_tsv(r.set);
+            print_tsv(set);
         else if (format == FORMAT_PAIRS)
-            print_pairs(&cli, r.set);
+            print_pairs(&cli, set);
         else if (format == FORMAT_CSV || format == FORMAT_JSONL)
-            st = print_table(&cli, r.set, format == FORMAT_JSONL);
+            st = print_table(&cli, set, format == FORMAT_JSONL);
         else if (format == FORMAT_STREAM)
-            write_stream(&cli, r.set);
+            write_stream(&cli, set);
         else
-            st = print_tool_pairs(&cli, r.set, format, root);
+            st = print_tool_pairs(&cli, set, format, root);
         if (st > status)
             status = st;
     }
-    sf_hit_set_free(r.set);
+    sf_hit_set_free(set);
     return sf_cli_finish(&cli, status);
 }

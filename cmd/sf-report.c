@@ -49,45 +49,6 @@ static const char options_help[] =
     "      --matches FILE   pictures of matches, `query<TAB>result<TAB>picture`\n"
     "                       lines: each shown result links to its picture\n";
 
-/* ---- Reading hit streams (as sf-rank does) ---- */
-
-typedef struct reader {
-    sf_cli *cli;
-    sf_hit_set *set;
-} reader;
-
-/* An image without hits means the input is not sf-match output: fatal,
- * so that no page is made from the rest. */
-static int read_hits(void *vctx, const sf_stream_image *img, const char *name)
-{
-    reader *r = vctx;
-    const sf_record *keys = NULL;
-    int pairs = 0;
-    sf_error err;
-    for (size_t i = 0; i < img->count; i++) {
-        const sf_record *rec = &img->recs[i];
-        if (rec->kind == SF_KIND_HIT_KEYS) {
-            keys = rec;
-            continue;
-        }
-        if (rec->kind != SF_KIND_HIT_SCORES)
-            continue;
-        if (sf_hit_set_add_records(r->set, rec->key, keys, rec, &err) != SF_OK) {
-            if (err.status == SF_ERR_NOMEM)
-                sf_cli_out_of_memory(r->cli);
-            sf_cli_error(r->cli, "%s: %s", name, err.message);
-            return SF_EXIT_FAILURE;
-        }
-        pairs++;
-    }
-    if (pairs == 0) {
-        sf_cli_error(r->cli, "%s: %s: no hit records: not the output of sf-match", name,
-                     img->key);
-        return SF_EXIT_FATAL;
-    }
-    return SF_EXIT_OK;
-}
-
 /* ---- The parts of the report ---- */
 
 typedef struct settings {
@@ -256,18 +217,18 @@ int main(int argc, char **argv)
     s.decode.max_memory = cli.config.max_memory;
 
     sf_error err;
-    reader rd = { &cli, NULL };
-    if (sf_hit_set_create(&rd.set, &err) != SF_OK)
+    sf_hit_set *set = NULL;
+    if (sf_hit_set_create(&set, &err) != SF_OK)
         sf_cli_out_of_memory(&cli);
     cli.all_inputs = 1; /* a report of part of the inputs would look whole */
-    int status = sf_cli_each_image_of(&cli, argc, argv, optind, read_hits, &rd);
+    int status = sf_cli_read_hits(&cli, argc, argv, optind, set);
     sf_report *rep = NULL;
     if (status == SF_EXIT_FATAL) {
         sf_cli_error(&cli, "no report: an input could not be read");
     } else {
         /* All results stay ranked, so that APs are over whole lists. */
-        if (sf_hit_set_rank(rd.set, no_self, 0, &err) != SF_OK ||
-            sf_report_create(rd.set, top_k, &rep, &err) != SF_OK)
+        if (sf_hit_set_rank(set, no_self, 0, &err) != SF_OK ||
+            sf_report_create(set, top_k, &rep, &err) != SF_OK)
             sf_cli_out_of_memory(&cli);
         if (s.groups)
             status = worse(status, evaluate(&cli, &s, rep));
@@ -284,7 +245,7 @@ int main(int argc, char **argv)
                     st = SF_EXIT_FATAL;
                 } else {
                     sf_cli_info(&cli, "%s/index.html: %zu queries, %zu images", s.dir,
-                                sf_hit_set_count(rd.set), sf_report_image_count(rep));
+                                sf_hit_set_count(set), sf_report_image_count(rep));
                 }
             }
             status = worse(status, st);
@@ -292,6 +253,6 @@ int main(int argc, char **argv)
     }
     sf_cli_free_lines(match_lines, n_match_lines);
     sf_report_free(rep);
-    sf_hit_set_free(rd.set);
+    sf_hit_set_free(set);
     return sf_cli_finish(&cli, status);
 }
