@@ -16,6 +16,11 @@ skip() {
     if [ "${CI:-}" = true ]; then echo "FAIL (CI=true, data required): $*" >&2; exit 1; fi
     echo "SKIP: $*" >&2; exit 77
 }
+# What the machine cannot do at all (no pseudo-terminals in a container),
+# not missing data: a skip even under CI=true, said as such.
+skip_machine() {
+    echo "SKIP (the machine cannot): $*" >&2; exit 77
+}
 need_golden() {
     [ -n "${SF_GOLDEN_DIR:-}" ] && [ -f "$SF_GOLDEN_DIR/r18-small/manifest.yaml" ] \
         || skip "golden fixtures not found (SF_GOLDEN_DIR=${SF_GOLDEN_DIR:-})"

@@ -8,7 +8,7 @@
 
 command -v script >/dev/null 2>&1 || skip "script(1) (util-linux) is not installed"
 [ "$(script -qfec 'test -t 2 && echo tty' /dev/null </dev/null 2>/dev/null | tr -d '\r')" = tty ] ||
-    skip "script(1) cannot open a pseudo-terminal here"
+    skip_machine "script(1) cannot open a pseudo-terminal here (no /dev/pts?)"
 for p in sf-model sf-decode sf-extract sf-lit sf-codebook sf-index sf-match sf-rank; do
     command -v $p >/dev/null 2>&1 || { echo "$p is not on PATH" >&2; exit 99; }
 done
