@@ -22,14 +22,36 @@ static size_t lit_floats_bytes(int n, int c, int d)
 
 /* ---- bf16 products ---- */
 
+/* n floats to bf16 as to_bf16 rounds them, 16 at a time.  Only the bf16
+ * path calls this, and oneDNN enables it only on CPUs with AVX512-BF16
+ * (which have AVX512F and BW). */
+__attribute__((target("avx512f,avx512bw"))) static void row_to_bf16(const float *src, size_t n,
+                                                                   uint16_t *dst)
+{
+    const __m512i one = _mm512_set1_epi32(1), half = _mm512_set1_epi32(0x7fff);
+    const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    const __m512i quiet = _mm512_set1_epi32(0x40);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i u = _mm512_loadu_si512(src + i);
+        __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, abs_mask), inf);
+        __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(half, _mm512_and_si512(
+                                                                 _mm512_srli_epi32(u, 16), one)));
+        r = _mm512_srli_epi32(r, 16);
+        r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), quiet);
+        _mm256_storeu_si256((__m256i *)(void *)(dst + i), _mm512_cvtepi32_epi16(r));
+    }
+    for (; i < n; i++)
+        dst[i] = to_bf16(src[i]);
+}
+
 /* rows x cols of op(src) into dst (contiguous, bf16); src has ld floats a
  * row, and holds op(src) transposed when trans. */
 static void pack_bf16(const float *src, int ld, int trans, int rows, int cols, uint16_t *dst)
 {
     if (!trans) {
         for (int i = 0; i < rows; i++)
-            for (int j = 0; j < cols; j++)
-                dst[(size_t)i * cols + j] = to_bf16(src[(size_t)i * ld + j]);
+            row_to_bf16(src + (size_t)i * ld, (size_t)cols, dst + (size_t)i * cols);
         return;
     }
     /* Tiles, so that neither side strides through memory a whole row at
@@ -88,11 +110,12 @@ void lit_free(onednn_net *nt)
 
 /* The matmul primitive for m x n x k (cached; the cache starts over when
  * full: a few image sizes each need a handful). */
-static sf_status mm_get(onednn_net *nt, int m, int n, int k, int sum, mmprim **out, sf_error *err)
+static sf_status mm_get(onednn_net *nt, int m, int n, int k, int sum, int at, int bt,
+                        mmprim **out, sf_error *err)
 {
     for (int i = 0; i < nt->n_mm; i++) {
         mmprim *p = &nt->mm[i];
-        if (p->m == m && p->n == n && p->k == k && p->sum == sum) {
+        if (p->m == m && p->n == n && p->k == k && p->sum == sum && p->at == at && p->bt == bt) {
             *out = p;
             return SF_OK;
         }
@@ -111,8 +134,10 @@ static sf_status mm_get(onednn_net *nt, int m, int n, int k, int sum, mmprim **o
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    TRY_DNNL(dnnl_memory_desc_init_by_tag(&amd, 2, ad, dnnl_bf16, dnnl_ab), "memory descriptor");
-    TRY_DNNL(dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_bf16, dnnl_ab), "memory descriptor");
+    TRY_DNNL(dnnl_memory_desc_init_by_tag(&amd, 2, ad, dnnl_bf16, at ? dnnl_ba : dnnl_ab),
+             "memory descriptor");
+    TRY_DNNL(dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_bf16, bt ? dnnl_ba : dnnl_ab),
+             "memory descriptor");
     TRY_DNNL(dnnl_memory_desc_init_by_tag(&cmd, 2, cd, dnnl_f32, dnnl_ab), "memory descriptor");
     TRY_DNNL(dnnl_matmul_desc_init(&md, &amd, &bmd, NULL, &cmd), "matmul descriptor");
     TRY_DNNL(dnnl_primitive_attr_create(&attr), "primitive attributes");
@@ -136,6 +161,8 @@ static sf_status mm_get(onednn_net *nt, int m, int n, int k, int sum, mmprim **o
     p->n = n;
     p->k = k;
     p->sum = sum;
+    p->at = at;
+    p->bt = bt;
     nt->n_mm++;
     *out = p;
 done:
@@ -149,12 +176,15 @@ done:
 
 /* C (m x n, contiguous) = op(A) op(B), or += with beta 1 (sgemm's
  * conventions), in bf16 with f32 sums.  a16/b16: the operands already
- * packed (m x k, k x n), or NULL to pack a/b here. */
+ * packed (m x k, k x n), or NULL to convert a/b here, as they are stored:
+ * a transposed operand is described to oneDNN as such (tag ba) rather
+ * than transposed here. */
 static sf_status gemm16(onednn_net *nt, char ta, char tb, int m, int n, int k, const float *a,
                         const uint16_t *a16, int lda, const float *b, const uint16_t *b16,
                         int ldb, float beta, float *c, sf_error *err)
 {
     sf_status st = SF_OK;
+    const int at = !a16 && ta == 'T', bt = !b16 && tb == 'T';
     size_t na = a16 ? 0 : round_up(sizeof(uint16_t) * (size_t)m * k);
     size_t nb = b16 ? 0 : sizeof(uint16_t) * (size_t)k * n;
     uint16_t *buf;
@@ -163,16 +193,23 @@ static sf_status gemm16(onednn_net *nt, char ta, char tb, int m, int n, int k, c
             return st;
         buf = nt->pack_scratch;
         if (!a16) {
-            pack_bf16(a, lda, ta == 'T', m, k, buf);
+            if (at)
+                pack_bf16(a, lda, 0, k, m, buf);
+            else
+                pack_bf16(a, lda, 0, m, k, buf);
             a16 = buf;
         }
         if (!b16) {
-            pack_bf16(b, ldb, tb == 'T', k, n, (uint16_t *)((char *)buf + na));
-            b16 = (uint16_t *)((char *)buf + na);
+            uint16_t *bb = (uint16_t *)((char *)buf + na);
+            if (bt)
+                pack_bf16(b, ldb, 0, n, k, bb);
+            else
+                pack_bf16(b, ldb, 0, k, n, bb);
+            b16 = bb;
         }
     }
     mmprim *p;
-    if ((st = mm_get(nt, m, n, k, beta != 0.0f, &p, err)) != SF_OK)
+    if ((st = mm_get(nt, m, n, k, beta != 0.0f, at, bt, &p, err)) != SF_OK)
         return st;
     TRY_DNNL(dnnl_memory_set_data_handle(p->a, (void *)a16), "memory");
     TRY_DNNL(dnnl_memory_set_data_handle(p->b, (void *)b16), "memory");

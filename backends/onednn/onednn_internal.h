@@ -76,9 +76,9 @@ typedef struct region {
 } region;
 
 /* A bf16 matrix product of LIT: C (m x n, f32) = A (m x k) B (k x n), with
- * sum: C += instead. */
+ * sum: C += instead; at, bt: A or B stored transposed (k x m, n x k). */
 typedef struct mmprim {
-    int m, n, k, sum;
+    int m, n, k, sum, at, bt;
     dnnl_primitive_t p;
     dnnl_memory_t a, b, c, scratch;
 } mmprim;
