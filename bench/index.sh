@@ -3,10 +3,12 @@
 # compaction time, and query time (ms per query, warm page cache) for
 # synthetic data of realistic shape (see bench/bench_index.c): 65536
 # words, 128-d binary vectors, 800 aggregated vectors per database image,
-# 3000 per query (1000 descriptors, ma 5).  The query time at 3000 images
-# is compared with the Python reference's 66 ms there.  A query's time is
-# its search (ms_1thread, ms_default) plus quantising its 1000 descriptors
-# against the 65536 words (measured once, first): ms_total.  ms_rerank100:
+# 3000 per query (1000 descriptors, ma 5).  The query time at 3000 and
+# 10000 images is compared with the Python reference's (issue 10: 53 ms
+# and 88 ms on the 2-core EPYC these targets were set on; target 100x).
+# A query's time is its search (ms_1thread, ms_default) plus quantising
+# its 1000 descriptors against the 65536 words (measured once, first):
+# ms_total.  ms_rerank100:
 # scoring 100 random images alone, as global-mode re-ranking does.  Each
 # size also prints what checking the lists costs (bench_index checks).
 #
@@ -37,7 +39,8 @@ prog=${BENCH_INDEX:-$here/bench_index}
 dir=${BENCH_DIR:-${TMPDIR:-/tmp}}/sf-bench-index.$$
 mkdir -p "$dir"
 trap 'rm -rf "$dir"' EXIT INT TERM
-ref_ms=66
+# The reference (Python/Cython ASMK) per query, in ms, by database size.
+ref_ms() { case $1 in 3000) echo 53 ;; 10000) echo 88 ;; esac; }
 
 echo "sf index benchmark, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 [ -n "$global_only" ] || "$prog" quantize | tee "$dir/quantize.log"
@@ -79,8 +82,9 @@ for n in $sizes; do
     # READERS CHECK): the same queries unchecked, checked once per
     # searcher, and all checked (a process's first query).
     "$prog" checks "$dir/index.six" --queries $q | sed -n 's/^checks: \(.*ratio.*\)/    checks, \1/p'
-    if [ "$n" -eq 3000 ]; then
-        echo "  3000 images: search $(awk "BEGIN { printf \"%.0f\", $ref_ms / $def }")x faster than the reference's $ref_ms ms; with quantisation $(awk "BEGIN { printf \"%.2f\", $ref_ms / $total }")x"
+    ref=$(ref_ms "$n")
+    if [ -n "$ref" ]; then
+        echo "  $n images: search $(awk "BEGIN { printf \"%.0f\", $ref / $def }")x faster than the reference's $ref ms (target 100x); with quantisation $(awk "BEGIN { printf \"%.2f\", $ref / $total }")x"
     fi
     last_n=$n; last_ms=$def
     rm -f "$dir/index.six"
