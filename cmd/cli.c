@@ -10,13 +10,52 @@
 
 #include "cli.h"
 
+/* text with control characters (C0, DEL, and C1 as UTF-8) as \n, \t,
+ * \r or \xHH, into a buffer of 4 strlen(text) + 1 bytes.  Backslashes
+ * stay: the library's messages have escaped theirs already. */
+static char *one_line(const char *text)
+{
+    size_t len = strlen(text);
+    char *out = malloc(4 * len + 1), *w = out;
+    if (!out)
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) {
+            w += sprintf(w, "\\x%02X", p[1]);
+            p++;
+        } else if (*p == '\n' || *p == '\t' || *p == '\r') {
+            *w++ = '\\';
+            *w++ = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
+        } else if (*p < 0x20 || *p == 0x7F) {
+            w += sprintf(w, "\\x%02X", *p);
+        } else {
+            *w++ = (char)*p;
+        }
+    }
+    *w = '\0';
+    return out;
+}
+
+/* One line whatever the message holds: keys and names come from files
+ * and may carry newlines or terminal control bytes. */
 static void vmessage(const sf_cli *cli, const char *fmt, va_list ap)
 {
+    char small[1024], *text = small;
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    if (n >= (int)sizeof small && (text = malloc((size_t)n + 1)) != NULL)
+        vsnprintf(text, (size_t)n + 1, fmt, again);
+    va_end(again);
+    if (!text)
+        text = small; /* out of memory: the message cut short */
+    char *shown = one_line(text);
     sf_cli_progress_hide();
-    fprintf(stderr, "%s: ", cli->prog);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "%s: %s\n", cli->prog, shown ? shown : text);
     sf_cli_progress_show();
+    free(shown);
+    if (text != small)
+        free(text);
 }
 
 int sf_cli_getopt_anywhere(sf_cli *cli, int argc, char **argv, const char *shortopts,

@@ -13,9 +13,8 @@
 #include "sf_draw.h"
 #include "sf_internal.h"
 
-#define KEY_FMT "'%.*s%s'"
-#define KEY_ARGS(img) (int)((img)->key_len > 200 ? 200 : (img)->key_len), (img)->key, \
-    ((img)->key_len > 200 ? "..." : "")
+#define KEY_FMT SF_KEY_FMT
+#define KEY_ARGS(img) SF_KEY_ARGS((img)->key, (img)->key_len)
 
 /* ---- What an image offers ---- */
 

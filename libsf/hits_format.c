@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "sf_hits.h"
+#include "sf_internal.h"
 
 sf_status sf_text_csv_field(const char *s, char **out, sf_error *err)
 {
@@ -81,26 +82,30 @@ static long utf8_invalid_at(const char *s)
     return -1;
 }
 
-const char *sf_text_printable(const char *s, char *buf, size_t size)
+const char *sf_text_printable_n(const char *s, size_t n_bytes, char *buf, size_t size)
 {
     if (size == 0)
         return buf;
     const unsigned char *p = (const unsigned char *)s;
-    size_t w = 0;
+    size_t w = 0, i = 0;
     unsigned long cp;
-    while (*p) {
+    while (i < n_bytes) {
+        /* A character is decoded from a NUL-terminated copy, so that one
+         * cut short by the end of s reads as bytes that are not UTF-8. */
+        unsigned char ch[5] = { 0 };
+        memcpy(ch, p + i, n_bytes - i < 4 ? n_bytes - i : 4);
         char piece[8];
-        int n = utf8_char(p, &cp), len;
+        int n = utf8_char(ch, &cp), len;
         if (n == 1 && (cp < 0x20 || cp == 0x7F || cp == '\\')) {
             const char *e = cp == '\n' ? "\\n" : cp == '\t' ? "\\t" : cp == '\r' ? "\\r"
                           : cp == '\\' ? "\\\\" : NULL;
             len = e ? snprintf(piece, sizeof piece, "%s", e)
                     : snprintf(piece, sizeof piece, "\\x%02X", (unsigned)cp);
         } else if (n == 0) {
-            len = snprintf(piece, sizeof piece, "\\x%02X", (unsigned)*p);
+            len = snprintf(piece, sizeof piece, "\\x%02X", (unsigned)ch[0]);
             n = 1;
         } else {
-            memcpy(piece, p, (size_t)n);
+            memcpy(piece, ch, (size_t)n);
             len = n;
         }
         /* Each piece leaves room for "..." and the NUL after it. */
@@ -113,10 +118,15 @@ const char *sf_text_printable(const char *s, char *buf, size_t size)
         }
         memcpy(buf + w, piece, (size_t)len);
         w += (size_t)len;
-        p += n;
+        i += (size_t)n;
     }
     buf[w] = '\0';
     return buf;
+}
+
+const char *sf_text_printable(const char *s, char *buf, size_t size)
+{
+    return sf_text_printable_n(s, strlen(s), buf, size);
 }
 
 sf_status sf_text_json_string(const char *s, char **out, sf_error *err)

@@ -1037,8 +1037,8 @@ sf_status sf_index_verify(const sf_index *index, sf_error *err)
         qsort(live, n, sizeof *live, key_cmp);
         for (size_t i = 1; i < n && st == SF_OK; i++)
             if (key_cmp(&live[i - 1], &live[i]) == 0)
-                st = sf_error_set(err, SF_ERR_FORMAT, "%s: key '%.*s' is live twice",
-                                  index->name, (int)live[i].key_len, live[i].key);
+                st = sf_error_set(err, SF_ERR_FORMAT, "%s: key " SF_KEY_FMT " is live twice",
+                                  index->name, SF_KEY_ARGS(live[i].key, live[i].key_len));
     }
     if (st == SF_OK)
         st = verify_norms(index, err);

@@ -998,8 +998,8 @@ sf_status sf_index_searcher_find(sf_index_searcher *s, const char *key, size_t k
             return SF_OK;
         }
     }
-    return sf_error_set(err, SF_ERR_NOT_FOUND, "no image '%.*s' in the index",
-                        (int)(key_len < 200 ? key_len : 200), key);
+    return sf_error_set(err, SF_ERR_NOT_FOUND, "no image " SF_KEY_FMT " in the index",
+                        SF_KEY_ARGS(key, key_len));
 }
 
 sf_status sf_index_searcher_search(sf_index_searcher *s, const sf_asmk_agg *q, size_t top_k,

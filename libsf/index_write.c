@@ -749,8 +749,8 @@ static sf_status index_keys(sf_index_writer *w, sf_error *err)
         if ((st = tab_find(w, k, kl, h, &pos, &ref, err)) != SF_OK)
             return st;
         if (ref)
-            return sf_error_set(err, SF_ERR_FORMAT, "%s: key '%.*s' is live twice (ids %llu "
-                                "and %llu)", w->path, (int)kl, k,
+            return sf_error_set(err, SF_ERR_FORMAT, "%s: key " SF_KEY_FMT " is live twice (ids %llu "
+                                "and %llu)", w->path, SF_KEY_ARGS(k, kl),
                                 (unsigned long long)(ref - 1), (unsigned long long)id);
         if (w->tab[pos].ref == 0)
             w->tab_used++;

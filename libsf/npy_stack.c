@@ -17,8 +17,8 @@
 #include "sf_internal.h"
 #include "stream_internal.h"
 
-#define KEY_FMT "'%.*s%s'"
-#define KEY_ARGS(k, n) (int)((n) > 200 ? 200 : (n)), (k), ((n) > 200 ? "..." : "")
+#define KEY_FMT SF_KEY_FMT
+#define KEY_ARGS(k, n) SF_KEY_ARGS(k, n)
 
 /* The header every stacked array reserves: written last, once the number
  * of rows is known, and always this long, whatever the shape. */

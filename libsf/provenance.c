@@ -9,8 +9,8 @@
 
 #include "sf_internal.h"
 
-#define KEY_FMT "'%.*s%s'"
-#define KEY_ARGS(k, n) (int)((n) > 200 ? 200 : (n)), (k), ((n) > 200 ? "..." : "")
+#define KEY_FMT SF_KEY_FMT
+#define KEY_ARGS(k, n) SF_KEY_ARGS(k, n)
 
 static const char *const stage_names[] = {
     [SF_STAGE_DECODE] = "decode",

@@ -38,6 +38,19 @@ static inline uint64_t sf_get_u64(const unsigned char *p)
 static inline void sf_put_f64(unsigned char *p, double d) { uint64_t v; memcpy(&v, &d, 8); sf_put_u64(p, v); }
 static inline double sf_get_f64(const unsigned char *p) { uint64_t v = sf_get_u64(p); double d; memcpy(&d, &v, 8); return d; }
 
+/* The first len bytes of s made fit for a one-line message, as
+ * sf_text_printable does (control characters and backslash escaped, bytes
+ * that are not UTF-8 as \xHH, cut short with "..."); s may hold NULs. */
+const char *sf_text_printable_n(const char *s, size_t len, char *buf, size_t size);
+
+/* A key (any bytes, from a file) in a message: quoted, escaped, at most
+ * about 250 bytes shown, in a buffer that lives for the call it is an
+ * argument of. */
+#define SF_KEY_SHOWN 256
+#define SF_KEY_FMT "'%s'"
+#define SF_KEY_ARGS(k, n) \
+    sf_text_printable_n((const char *)(k), (size_t)(n), (char[SF_KEY_SHOWN]){ 0 }, SF_KEY_SHOWN)
+
 /* The one ranking order of sf: a higher score first, NaN last, then the
  * lower id (database order, or the order results were met).  1 when
  * (sa, ia) ranks before (sb, ib). */

@@ -28,8 +28,8 @@
 #define READ_CHUNK ((size_t)1 << 20)
 
 /* Key text for messages, shortened so the reason fits. */
-#define KEY_FMT "'%.*s%s'"
-#define KEY_ARGS(k, n) (int)((n) > 200 ? 200 : (n)), (k), ((n) > 200 ? "..." : "")
+#define KEY_FMT SF_KEY_FMT
+#define KEY_ARGS(k, n) SF_KEY_ARGS(k, n)
 
 /* ---- Names ---- */
 

@@ -147,5 +147,16 @@ check "a level larger than a record: the stream is valid and goes on" \
 sf-decode --scales 16 --max-memory 100000 tiny.npy > npy.sfs 2> npy.err; rc=$?
 check "--max-memory: a .npy image too (exit $rc)" [ "$rc" -eq 1 ] &&
     grep -q "^sf-decode: tiny.npy: needs about [0-9]* bytes of memory, more than --max-memory (100000 bytes)$" npy.err
+# A name with a newline and a terminal escape in it: still one line, the
+# control bytes escaped, and the batch goes on.
+nl='
+'
+esc=$(printf '\033')
+cp notes.jpg "odd${nl}name${esc}[31m.jpg" || exit 99
+sf-decode --size 64 --scales 1 "odd${nl}name${esc}[31m.jpg" small_photo.jpg > odd.sfs 2> odd.err; rc=$?
+check "a name with control bytes: exit 1 (got $rc)" [ "$rc" -eq 1 ]
+check "a name with control bytes: one line, escaped" [ "$(cat odd.err)" = \
+    "sf-decode: odd\\nname\\x1B[31m.jpg: not an image (unknown format)" ]
+check "a name with control bytes: the batch goes on" [ "$(sf-cat --list odd.sfs)" = small_photo.jpg ]
 unset VIPS_CONCURRENCY
 finish
