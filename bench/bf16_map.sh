@@ -28,10 +28,14 @@ for prec in f32 bf16; do
 done
 sf-codebook -k "$words" -o cb.sfcb f32.sfs
 for prec in f32 bf16; do
-    # The index refuses features of another precision (provenance): each
-    # precision gets its own index on the same codebook.
-    sf-index create -C cb.sfcb $prec.six && sf-index add $prec.six $prec.sfs
-    sf-match -i $prec.six -k 0 $prec.sfs > $prec.hits
+    # Each precision gets its own index on the same codebook.  The codebook
+    # records the f32 features it was trained on, and the index refuses
+    # others (provenance): bf16's are let in on purpose, the point being
+    # one codebook for both.
+    mismatch=
+    [ $prec = f32 ] || mismatch=--allow-mismatch
+    sf-index create -C cb.sfcb $prec.six && sf-index add $mismatch $prec.six $prec.sfs
+    sf-match $mismatch -i $prec.six -k 0 $prec.sfs > $prec.hits
     sf-rank --groups "$P/groups.tsv" $prec.hits > $prec.eval 2>&1 || true
     echo "$prec: $(grep '^groups' $prec.eval | head -n 1)"
 done
