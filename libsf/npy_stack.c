@@ -17,9 +17,6 @@
 #include "sf_internal.h"
 #include "stream_internal.h"
 
-#define KEY_FMT SF_KEY_FMT
-#define KEY_ARGS(k, n) SF_KEY_ARGS(k, n)
-
 /* The header every stacked array reserves: written last, once the number
  * of rows is known, and always this long, whatever the shape. */
 #define STACK_HEADER 256
@@ -79,11 +76,11 @@ static sf_status fit(array_form *f, layout lay, const sf_record *rec, uint64_t *
 {
     const char *kind = sf_kind_name(rec->kind & ~(int)SF_KIND_OPTIONAL);
     if (lay == LAYOUT_ROWS && rec->ndim == 0)
-        return sf_error_set(err, SF_ERR_INVALID_DATA, KEY_FMT ": %s: a scalar, rows needed",
-                            KEY_ARGS(rec->key, rec->key_len), kind);
+        return sf_error_set(err, SF_ERR_INVALID_DATA, SF_KEY_FMT ": %s: a scalar, rows needed",
+                            SF_KEY_ARGS(rec->key, rec->key_len), kind);
     if (lay == LAYOUT_STACK && rec->ndim >= SF_STREAM_MAX_DIMS)
-        return sf_error_set(err, SF_ERR_INVALID_DATA, KEY_FMT ": %s: %u dimensions, at most %d",
-                            KEY_ARGS(rec->key, rec->key_len), kind, (unsigned)rec->ndim,
+        return sf_error_set(err, SF_ERR_INVALID_DATA, SF_KEY_FMT ": %s: %u dimensions, at most %d",
+                            SF_KEY_ARGS(rec->key, rec->key_len), kind, (unsigned)rec->ndim,
                             SF_STREAM_MAX_DIMS - 1);
     *rows = lay == LAYOUT_STACK ? 1
             : lay == LAYOUT_ROWS ? rec->shape[0]
@@ -95,8 +92,8 @@ static sf_status fit(array_form *f, layout lay, const sf_record *rec, uint64_t *
         f->ndim = rec->ndim;
         memcpy(f->shape, rec->shape, sizeof f->shape);
     } else if (f->dtype != rec->dtype) {
-        return sf_error_set(err, SF_ERR_INVALID_DATA, KEY_FMT ": %s: %s, the other %s records "
-                            "are %s", KEY_ARGS(rec->key, rec->key_len), kind,
+        return sf_error_set(err, SF_ERR_INVALID_DATA, SF_KEY_FMT ": %s: %s, the other %s records "
+                            "are %s", SF_KEY_ARGS(rec->key, rec->key_len), kind,
                             sf_dtype_name(rec->dtype), kind, sf_dtype_name(f->dtype));
     } else if (lay != LAYOUT_FLAT) {
         int same = f->ndim == rec->ndim;
@@ -107,15 +104,15 @@ static sf_status fit(array_form *f, layout lay, const sf_record *rec, uint64_t *
             shape_text(mine, rec->shape, rec->ndim, from);
             shape_text(theirs, f->shape, f->ndim, from);
             return sf_error_set(err, SF_ERR_INVALID_DATA,
-                                KEY_FMT ": %s: shape %s, the %s records before are %s: in "
-                                "one array they must agree%s", KEY_ARGS(rec->key, rec->key_len),
+                                SF_KEY_FMT ": %s: shape %s, the %s records before are %s: in "
+                                "one array they must agree%s", SF_KEY_ARGS(rec->key, rec->key_len),
                                 kind, mine, kind, theirs,
                                 lay == LAYOUT_ROWS ? " but in the first dimension" : "");
         }
     }
     if (*rows > UINT64_MAX / 2 - f->rows)
-        return sf_error_set(err, SF_ERR_TOO_LARGE, KEY_FMT ": %s: too many rows in all",
-                            KEY_ARGS(rec->key, rec->key_len), kind);
+        return sf_error_set(err, SF_ERR_TOO_LARGE, SF_KEY_FMT ": %s: too many rows in all",
+                            SF_KEY_ARGS(rec->key, rec->key_len), kind);
     f->rows += *rows;
     return SF_OK;
 }
@@ -271,8 +268,8 @@ sf_status sf_npy_stack_writer_add_image(sf_npy_stack_writer *w, const sf_stream_
             continue;
         int kind = rec->kind & ~(int)SF_KIND_OPTIONAL;
         if (kind <= 0 || kind >= N_KINDS || !sf_kind_name(kind))
-            return sf_error_set(err, SF_ERR_INVALID_DATA, KEY_FMT ": record kind %u has no "
-                                "array", KEY_ARGS(rec->key, rec->key_len), (unsigned)rec->kind);
+            return sf_error_set(err, SF_ERR_INVALID_DATA, SF_KEY_FMT ": record kind %u has no "
+                                "array", SF_KEY_ARGS(rec->key, rec->key_len), (unsigned)rec->kind);
         sf_status st = sf_record_validate(rec, err);
         uint64_t rows;
         if (st == SF_OK)
@@ -739,9 +736,9 @@ static sf_status read_entry(sf_npy_stack_reader *r, const entry *e, sf_record *r
     const in_array *a = &r->arrays[e->kind];
     layout lay = kind_layout(e->kind);
     const char *kind = sf_kind_name(e->kind);
-#define BAD(...) sf_error_set(err, SF_ERR_INVALID_DATA, "%s: line %llu: " KEY_FMT ": %s: " \
+#define BAD(...) sf_error_set(err, SF_ERR_INVALID_DATA, "%s: line %llu: " SF_KEY_FMT ": %s: " \
                               __VA_ARGS__)
-#define AT r->manifest_path, (unsigned long long)e->line, KEY_ARGS(e->key, e->key_len), kind
+#define AT r->manifest_path, (unsigned long long)e->line, SF_KEY_ARGS(e->key, e->key_len), kind
     uint64_t dim0 = a->head.shape[0];
     if (e->first > dim0 || e->rows > dim0 - e->first)
         return BAD("rows %llu..%llu, the array has %llu", AT, (unsigned long long)e->first,

@@ -9,9 +9,6 @@
 
 #include "sf_internal.h"
 
-#define KEY_FMT SF_KEY_FMT
-#define KEY_ARGS(k, n) SF_KEY_ARGS(k, n)
-
 static const char *const stage_names[] = {
     [SF_STAGE_DECODE] = "decode",
     [SF_STAGE_EXTRACT] = "extract",
@@ -102,18 +99,18 @@ sf_status sf_provenance_check_stage(const sf_stream_image *img, sf_stage want, u
     };
     if (!img->has_provenance)
         return sf_error_set(err, SF_ERR_MISMATCH,
-                            KEY_FMT ": no provenance record, so nothing says which stage and "
-                            "model made it", KEY_ARGS(img->key, img->key_len));
+                            SF_KEY_FMT ": no provenance record, so nothing says which stage and "
+                            "model made it", SF_KEY_ARGS(img->key, img->key_len));
     const sf_provenance *p = &img->provenance;
     if (p->stage != (uint64_t)want)
         return sf_error_set(err, SF_ERR_MISMATCH,
-                            KEY_FMT ": the output of %s, where the output of %s is needed%s",
-                            KEY_ARGS(img->key, img->key_len), made_by[p->stage], made_by[want],
+                            SF_KEY_FMT ": the output of %s, where the output of %s is needed%s",
+                            SF_KEY_ARGS(img->key, img->key_len), made_by[p->stage], made_by[want],
                             p->stage < (uint64_t)want ? " (a stage is missing)" : "");
     if (want == SF_STAGE_EXTRACT && model && p->extract_model != model)
         return sf_error_set(err, SF_ERR_MISMATCH,
-                            KEY_FMT ": feature maps of model %016llx, this model is %016llx",
-                            KEY_ARGS(img->key, img->key_len),
+                            SF_KEY_FMT ": feature maps of model %016llx, this model is %016llx",
+                            SF_KEY_ARGS(img->key, img->key_len),
                             (unsigned long long)p->extract_model, (unsigned long long)model);
     return SF_OK;
 }
@@ -127,9 +124,9 @@ sf_status sf_provenance_check_features(const sf_stream_image *img, uint64_t feat
     uint64_t mine = sf_provenance_features(&img->provenance);
     if (mine != features)
         return sf_error_set(err, SF_ERR_MISMATCH,
-                            KEY_FMT ": features %016llx, %s holds features %016llx "
+                            SF_KEY_FMT ": features %016llx, %s holds features %016llx "
                             "(another model or settings)",
-                            KEY_ARGS(img->key, img->key_len), (unsigned long long)mine, what,
+                            SF_KEY_ARGS(img->key, img->key_len), (unsigned long long)mine, what,
                             (unsigned long long)features);
     return SF_OK;
 }

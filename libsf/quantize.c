@@ -233,6 +233,7 @@ static int tile_offer(screen_job *job, size_t row0, size_t w0, const int32_t *sc
         for (uint64_t m = pass[i]; m; m &= m - 1) {
             const size_t j = (size_t)__builtin_ctzll(m);
             int32_t v = sc[i * TILE_WORDS + j];
+            /* Padding words pass while a row has fewer than ma. */
             if (w0 + j >= job->s->k || v < thr[i])
                 continue;
             if (row_offer(r, job->ma, job->two_s, (int32_t)(w0 + j), v) != 0)
@@ -261,9 +262,9 @@ __attribute__((target("avx512f,avx512vnni"))) static inline __m512i dot4(__m512i
         int32_t xv;                                                                          \
         memcpy(&xv, x + (i) * xs + 4 * d, 4);                                                \
         const __m512i b = _mm512_set1_epi32(xv);                                             \
-        a##i##0 = dot4(a##i##0, v0, b);                                       \
-        a##i##1 = dot4(a##i##1, v1, b);                                       \
-        a##i##2 = dot4(a##i##2, v2, b);                                       \
+        a##i##0 = dot4(a##i##0, v0, b);                                                      \
+        a##i##1 = dot4(a##i##1, v1, b);                                                      \
+        a##i##2 = dot4(a##i##2, v2, b);                                                      \
     } while (0)
 /* Thresholds are read from memory here, not held in registers across the
  * loop: its 24 sums and 3 word vectors leave too few. */

@@ -27,10 +27,6 @@
  * that actually arrived, so a lying payload_len costs no memory. */
 #define READ_CHUNK ((size_t)1 << 20)
 
-/* Key text for messages, shortened so the reason fits. */
-#define KEY_FMT SF_KEY_FMT
-#define KEY_ARGS(k, n) SF_KEY_ARGS(k, n)
-
 /* ---- Names ---- */
 
 static const struct {
@@ -167,37 +163,37 @@ sf_status sf_record_validate(const sf_record *rec, sf_error *err)
      * find it inside a header. */
     if (contains(rec->key, rec->key_len, SF_STREAM_MAGIC, SF_STREAM_MAGIC_SIZE))
         return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
-                            "key " KEY_FMT " contains the record magic",
-                            KEY_ARGS(rec->key, rec->key_len));
+                            "key " SF_KEY_FMT " contains the record magic",
+                            SF_KEY_ARGS(rec->key, rec->key_len));
     if (!kind_is_readable(rec->kind))
         return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
-                            KEY_FMT ": unknown record kind %u without the optional bit",
-                            KEY_ARGS(rec->key, rec->key_len), (unsigned)rec->kind);
+                            SF_KEY_FMT ": unknown record kind %u without the optional bit",
+                            SF_KEY_ARGS(rec->key, rec->key_len), (unsigned)rec->kind);
     if (rec->flags & ~SF_RECORD_KNOWN_FLAGS)
-        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, KEY_FMT ": unknown flags 0x%04x",
-                            KEY_ARGS(rec->key, rec->key_len), (unsigned)rec->flags);
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, SF_KEY_FMT ": unknown flags 0x%04x",
+                            SF_KEY_ARGS(rec->key, rec->key_len), (unsigned)rec->flags);
     if (sf_dtype_size(rec->dtype) == 0)
-        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, KEY_FMT ": unknown dtype %u",
-                            KEY_ARGS(rec->key, rec->key_len), (unsigned)rec->dtype);
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, SF_KEY_FMT ": unknown dtype %u",
+                            SF_KEY_ARGS(rec->key, rec->key_len), (unsigned)rec->dtype);
     if (rec->ndim > SF_STREAM_MAX_DIMS)
-        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, KEY_FMT ": %u dimensions, at most %d",
-                            KEY_ARGS(rec->key, rec->key_len), (unsigned)rec->ndim,
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, SF_KEY_FMT ": %u dimensions, at most %d",
+                            SF_KEY_ARGS(rec->key, rec->key_len), (unsigned)rec->ndim,
                             SF_STREAM_MAX_DIMS);
     uint64_t want = payload_size(rec->shape, rec->ndim, rec->dtype);
     if (want == UINT64_MAX)
-        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, KEY_FMT ": shape overflows 64 bits",
-                            KEY_ARGS(rec->key, rec->key_len));
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, SF_KEY_FMT ": shape overflows 64 bits",
+                            SF_KEY_ARGS(rec->key, rec->key_len));
     if (rec->data_size != want)
         return sf_error_set(err, SF_ERR_INVALID_ARGUMENT,
-                            KEY_FMT ": data_size is %llu bytes, the shape needs %llu",
-                            KEY_ARGS(rec->key, rec->key_len), (unsigned long long)rec->data_size,
+                            SF_KEY_FMT ": data_size is %llu bytes, the shape needs %llu",
+                            SF_KEY_ARGS(rec->key, rec->key_len), (unsigned long long)rec->data_size,
                             (unsigned long long)want);
     if (want > 0 && !rec->data)
-        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, KEY_FMT ": no data",
-                            KEY_ARGS(rec->key, rec->key_len));
+        return sf_error_set(err, SF_ERR_INVALID_ARGUMENT, SF_KEY_FMT ": no data",
+                            SF_KEY_ARGS(rec->key, rec->key_len));
     if (want > SIZE_MAX)
-        return sf_error_set(err, SF_ERR_TOO_LARGE, KEY_FMT ": payload does not fit in memory",
-                            KEY_ARGS(rec->key, rec->key_len));
+        return sf_error_set(err, SF_ERR_TOO_LARGE, SF_KEY_FMT ": payload does not fit in memory",
+                            SF_KEY_ARGS(rec->key, rec->key_len));
     return SF_OK;
 }
 
@@ -230,8 +226,8 @@ static sf_status write_failed(sf_error *err, const sf_record *rec)
     int e = errno ? errno : EIO;
     if (e == EPIPE)
         return sf_error_set(err, SF_ERR_BROKEN_PIPE, "write failed: %s", strerror(e));
-    return sf_error_set(err, SF_ERR_IO, "write failed for " KEY_FMT ": %s",
-                        KEY_ARGS(rec->key, rec->key_len), strerror(e));
+    return sf_error_set(err, SF_ERR_IO, "write failed for " SF_KEY_FMT ": %s",
+                        SF_KEY_ARGS(rec->key, rec->key_len), strerror(e));
 }
 
 sf_status sf_stream_write_record(FILE *fp, const sf_record *rec, sf_error *err)
@@ -369,8 +365,8 @@ static sf_status read_one(sf_stream_reader *r, int *skip, int *at_end)
     size_t got = read_bytes(r, h, FIXED_SIZE);
     if (got == 0 && !ferror(r->fp)) {
         if (r->image_open)
-            return fail(r, start, SF_ERR_TRUNCATED, "stream ends inside image " KEY_FMT,
-                        KEY_ARGS(r->open_key, r->open_key_len));
+            return fail(r, start, SF_ERR_TRUNCATED, "stream ends inside image " SF_KEY_FMT,
+                        SF_KEY_ARGS(r->open_key, r->open_key_len));
         if (!r->allow_partial && start == 0)
             return fail(r, start, SF_ERR_TRUNCATED,
                         "empty input: not even the end record every writer puts last "
@@ -491,15 +487,15 @@ static sf_status read_one(sf_stream_reader *r, int *skip, int *at_end)
     if (kind == SF_KIND_END) {
         uint64_t count = payload_len == 8 ? sf_get_u64(r->payload) : 0;
         if (r->image_open)
-            return fail(r, start, SF_ERR_FORMAT, "end record inside image " KEY_FMT,
-                        KEY_ARGS(r->open_key, r->open_key_len));
+            return fail(r, start, SF_ERR_FORMAT, "end record inside image " SF_KEY_FMT,
+                        SF_KEY_ARGS(r->open_key, r->open_key_len));
         if (dtype != SF_DTYPE_I64 || ndim != 1 || shape[0] != 1 || flags != 0)
             return fail(r, start, SF_ERR_FORMAT, "malformed end record");
         if (count != r->since_end)
             return fail(r, start, SF_ERR_FORMAT,
-                        "the end record of " KEY_FMT " counts %llu images, the stream has %llu "
+                        "the end record of " SF_KEY_FMT " counts %llu images, the stream has %llu "
                         "since the previous end: images were lost, repeated or mixed",
-                        KEY_ARGS(key, key_len), (unsigned long long)count,
+                        SF_KEY_ARGS(key, key_len), (unsigned long long)count,
                         (unsigned long long)r->since_end);
         r->ends++;
         r->since_end = 0;
@@ -509,8 +505,8 @@ static sf_status read_one(sf_stream_reader *r, int *skip, int *at_end)
     }
     if (r->image_open && (key_len != r->open_key_len || memcmp(key, r->open_key, key_len) != 0))
         return fail(r, start, SF_ERR_FORMAT,
-                    "image " KEY_FMT " ends without its last record before " KEY_FMT,
-                    KEY_ARGS(r->open_key, r->open_key_len), KEY_ARGS(key, key_len));
+                    "image " SF_KEY_FMT " ends without its last record before " SF_KEY_FMT,
+                    SF_KEY_ARGS(r->open_key, r->open_key_len), SF_KEY_ARGS(key, key_len));
 
     if (flags & SF_RECORD_LAST) {
         r->image_open = 0;

@@ -9,9 +9,6 @@
 #include "sf_internal.h"
 #include "stream_internal.h"
 
-#define KEY_FMT SF_KEY_FMT
-#define KEY_ARGS(k, n) SF_KEY_ARGS(k, n)
-
 /* ---- One record ---- */
 
 typedef struct kind_rule {
@@ -68,8 +65,8 @@ sf_status sf_record_check_contents(const sf_record *rec, sf_error *err)
     if (kind <= 0 || kind >= N_RULES || !rules[kind].dtype)
         return SF_OK; /* unknown optional kinds and end records: nothing to say */
     const kind_rule *k = &rules[kind];
-#define BAD(...) sf_error_set(err, SF_ERR_INVALID_DATA, KEY_FMT ": %s: " __VA_ARGS__)
-#define KEY KEY_ARGS(rec->key, rec->key_len), name
+#define BAD(...) sf_error_set(err, SF_ERR_INVALID_DATA, SF_KEY_FMT ": %s: " __VA_ARGS__)
+#define KEY SF_KEY_ARGS(rec->key, rec->key_len), name
     if (rec->dtype != k->dtype)
         return BAD("%s, not %s", KEY, sf_dtype_name(rec->dtype), sf_dtype_name(k->dtype));
     if (rec->ndim != k->ndim)
@@ -125,8 +122,8 @@ static sf_status check_image(const sf_stream_image *img, sf_error *err)
     const sf_record *keys = NULL;
     uint64_t rows = 0;
     int have_rows = 0;
-#define BAD(...) sf_error_set(err, SF_ERR_INVALID_DATA, KEY_FMT ": " __VA_ARGS__)
-#define KEY KEY_ARGS(img->key, img->key_len)
+#define BAD(...) sf_error_set(err, SF_ERR_INVALID_DATA, SF_KEY_FMT ": " __VA_ARGS__)
+#define KEY SF_KEY_ARGS(img->key, img->key_len)
     for (size_t i = 0; i < img->count; i++) {
         const sf_record *rec = &img->recs[i];
         int kind = rec->kind & ~(int)SF_KIND_OPTIONAL;

@@ -193,18 +193,12 @@ static sf_status gemm16(onednn_net *nt, char ta, char tb, int m, int n, int k, c
             return st;
         buf = nt->pack_scratch;
         if (!a16) {
-            if (at)
-                pack_bf16(a, lda, 0, k, m, buf);
-            else
-                pack_bf16(a, lda, 0, m, k, buf);
+            pack_bf16(a, lda, 0, at ? k : m, at ? m : k, buf);
             a16 = buf;
         }
         if (!b16) {
             uint16_t *bb = (uint16_t *)((char *)buf + na);
-            if (bt)
-                pack_bf16(b, ldb, 0, n, k, bb);
-            else
-                pack_bf16(b, ldb, 0, k, n, bb);
+            pack_bf16(b, ldb, 0, bt ? n : k, bt ? k : n, bb);
             b16 = bb;
         }
     }
