@@ -229,6 +229,9 @@ sf_status ix_list_mismatch(const sf_index *idx, const ix_segment *s, uint64_t w,
  * checks, to measure what they cost against the same index in the same
  * process. */
 void ix_searcher_skip_checks(sf_index_searcher *s, int skip);
+/* Tests: fetch ahead in the binary kernel from tiles of this many images
+ * on (normally only in large ones), so that small indexes take that path. */
+void ix_searcher_prefetch_min(sf_index_searcher *s, size_t images);
 
 /* Check s's image table and keys against their checksum, once per process. */
 sf_status ix_check_table(const sf_index *idx, const ix_segment *s, sf_error *err);
