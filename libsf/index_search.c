@@ -148,7 +148,15 @@ static inline __attribute__((always_inline)) double masked(double x, const uint6
 #endif
 }
 
-/* One entry: v its vector, c its image's cell. */
+/* Add to cell c an entry at Hamming distance h. */
+static inline __attribute__((always_inline)) void
+cell_add(cell *c, unsigned h, const float *tab, const uint64_t *keep)
+{
+    double x = (double)(float)((double)tab[h] / c->ns);
+    c->score += masked(x, &keep[h]);
+}
+
+/* One 128-bit entry: v its vector, c its image's cell. */
 static inline __attribute__((always_inline)) void
 bin_entry128(uint64_t q0, uint64_t q1, const unsigned char *v, const float *tab,
              const uint64_t *keep, cell *c)
@@ -156,9 +164,8 @@ bin_entry128(uint64_t q0, uint64_t q1, const unsigned char *v, const float *tab,
     uint64_t v0, v1;
     memcpy(&v0, v, 8);
     memcpy(&v1, v + 8, 8);
-    unsigned h = (unsigned)__builtin_popcountll(q0 ^ v0) + (unsigned)__builtin_popcountll(q1 ^ v1);
-    double x = (double)(float)((double)tab[h] / c->ns);
-    c->score += masked(x, &keep[h]);
+    cell_add(c, (unsigned)__builtin_popcountll(q0 ^ v0) + (unsigned)__builtin_popcountll(q1 ^ v1),
+             tab, keep);
 }
 
 static inline __attribute__((always_inline)) size_t
@@ -207,8 +214,7 @@ bin_body(const uint32_t *q, const unsigned char *vecs, const uint32_t *ids, size
             memcpy(&x, v + 4 * t, 4);
             h += (unsigned)__builtin_popcount(q[t] ^ x);
         }
-        double c = (double)(float)((double)tab[h] / cells[i].ns);
-        cells[i].score += masked(c, &keep[h]);
+        cell_add(&cells[i], h, tab, keep);
     }
     return e;
 }
@@ -551,7 +557,8 @@ static void run_job(job *j)
 {
     const sf_index_searcher *s = j->s;
     const size_t bits = 32 * s->n_u32;
-    if (j->hi > j->lo)
+    /* The binary kernel's cells start at 0 and are copied out whole. */
+    if (!j->cells && j->hi > j->lo)
         memset(j->scores + j->lo, 0, (size_t)(j->hi - j->lo) * sizeof(double));
     for (size_t sh = 0; sh < s->n_shards && j->st == SF_OK; sh++) {
         const sf_index *idx = s->shards[sh];
@@ -622,6 +629,8 @@ static void run_job(job *j)
                 for (uint64_t m = t0; m < t1; m++)
                     j->scores[gb + m] = j->cells[m - t0].score;
         }
+        if (j->st != SF_OK) /* the scores are not all written: the query fails */
+            break;
         for (uint64_t m = lo; m < hi; m++) {
             double *x = &j->scores[gb + m];
             if (!ix_live(idx->live, m))
